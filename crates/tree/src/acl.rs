@@ -1,0 +1,188 @@
+//! ACL storage and checks.
+//!
+//! Nodes share ACL lists through a reference-counted cache, as ZooKeeper's snapshot format
+//! expects (`aclRef`, with -1 meaning OPEN_ACL_UNSAFE). Permission checks follow ZooKeeper:
+//! a `super` identity passes everything, `world:anyone` matches everyone, `ip` entries match the
+//! client address with an optional prefix length, other schemes match ids exactly.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use zooid_proto::{Acl, Id};
+
+/// Reference to an interned ACL list. `OPEN` is ZooKeeper's -1.
+pub type AclRef = i64;
+pub const OPEN_ACL_REF: AclRef = -1;
+
+#[derive(Debug, Default, Clone)]
+pub struct AclCache {
+    by_ref: BTreeMap<AclRef, (Vec<Acl>, u64)>,
+    by_list: BTreeMap<Vec<Acl>, AclRef>,
+    max_ref: AclRef,
+}
+
+impl AclCache {
+    /// Intern `acl` and take a reference to it.
+    pub fn intern(&mut self, acl: &[Acl]) -> AclRef {
+        if acl == Acl::open_unsafe().as_slice() {
+            return OPEN_ACL_REF;
+        }
+        if let Some(&r) = self.by_list.get(acl) {
+            self.by_ref.get_mut(&r).expect("acl cache maps agree").1 += 1;
+            return r;
+        }
+        self.max_ref += 1;
+        let r = self.max_ref;
+        self.by_ref.insert(r, (acl.to_vec(), 1));
+        self.by_list.insert(acl.to_vec(), r);
+        r
+    }
+
+    /// Drop one reference; unused lists are forgotten.
+    pub fn release(&mut self, r: AclRef) {
+        if r == OPEN_ACL_REF {
+            return;
+        }
+        if let Some(entry) = self.by_ref.get_mut(&r) {
+            entry.1 = entry.1.saturating_sub(1);
+            if entry.1 == 0 {
+                let (list, _) = self.by_ref.remove(&r).expect("present");
+                self.by_list.remove(&list);
+            }
+        }
+    }
+
+    pub fn get(&self, r: AclRef) -> Vec<Acl> {
+        if r == OPEN_ACL_REF {
+            return Acl::open_unsafe();
+        }
+        self.by_ref
+            .get(&r)
+            .map(|(l, _)| l.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn with<T>(&self, r: AclRef, f: impl FnOnce(&[Acl]) -> T) -> T {
+        if r == OPEN_ACL_REF {
+            return f(&Acl::open_unsafe());
+        }
+        match self.by_ref.get(&r) {
+            Some((l, _)) => f(l),
+            None => f(&[]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_ref.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_ref.is_empty()
+    }
+}
+
+/// Whether identities `ids` hold permission `perm` under `acl`.
+pub fn check(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
+    if ids.iter().any(|i| i.scheme == "super") {
+        return true;
+    }
+    if acl.is_empty() {
+        return true;
+    }
+    acl.iter().any(|a| {
+        a.perms & perm != 0
+            && ((a.id.scheme == "world" && a.id.id == "anyone")
+                || ids.iter().any(|i| i.scheme == a.id.scheme && id_matches(&a.id, &i.id)))
+    })
+}
+
+fn id_matches(acl_id: &Id, client_id: &str) -> bool {
+    match acl_id.scheme.as_str() {
+        "ip" => ip_matches(&acl_id.id, client_id),
+        _ => acl_id.id == client_id,
+    }
+}
+
+/// `ip:a.b.c.d[/bits]` against a client address.
+pub fn ip_matches(pattern: &str, client: &str) -> bool {
+    let (addr, bits) = match pattern.split_once('/') {
+        Some((a, b)) => match b.parse::<u32>() {
+            Ok(bits) => (a, Some(bits)),
+            Err(_) => return false,
+        },
+        None => (pattern, None),
+    };
+    let (Ok(net), Ok(ip)) = (addr.parse::<IpAddr>(), client.parse::<IpAddr>()) else {
+        return false;
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(c)) => {
+            let bits = bits.unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(c) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(c)) => {
+            let bits = bits.unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(c) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Whether an `ip` ACL id is well formed (`IPAuthenticationProvider.isValid`).
+pub fn ip_is_valid(id: &str) -> bool {
+    let (addr, bits) = match id.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (id, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    match bits {
+        None => true,
+        Some(b) => match b.parse::<u32>() {
+            Ok(n) => n <= if ip.is_ipv4() { 32 } else { 128 },
+            Err(_) => false,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_ranges_match() {
+        assert!(ip_matches("10.0.0.0/8", "10.1.2.3"));
+        assert!(!ip_matches("10.0.0.0/8", "11.1.2.3"));
+        assert!(ip_matches("127.0.0.1", "127.0.0.1"));
+        assert!(!ip_matches("300.0.0.1", "127.0.0.1"));
+        assert!(ip_is_valid("10.0.0.0/8"));
+        assert!(!ip_is_valid("300.1.1.1"));
+    }
+
+    #[test]
+    fn checks_follow_schemes() {
+        let acl = vec![Acl::new(1, "digest", "alice:x"), Acl::new(31, "ip", "10.0.0.0/8")];
+        let alice = [Id::new("digest", "alice:x"), Id::new("ip", "127.0.0.1")];
+        assert!(check(&acl, 1, &alice));
+        assert!(!check(&acl, 2, &alice));
+        assert!(check(&acl, 2, &[Id::new("ip", "10.9.9.9")]));
+        assert!(check(&acl, 16, &[Id::new("super", "")]));
+    }
+
+    #[test]
+    fn cache_refcounts() {
+        let mut c = AclCache::default();
+        let l = vec![Acl::new(1, "world", "anyone")];
+        let r1 = c.intern(&l);
+        let r2 = c.intern(&l);
+        assert_eq!(r1, r2);
+        assert_eq!(c.intern(&Acl::open_unsafe()), OPEN_ACL_REF);
+        c.release(r1);
+        assert_eq!(c.len(), 1);
+        c.release(r2);
+        assert_eq!(c.len(), 0);
+    }
+}

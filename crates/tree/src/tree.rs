@@ -1,0 +1,912 @@
+//! The znode tree and `apply(txn)`, the one place state changes.
+//!
+//! Invariants: every node's parent exists and lists it as a child; `/`, `/zookeeper`,
+//! `/zookeeper/quota` and `/zookeeper/config` always exist; `ephemerals`, `containers` and
+//! `ttls` index exactly the nodes whose `ephemeral_owner` says so; `digest` is the wrapping sum
+//! of [`node_digest`] over all nodes (ZooKeeper's AdHash), kept up to date on every change so a
+//! txn's digest is known the moment it is applied. Applying a txn returns the watches it fired
+//! as data; this crate never knows who is connected.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap;
+use zooid_proto::{Acl, CreateKind, ErrorCode, Stat, Txn, TxnHeader};
+
+use crate::acl::{AclCache, AclRef};
+use crate::watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};
+
+/// `ephemeralOwner` marker of container nodes (`Long.MIN_VALUE`).
+pub const CONTAINER_OWNER: i64 = i64::MIN;
+/// Top byte marking an "extended" owner; with extended type 0 the low 40 bits are a TTL.
+const EXTENDED_MASK: i64 = 0xff00_0000_0000_0000u64 as i64;
+const TTL_VALUE_MASK: i64 = 0x0000_00ff_ffff_ffff;
+
+pub const QUOTA_ROOT: &str = "/zookeeper/quota";
+pub const CONFIG_NODE: &str = "/zookeeper/config";
+pub const LIMIT_NODE: &str = "zookeeper_limits";
+pub const STAT_NODE: &str = "zookeeper_stats";
+
+/// The kind of node an owner value denotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    None,
+    Session(SessionId),
+    Container,
+    Ttl(i64),
+}
+
+impl Owner {
+    pub fn from_raw(raw: i64) -> Owner {
+        if raw == 0 {
+            Owner::None
+        } else if raw == CONTAINER_OWNER {
+            Owner::Container
+        } else if raw & EXTENDED_MASK == EXTENDED_MASK && (raw >> 40) & 0xffff == 0 {
+            Owner::Ttl(raw & TTL_VALUE_MASK)
+        } else {
+            Owner::Session(raw)
+        }
+    }
+
+    pub fn raw(self) -> i64 {
+        match self {
+            Owner::None => 0,
+            Owner::Session(s) => s,
+            Owner::Container => CONTAINER_OWNER,
+            Owner::Ttl(ttl) => EXTENDED_MASK | (ttl & TTL_VALUE_MASK),
+        }
+    }
+
+    /// What clients see in Stat.ephemeralOwner: only real sessions.
+    pub fn client_visible(self) -> i64 {
+        match self {
+            Owner::Session(s) => s,
+            _ => 0,
+        }
+    }
+}
+
+/// The persisted part of a Stat (`StatPersisted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StatPersisted {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub pzxid: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub data: Box<[u8]>,
+    pub acl: AclRef,
+    pub stat: StatPersisted,
+    pub children: BTreeSet<Box<str>>,
+}
+
+impl Node {
+    pub fn owner(&self) -> Owner {
+        Owner::from_raw(self.stat.ephemeral_owner)
+    }
+
+    pub fn client_stat(&self) -> Stat {
+        let s = &self.stat;
+        Stat {
+            czxid: s.czxid,
+            mzxid: s.mzxid,
+            ctime: s.ctime,
+            mtime: s.mtime,
+            version: s.version,
+            cversion: s.cversion,
+            aversion: s.aversion,
+            ephemeral_owner: self.owner().client_visible(),
+            data_length: self.data.len() as i32,
+            num_children: self.children.len() as i32,
+            pzxid: s.pzxid,
+        }
+    }
+}
+
+/// ZooKeeper's per-node digest: CRC32 of path, data and 60 bytes of stat; 0 for nodes below
+/// `/zookeeper/`. The root is hashed as "".
+pub fn node_digest(path: &str, node: &Node) -> u64 {
+    if path.starts_with("/zookeeper/") {
+        return 0;
+    }
+    let path = if path == "/" { "" } else { path };
+    let mut h = crc32fast::Hasher::new();
+    h.update(path.as_bytes());
+    h.update(&node.data);
+    let s = &node.stat;
+    let mut b = [0u8; 60];
+    b[0..8].copy_from_slice(&s.czxid.to_be_bytes());
+    b[8..16].copy_from_slice(&s.mzxid.to_be_bytes());
+    b[16..24].copy_from_slice(&s.pzxid.to_be_bytes());
+    b[24..32].copy_from_slice(&s.ctime.to_be_bytes());
+    b[32..40].copy_from_slice(&s.mtime.to_be_bytes());
+    b[40..44].copy_from_slice(&s.version.to_be_bytes());
+    b[44..48].copy_from_slice(&s.cversion.to_be_bytes());
+    b[48..52].copy_from_slice(&s.aversion.to_be_bytes());
+    b[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
+    h.update(&b);
+    h.finalize() as u64
+}
+
+/// What applying one (sub-)txn produced, for the reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnResult {
+    Created { path: String, stat: Stat },
+    Deleted,
+    DataSet { stat: Stat },
+    AclSet { stat: Stat },
+    Checked,
+    Multi(Vec<TxnResult>),
+    SessionCreated,
+    SessionClosed,
+    Error(ErrorCode),
+}
+
+/// The outcome of [`DataTree::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub result: TxnResult,
+    pub fired: Vec<Fired>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DataTree {
+    nodes: FxHashMap<Box<str>, Node>,
+    pub acls: AclCache,
+    ephemerals: BTreeMap<SessionId, BTreeSet<Box<str>>>,
+    containers: BTreeSet<Box<str>>,
+    ttls: BTreeSet<Box<str>>,
+    /// Sessions with their timeouts, as created and closed by txns.
+    sessions: BTreeMap<SessionId, i32>,
+    pub watches: WatchTable,
+    quota_paths: BTreeSet<String>,
+    digest: u64,
+    last_zxid: i64,
+}
+
+impl Default for DataTree {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DataTree {
+    /// An empty tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
+    pub fn new() -> DataTree {
+        let mut t = DataTree {
+            nodes: FxHashMap::default(),
+            acls: AclCache::default(),
+            ephemerals: BTreeMap::new(),
+            containers: BTreeSet::new(),
+            ttls: BTreeSet::new(),
+            sessions: BTreeMap::new(),
+            watches: WatchTable::default(),
+            quota_paths: BTreeSet::new(),
+            digest: 0,
+            last_zxid: 0,
+        };
+        t.insert_raw("/", Node::default());
+        t.insert_raw("/zookeeper", Node::default());
+        t.insert_raw(QUOTA_ROOT, Node::default());
+        let config_acl = t.acls.intern(&Acl::read_unsafe());
+        let config = Node {
+            acl: config_acl,
+            stat: StatPersisted {
+                aversion: -1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        t.insert_raw(CONFIG_NODE, config);
+        t
+    }
+
+    /// Insert a node as-is, linking it to its parent (used at start-up and by snapshots).
+    pub fn insert_raw(&mut self, path: &str, node: Node) {
+        if let Some(parent) = parent_of(path) {
+            let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+            if let Some(p) = self.nodes.get_mut(parent) {
+                p.children.insert(name.into());
+            }
+        }
+        self.index(path, &node);
+        self.digest = self.digest.wrapping_add(node_digest(path, &node));
+        self.nodes.insert(path.into(), node);
+    }
+
+    fn index(&mut self, path: &str, node: &Node) {
+        match node.owner() {
+            Owner::Session(s) => {
+                self.ephemerals.entry(s).or_default().insert(path.into());
+            }
+            Owner::Container => {
+                self.containers.insert(path.into());
+            }
+            Owner::Ttl(_) => {
+                self.ttls.insert(path.into());
+            }
+            Owner::None => {}
+        }
+    }
+
+    fn unindex(&mut self, path: &str, node: &Node) {
+        match node.owner() {
+            Owner::Session(s) => {
+                if let Some(set) = self.ephemerals.get_mut(&s) {
+                    set.remove(path);
+                    if set.is_empty() {
+                        self.ephemerals.remove(&s);
+                    }
+                }
+            }
+            Owner::Container => {
+                self.containers.remove(path);
+            }
+            Owner::Ttl(_) => {
+                self.ttls.remove(path);
+            }
+            Owner::None => {}
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&Node> {
+        self.nodes.get(path)
+    }
+
+    pub fn stat(&self, path: &str) -> Option<Stat> {
+        self.nodes.get(path).map(Node::client_stat)
+    }
+
+    pub fn acl_of(&self, node: &Node) -> Vec<Acl> {
+        self.acls.get(node.acl)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.last_zxid
+    }
+
+    pub fn set_last_zxid(&mut self, zxid: i64) {
+        self.last_zxid = zxid;
+    }
+
+    /// The tree digest as ZooKeeper reports it (a signed long).
+    pub fn digest(&self) -> i64 {
+        self.digest as i64
+    }
+
+    /// Approximate bytes of data held (for `mntr`'s zk_approximate_data_size).
+    pub fn approximate_data_size(&self) -> u64 {
+        self.nodes
+            .iter()
+            .map(|(p, n)| (p.len() + n.data.len()) as u64)
+            .sum()
+    }
+
+    pub fn sessions(&self) -> &BTreeMap<SessionId, i32> {
+        &self.sessions
+    }
+
+    pub fn ephemerals(&self) -> &BTreeMap<SessionId, BTreeSet<Box<str>>> {
+        &self.ephemerals
+    }
+
+    pub fn ephemerals_of(&self, session: SessionId) -> Vec<String> {
+        self.ephemerals
+            .get(&session)
+            .map(|s| s.iter().map(|p| p.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn ephemeral_count(&self) -> usize {
+        self.ephemerals.values().map(BTreeSet::len).sum()
+    }
+
+    /// All descendants of `path` (not the node itself).
+    pub fn all_children_number(&self, path: &str) -> Option<i32> {
+        let node = self.nodes.get(path)?;
+        let mut count = 0i32;
+        let mut stack: Vec<String> = node
+            .children
+            .iter()
+            .map(|c| join(path, c))
+            .collect();
+        while let Some(p) = stack.pop() {
+            count += 1;
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                stack.extend(n.children.iter().map(|c| join(&p, c)));
+            }
+        }
+        Some(count)
+    }
+
+    /// Iterate nodes parents-first (depth first), for snapshots and dumps.
+    pub fn walk(&self, mut f: impl FnMut(&str, &Node)) {
+        let mut stack = vec!["/".to_string()];
+        while let Some(p) = stack.pop() {
+            if let Some(n) = self.nodes.get(p.as_str()) {
+                f(&p, n);
+                for c in n.children.iter().rev() {
+                    stack.push(join(&p, c));
+                }
+            }
+        }
+    }
+
+    /// Containers and TTL nodes due for deletion (`ContainerManager.getCandidates`).
+    pub fn deletion_candidates(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in &self.containers {
+            if let Some(n) = self.nodes.get(&**p) {
+                if n.children.is_empty()
+                    && (n.stat.cversion > 0
+                        || (max_never_used_ms > 0 && now_ms - n.stat.mtime > max_never_used_ms))
+                {
+                    out.push(p.to_string());
+                }
+            }
+        }
+        for p in &self.ttls {
+            if let Some(n) = self.nodes.get(&**p) {
+                if let Owner::Ttl(ttl) = n.owner() {
+                    if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
+                        out.push(p.to_string());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Apply one top-level txn. Errors in the result are normal outcomes (e.g. NoNode on
+    /// replay); the tree is unchanged by a failed txn.
+    pub fn apply(&mut self, hdr: &TxnHeader, txn: &Txn) -> Applied {
+        let mut fired = Vec::new();
+        let result = match txn {
+            Txn::Multi(subs) => {
+                let failed = subs.iter().any(|t| matches!(t, Txn::Error { .. }));
+                let mut results = Vec::with_capacity(subs.len());
+                if failed {
+                    let mut after = false;
+                    for t in subs {
+                        let code = match t {
+                            Txn::Error { err } => {
+                                after = true;
+                                *err
+                            }
+                            _ if after => ErrorCode::RuntimeInconsistency.code(),
+                            _ => 0,
+                        };
+                        results.push(TxnResult::Error(
+                            ErrorCode::from_i32(code).unwrap_or(ErrorCode::SystemError),
+                        ));
+                    }
+                } else {
+                    for t in subs {
+                        results.push(self.apply_one(hdr, t, &mut fired));
+                    }
+                }
+                TxnResult::Multi(results)
+            }
+            t => self.apply_one(hdr, t, &mut fired),
+        };
+        self.last_zxid = self.last_zxid.max(hdr.zxid);
+        Applied { result, fired }
+    }
+
+    fn apply_one(&mut self, hdr: &TxnHeader, txn: &Txn, fired: &mut Vec<Fired>) -> TxnResult {
+        let zxid = hdr.zxid;
+        match txn {
+            Txn::Create {
+                kind,
+                path,
+                data,
+                acl,
+                ephemeral,
+                parent_cversion,
+            } => {
+                let owner = match kind {
+                    CreateKind::Container => Owner::Container,
+                    CreateKind::Ttl(ttl) => Owner::Ttl(*ttl),
+                    CreateKind::Plain { .. } if *ephemeral => Owner::Session(hdr.session_id),
+                    CreateKind::Plain { .. } => Owner::None,
+                };
+                match self.create_node(path, data, acl, owner, *parent_cversion, zxid, hdr.time_ms, fired) {
+                    Ok(stat) => TxnResult::Created {
+                        path: path.clone(),
+                        stat,
+                    },
+                    Err(e) => {
+                        if e == ErrorCode::NodeExists
+                            && matches!(kind, CreateKind::Plain { create2: false })
+                        {
+                            self.repair_parent(path, *parent_cversion, zxid);
+                        }
+                        TxnResult::Error(e)
+                    }
+                }
+            }
+            Txn::Delete { path, .. } => match self.delete_node(path, zxid, fired) {
+                Ok(()) => TxnResult::Deleted,
+                Err(e) => TxnResult::Error(e),
+            },
+            Txn::SetData {
+                path,
+                data,
+                version,
+            } => match self.set_data(path, data, *version, zxid, hdr.time_ms, fired) {
+                Ok(stat) => TxnResult::DataSet { stat },
+                Err(e) => TxnResult::Error(e),
+            },
+            Txn::SetAcl { path, acl, version } => match self.set_acl(path, acl, *version) {
+                Ok(stat) => TxnResult::AclSet { stat },
+                Err(e) => TxnResult::Error(e),
+            },
+            Txn::Check { path, .. } => {
+                if self.nodes.contains_key(path.as_str()) {
+                    TxnResult::Checked
+                } else {
+                    TxnResult::Error(ErrorCode::NoNode)
+                }
+            }
+            Txn::CreateSession { timeout_ms } => {
+                self.sessions.insert(hdr.session_id, *timeout_ms);
+                TxnResult::SessionCreated
+            }
+            Txn::CloseSession { paths } => {
+                let session = hdr.session_id;
+                for p in paths.iter().flatten() {
+                    let _ = self.delete_node(p, zxid, fired);
+                }
+                for p in self.ephemerals_of(session) {
+                    let _ = self.delete_node(&p, zxid, fired);
+                }
+                self.sessions.remove(&session);
+                TxnResult::SessionClosed
+            }
+            Txn::Error { err } => {
+                TxnResult::Error(ErrorCode::from_i32(*err).unwrap_or(ErrorCode::SystemError))
+            }
+            Txn::Multi(_) => panic!("nested multi txn reached apply; the decoder rejects them"),
+        }
+    }
+
+    /// Change one node in place, keeping the digest in step.
+    fn update<T>(&mut self, path: &str, f: impl FnOnce(&mut Node) -> T) -> Option<T> {
+        let node = self.nodes.get_mut(path)?;
+        let before = node_digest(path, node);
+        let out = f(node);
+        let after = node_digest(path, node);
+        self.digest = self.digest.wrapping_sub(before).wrapping_add(after);
+        Some(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create_node(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        owner: Owner,
+        parent_cversion: i32,
+        zxid: i64,
+        time_ms: i64,
+        fired: &mut Vec<Fired>,
+    ) -> Result<Stat, ErrorCode> {
+        let parent = parent_of(path).ok_or(ErrorCode::NodeExists)?;
+        let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+        let Some(pnode) = self.nodes.get(parent) else {
+            return Err(ErrorCode::NoNode);
+        };
+        if pnode.children.contains(name) || self.nodes.contains_key(path) {
+            return Err(ErrorCode::NodeExists);
+        }
+        let new_cversion = if parent_cversion == -1 {
+            pnode.stat.cversion + 1
+        } else {
+            parent_cversion
+        };
+        self.update(parent, |p| {
+            p.children.insert(name.into());
+            if new_cversion > p.stat.cversion {
+                p.stat.cversion = new_cversion;
+                p.stat.pzxid = zxid;
+            }
+        });
+        let acl_ref = self.acls.intern(acl);
+        let node = Node {
+            data: data.into(),
+            acl: acl_ref,
+            stat: StatPersisted {
+                czxid: zxid,
+                mzxid: zxid,
+                ctime: time_ms,
+                mtime: time_ms,
+                version: 0,
+                cversion: 0,
+                aversion: 0,
+                ephemeral_owner: owner.raw(),
+                pzxid: zxid,
+            },
+            children: BTreeSet::new(),
+        };
+        let stat = node.client_stat();
+        self.index(path, &node);
+        self.digest = self.digest.wrapping_add(node_digest(path, &node));
+        self.nodes.insert(path.into(), node);
+
+        if let Some(qpath) = parent.strip_prefix(QUOTA_ROOT) {
+            if name == LIMIT_NODE && !qpath.is_empty() {
+                self.quota_paths.insert(qpath.to_owned());
+            }
+            if name == STAT_NODE && !qpath.is_empty() {
+                self.refresh_quota_stats(qpath);
+            }
+        }
+        self.update_quota_usage(path, data.len() as i64, 1);
+        self.watches.node_created(path, parent, fired);
+        Ok(stat)
+    }
+
+    /// Fuzzy-snapshot repair for a replayed plain create that finds its node present.
+    fn repair_parent(&mut self, path: &str, parent_cversion: i32, zxid: i64) {
+        let Some(parent) = parent_of(path) else {
+            return;
+        };
+        let Some(p) = self.nodes.get(parent) else {
+            return;
+        };
+        let cv = if parent_cversion == -1 {
+            p.stat.cversion + 1
+        } else {
+            parent_cversion
+        };
+        if cv > p.stat.cversion {
+            self.update(parent, |p| {
+                p.stat.cversion = cv;
+                p.stat.pzxid = zxid;
+            });
+        }
+    }
+
+    fn delete_node(&mut self, path: &str, zxid: i64, fired: &mut Vec<Fired>) -> Result<(), ErrorCode> {
+        let parent = parent_of(path).ok_or(ErrorCode::BadArguments)?;
+        let Some(node) = self.nodes.remove(path) else {
+            return Err(ErrorCode::NoNode);
+        };
+        self.digest = self.digest.wrapping_sub(node_digest(path, &node));
+        self.unindex(path, &node);
+        self.acls.release(node.acl);
+        let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
+        self.update(parent, |p| {
+            p.children.remove(name);
+            if zxid > p.stat.pzxid {
+                p.stat.pzxid = zxid;
+            }
+        });
+        if let Some(qpath) = parent.strip_prefix(QUOTA_ROOT) {
+            if name == LIMIT_NODE {
+                self.quota_paths.remove(qpath);
+            }
+        }
+        self.update_quota_usage(path, -(node.data.len() as i64), -1);
+        self.watches.node_deleted(path, parent, fired);
+        Ok(())
+    }
+
+    fn set_data(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        version: i32,
+        zxid: i64,
+        time_ms: i64,
+        fired: &mut Vec<Fired>,
+    ) -> Result<Stat, ErrorCode> {
+        let old_len = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.data.len() as i64;
+        let stat = self
+            .update(path, |n| {
+                n.data = data.into();
+                n.stat.version = version;
+                n.stat.mzxid = zxid;
+                n.stat.mtime = time_ms;
+                n.client_stat()
+            })
+            .expect("checked above");
+        self.update_quota_usage(path, data.len() as i64 - old_len, 0);
+        self.watches.data_changed(path, fired);
+        Ok(stat)
+    }
+
+    fn set_acl(&mut self, path: &str, acl: &[Acl], version: i32) -> Result<Stat, ErrorCode> {
+        let old = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.acl;
+        self.acls.release(old);
+        let new = self.acls.intern(acl);
+        Ok(self
+            .update(path, |n| {
+                n.acl = new;
+                n.stat.aversion = version;
+                n.client_stat()
+            })
+            .expect("checked above"))
+    }
+
+    /// The deepest quota root covering `path`, if any.
+    fn quota_root_of(&self, path: &str) -> Option<&str> {
+        if self.quota_paths.is_empty() || path.starts_with("/zookeeper") && path.len() > 1 {
+            return None;
+        }
+        self.quota_paths
+            .iter()
+            .filter(|q| q.as_str() != "/zookeeper" && is_prefix_path(q, path))
+            .max_by_key(|q| q.len())
+            .map(String::as_str)
+    }
+
+    fn update_quota_usage(&mut self, path: &str, bytes_diff: i64, count_diff: i64) {
+        let Some(root) = self.quota_root_of(path).map(str::to_owned) else {
+            return;
+        };
+        let stat_path = format!("{QUOTA_ROOT}{root}/{STAT_NODE}");
+        if let Some(n) = self.nodes.get_mut(stat_path.as_str()) {
+            let (count, bytes) = parse_stats(&n.data);
+            n.data = format!("count={},bytes={}", count + count_diff, bytes + bytes_diff)
+                .into_bytes()
+                .into();
+        }
+    }
+
+    /// Recount the subtree under a quota root into its stats node.
+    fn refresh_quota_stats(&mut self, qpath: &str) {
+        let (mut count, mut bytes) = (0i64, 0i64);
+        if let Some(n) = self.nodes.get(qpath) {
+            count += 1;
+            bytes += n.data.len() as i64;
+            let mut stack: Vec<String> = n.children.iter().map(|c| join(qpath, c)).collect();
+            while let Some(p) = stack.pop() {
+                if let Some(n) = self.nodes.get(p.as_str()) {
+                    count += 1;
+                    bytes += n.data.len() as i64;
+                    stack.extend(n.children.iter().map(|c| join(&p, c)));
+                }
+            }
+        }
+        let stat_path = format!("{QUOTA_ROOT}{qpath}/{STAT_NODE}");
+        if let Some(n) = self.nodes.get_mut(stat_path.as_str()) {
+            n.data = format!("count={count},bytes={bytes}").into_bytes().into();
+        }
+    }
+
+    /// Register a one-shot or persistent watch.
+    pub fn add_watch(&mut self, session: SessionId, path: &str, kind: WatchKind) {
+        self.watches.add(session, path, kind);
+    }
+
+    /// setWatches after a reconnect: fire what the client missed since `relative_zxid`, arm
+    /// the rest.
+    pub fn set_watches(
+        &mut self,
+        session: SessionId,
+        relative_zxid: i64,
+        sw: &zooid_proto::SetWatches,
+        fired: &mut Vec<Fired>,
+    ) {
+        use zooid_proto::EventType as E;
+        let mut fire = |path: &str, event| {
+            fired.push(Fired {
+                session,
+                event,
+                path: path.to_owned(),
+            })
+        };
+        for p in &sw.data {
+            match self.nodes.get(p.as_str()) {
+                None => fire(p, E::NodeDeleted),
+                Some(n) if n.stat.mzxid > relative_zxid => fire(p, E::NodeDataChanged),
+                Some(_) => self.watches.add(session, p, WatchKind::Data),
+            }
+        }
+        for p in &sw.exist {
+            if self.nodes.contains_key(p.as_str()) {
+                fire(p, E::NodeCreated);
+            } else {
+                self.watches.add(session, p, WatchKind::Data);
+            }
+        }
+        for p in &sw.child {
+            match self.nodes.get(p.as_str()) {
+                None => fire(p, E::NodeDeleted),
+                Some(n) if n.stat.pzxid > relative_zxid => fire(p, E::NodeChildrenChanged),
+                Some(_) => self.watches.add(session, p, WatchKind::Child),
+            }
+        }
+        for p in &sw.persistent {
+            self.watches.add(session, p, WatchKind::Persistent);
+        }
+        for p in &sw.persistent_recursive {
+            self.watches.add(session, p, WatchKind::PersistentRecursive);
+        }
+    }
+}
+
+/// Join a parent path and a child name.
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Whether `prefix` is `path` or one of its ancestors, by whole components.
+fn is_prefix_path(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+fn parse_stats(data: &[u8]) -> (i64, i64) {
+    let text = String::from_utf8_lossy(data);
+    let mut count = 0;
+    let mut bytes = 0;
+    for part in text.split([',', ';']) {
+        if let Some(v) = part.strip_prefix("count=") {
+            count = v.trim_end_matches('=').parse().unwrap_or(0);
+        } else if let Some(v) = part.strip_prefix("bytes=") {
+            bytes = v.trim_end_matches('=').parse().unwrap_or(0);
+        }
+    }
+    (count, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zooid_proto::{EventType, OpCode};
+
+    fn hdr(zxid: i64, op: OpCode) -> TxnHeader {
+        TxnHeader {
+            session_id: 0x10,
+            cxid: 1,
+            zxid,
+            time_ms: 1000 + zxid,
+            op: op.code(),
+        }
+    }
+
+    fn create(path: &str, parent_cversion: i32) -> Txn {
+        Txn::Create {
+            kind: CreateKind::Plain { create2: false },
+            path: path.into(),
+            data: b"x".to_vec(),
+            acl: Acl::open_unsafe(),
+            ephemeral: false,
+            parent_cversion,
+        }
+    }
+
+    #[test]
+    fn empty_tree_digest_matches_zookeeper() {
+        assert_eq!(DataTree::new().digest(), 1371985504);
+        assert_eq!(DataTree::new().node_count(), 4);
+    }
+
+    #[test]
+    fn digest_tracks_changes_and_recomputes() {
+        let mut t = DataTree::new();
+        t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        t.apply(&hdr(2, OpCode::Create), &create("/a/b", 1));
+        t.apply(
+            &hdr(3, OpCode::SetData),
+            &Txn::SetData {
+                path: "/a".into(),
+                data: b"yy".to_vec(),
+                version: 1,
+            },
+        );
+        t.apply(
+            &hdr(4, OpCode::Delete),
+            &Txn::Delete {
+                path: "/a/b".into(),
+                container: false,
+            },
+        );
+        let mut sum = 0u64;
+        t.walk(|p, n| sum = sum.wrapping_add(node_digest(p, n)));
+        assert_eq!(sum as i64, t.digest());
+        let a = t.get("/a").unwrap();
+        assert_eq!((a.stat.cversion, a.stat.pzxid), (1, 4));
+        assert_eq!(t.last_zxid(), 4);
+    }
+
+    #[test]
+    fn failed_multi_applies_nothing() {
+        let mut t = DataTree::new();
+        let out = t.apply(
+            &hdr(1, OpCode::Multi),
+            &Txn::Multi(vec![create("/m", 1), Txn::Error { err: -101 }, create("/n", 2)]),
+        );
+        assert_eq!(
+            out.result,
+            TxnResult::Multi(vec![
+                TxnResult::Error(ErrorCode::Ok),
+                TxnResult::Error(ErrorCode::NoNode),
+                TxnResult::Error(ErrorCode::RuntimeInconsistency)
+            ])
+        );
+        assert!(t.get("/m").is_none());
+    }
+
+    #[test]
+    fn close_session_removes_ephemerals_and_fires() {
+        let mut t = DataTree::new();
+        let mut h = hdr(1, OpCode::Create);
+        h.session_id = 7;
+        t.apply(
+            &h,
+            &Txn::Create {
+                kind: CreateKind::Plain { create2: false },
+                path: "/e".into(),
+                data: vec![],
+                acl: Acl::open_unsafe(),
+                ephemeral: true,
+                parent_cversion: 1,
+            },
+        );
+        assert_eq!(t.ephemerals_of(7), vec!["/e".to_string()]);
+        t.add_watch(9, "/e", WatchKind::Data);
+        h.zxid = 2;
+        h.op = OpCode::CloseSession.code();
+        let out = t.apply(&h, &Txn::CloseSession { paths: Some(vec!["/e".into()]) });
+        assert_eq!(out.fired.len(), 1);
+        assert_eq!(out.fired[0].event, EventType::NodeDeleted);
+        assert!(t.get("/e").is_none());
+        assert!(t.ephemerals_of(7).is_empty());
+    }
+
+    #[test]
+    fn owners_round_trip() {
+        for o in [Owner::None, Owner::Session(0x100), Owner::Container, Owner::Ttl(5000)] {
+            assert_eq!(Owner::from_raw(o.raw()), o);
+        }
+    }
+
+    #[test]
+    fn quota_stats_follow_the_subtree() {
+        let mut t = DataTree::new();
+        let mut z = 0;
+        let mut mk = |t: &mut DataTree, p: &str, data: &str| {
+            z += 1;
+            let cv = t.get(parent_of(p).unwrap()).unwrap().stat.cversion + 1;
+            t.apply(
+                &hdr(z, OpCode::Create),
+                &Txn::Create {
+                    kind: CreateKind::Plain { create2: false },
+                    path: p.into(),
+                    data: data.as_bytes().to_vec(),
+                    acl: Acl::open_unsafe(),
+                    ephemeral: false,
+                    parent_cversion: cv,
+                },
+            );
+        };
+        mk(&mut t, "/q", "ab");
+        mk(&mut t, "/zookeeper/quota/q", "");
+        mk(&mut t, "/zookeeper/quota/q/zookeeper_limits", "count=10,bytes=-1");
+        mk(&mut t, "/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0");
+        mk(&mut t, "/q/c", "xyz");
+        let stats = t.get("/zookeeper/quota/q/zookeeper_stats").unwrap();
+        assert_eq!(&*stats.data, b"count=2,bytes=5");
+    }
+}
