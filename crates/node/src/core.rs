@@ -1,0 +1,1333 @@
+//! The server core: one single-threaded state machine that owns the tree, the sessions and
+//! the connections' protocol state. The driver feeds it [`Input`]s with the current time and
+//! carries out the [`Action`]s it returns; the core never touches sockets, files or clocks.
+//!
+//! Write path: a request is validated against the tree plus the pending view and becomes a
+//! txn with the next zxid → `Action::Append` → the driver makes it durable and reports
+//! `Input::Persisted` → the txn is applied, watch notifications go out, then the reply.
+//! Every connection has a FIFO: a reply leaves only after the replies to everything the same
+//! connection sent before it, so a session reads its own writes and sees a watch event before
+//! any reply that reveals the change.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+
+use rustc_hash::FxHashMap;
+use zooid_proto::{
+    perms, xid, ConnectRequest, ConnectResponse, EventType, Id, MultiHeader, OpCode, ReadOp,
+    Record, ReplyHeader, Request, RequestHeader, Txn, TxnEntry, TxnHeader, WatcherEvent, Writer,
+    STATE_SYNC_CONNECTED,
+};
+use zooid_tree::{acl, DataTree, Fired, TxnResult, WatchKind};
+
+use crate::auth;
+use crate::prep::{self, Ctx, Overlay, PendingView};
+
+pub type ConnId = u64;
+
+/// Settings the core needs (parsed from zoo.cfg by the server).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub server_id: u8,
+    pub tick_ms: i64,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub max_client_cnxns: u32,
+    pub extended_types_enabled: bool,
+    /// `super:base64(sha1)`: authenticating as this digest id grants the super identity.
+    pub super_digest: Option<String>,
+    pub container_check_interval_ms: i64,
+    pub container_max_per_minute: u32,
+    pub container_max_never_used_ms: i64,
+    pub digest_enabled: bool,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            server_id: 1,
+            tick_ms: 2000,
+            min_session_timeout_ms: 4000,
+            max_session_timeout_ms: 40000,
+            max_client_cnxns: 60,
+            extended_types_enabled: false,
+            super_digest: None,
+            container_check_interval_ms: 60000,
+            container_max_per_minute: 10000,
+            container_max_never_used_ms: 0,
+            digest_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input<'a> {
+    Connect {
+        conn: ConnId,
+        ip: IpAddr,
+    },
+    Frame {
+        conn: ConnId,
+        frame: &'a [u8],
+    },
+    Disconnect {
+        conn: ConnId,
+    },
+    /// Every txn up to this zxid is durable.
+    Persisted {
+        zxid: i64,
+    },
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// A complete frame (length prefix included).
+    Send { conn: ConnId, frame: Vec<u8> },
+    /// Close after flushing what was sent before.
+    Close { conn: ConnId },
+    /// Make this log entry durable, then report `Input::Persisted`.
+    Append { zxid: i64, entry: Vec<u8> },
+}
+
+#[derive(Debug)]
+enum ConnState {
+    /// Waiting for the ConnectRequest.
+    New,
+    /// createSession txn in flight; frames that arrive meanwhile wait here.
+    Connecting(Vec<Vec<u8>>),
+    Open,
+    Closing,
+}
+
+/// An entry of a connection's reply FIFO.
+#[derive(Debug)]
+enum Queued {
+    /// A write in flight; `reply` is filled when it is applied.
+    Write {
+        zxid: i64,
+        reply: Option<Vec<u8>>,
+        close_after: bool,
+    },
+    /// A read waiting behind earlier writes.
+    Read { xid: i32, request: Request },
+}
+
+#[derive(Debug)]
+struct Conn {
+    ip: IpAddr,
+    session: Option<i64>,
+    state: ConnState,
+    auth: Vec<Id>,
+    queue: VecDeque<Queued>,
+    stats: ConnStats,
+}
+
+/// Per-connection counters for `cons`.
+#[derive(Debug, Default, Clone)]
+pub struct ConnStats {
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+}
+
+#[derive(Debug)]
+struct Session {
+    timeout_ms: i32,
+    deadline_ms: i64,
+    conn: Option<ConnId>,
+    closing: bool,
+}
+
+/// Where an in-flight txn came from, to route its reply.
+#[derive(Debug)]
+enum Origin {
+    Client {
+        conn: ConnId,
+        xid: i32,
+        op: OpCode,
+    },
+    CreateSession {
+        conn: ConnId,
+        read_only: Option<bool>,
+    },
+    Internal,
+}
+
+#[derive(Debug)]
+struct Inflight {
+    header: TxnHeader,
+    txn: Txn,
+    origin: Origin,
+}
+
+/// Server-wide counters for `srvr`, `stat` and `mntr`.
+#[derive(Debug, Default, Clone)]
+pub struct ServerStats {
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency_min_ms: i64,
+    pub latency_max_ms: i64,
+    pub latency_total_ms: i64,
+    pub latency_count: u64,
+}
+
+pub struct Core {
+    cfg: CoreConfig,
+    tree: DataTree,
+    pending: PendingView,
+    conns: BTreeMap<ConnId, Conn>,
+    sessions: BTreeMap<i64, Session>,
+    inflight: VecDeque<Inflight>,
+    next_zxid: i64,
+    next_session_id: i64,
+    next_container_check_ms: i64,
+    actions: Vec<Action>,
+    pub stats: ServerStats,
+    /// Connections per client address, for maxClientCnxns.
+    per_ip: FxHashMap<IpAddr, u32>,
+}
+
+impl Core {
+    pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64) -> Core {
+        let sid = cfg.server_id as i64;
+        let mut next_session_id = (((now_ms as u64) << 24) >> 8) as i64 | (sid << 56);
+        if next_session_id == i64::MIN {
+            next_session_id += 1;
+        }
+        let next_zxid = tree.last_zxid() + 1;
+        Core {
+            next_container_check_ms: now_ms + cfg.container_check_interval_ms,
+            cfg,
+            tree,
+            pending: PendingView::default(),
+            conns: BTreeMap::new(),
+            sessions: BTreeMap::new(),
+            inflight: VecDeque::new(),
+            next_zxid,
+            next_session_id,
+            actions: Vec::new(),
+            stats: ServerStats::default(),
+            per_ip: FxHashMap::default(),
+        }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        &self.tree
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.cfg
+    }
+
+    /// Actions produced since the last call, in order.
+    pub fn take_actions(&mut self) -> Vec<Action> {
+        std::mem::take(&mut self.actions)
+    }
+
+    pub fn last_zxid(&self) -> i64 {
+        self.tree.last_zxid()
+    }
+
+    pub fn outstanding(&self) -> usize {
+        self.inflight.len()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// (conn, ip, session, timeout, stats, queued) for `cons`.
+    pub fn connections(&self) -> Vec<(ConnId, IpAddr, Option<i64>, i32, ConnStats, usize)> {
+        self.conns
+            .iter()
+            .map(|(&id, c)| {
+                let timeout = c
+                    .session
+                    .and_then(|s| self.sessions.get(&s))
+                    .map_or(0, |s| s.timeout_ms);
+                (id, c.ip, c.session, timeout, c.stats.clone(), c.queue.len())
+            })
+            .collect()
+    }
+
+    /// Sessions with their timeouts and ephemeral paths, for `dump`.
+    pub fn session_expiry(&self) -> Vec<(i64, i64)> {
+        self.sessions
+            .iter()
+            .map(|(&s, v)| (s, v.deadline_ms))
+            .collect()
+    }
+
+    pub fn reset_stats(&mut self) {
+        self.stats = ServerStats::default();
+        for c in self.conns.values_mut() {
+            c.stats.received = 0;
+            c.stats.sent = 0;
+        }
+    }
+
+    pub fn handle(&mut self, now_ms: i64, input: Input<'_>) {
+        match input {
+            Input::Connect { conn, ip } => self.on_connect(conn, ip, now_ms),
+            Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
+            Input::Disconnect { conn } => self.on_disconnect(conn),
+            Input::Persisted { zxid } => self.on_persisted(zxid, now_ms),
+            Input::Tick => self.on_tick(now_ms),
+        }
+    }
+
+    fn on_connect(&mut self, conn: ConnId, ip: IpAddr, now_ms: i64) {
+        let n = self.per_ip.entry(ip).or_insert(0);
+        if self.cfg.max_client_cnxns > 0 && *n >= self.cfg.max_client_cnxns {
+            tracing::warn!(%ip, max = self.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
+            self.actions.push(Action::Close { conn });
+            return;
+        }
+        *n += 1;
+        self.conns.insert(
+            conn,
+            Conn {
+                ip,
+                session: None,
+                state: ConnState::New,
+                auth: vec![Id::new("ip", &ip.to_string())],
+                queue: VecDeque::new(),
+                stats: ConnStats {
+                    established_ms: now_ms,
+                    ..Default::default()
+                },
+            },
+        );
+    }
+
+    fn on_disconnect(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if let Some(n) = self.per_ip.get_mut(&c.ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.per_ip.remove(&c.ip);
+                }
+            }
+            if let Some(s) = c.session.and_then(|s| self.sessions.get_mut(&s)) {
+                if s.conn == Some(conn) {
+                    s.conn = None;
+                }
+            }
+        }
+    }
+
+    /// Close a connection from our side.
+    fn close_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            if !matches!(c.state, ConnState::Closing) {
+                c.state = ConnState::Closing;
+                self.actions.push(Action::Close { conn });
+            }
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
+        self.stats.packets_sent += 1;
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.sent += 1;
+        }
+        self.actions.push(Action::Send { conn, frame });
+    }
+
+    fn on_frame(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        self.stats.packets_received += 1;
+        c.stats.received += 1;
+        match &mut c.state {
+            ConnState::New => self.on_connect_request(conn, frame, now_ms),
+            ConnState::Connecting(backlog) => backlog.push(frame.to_vec()),
+            ConnState::Open => self.on_request(conn, frame, now_ms),
+            ConnState::Closing => {}
+        }
+    }
+
+    fn on_connect_request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
+        let Ok(req) = ConnectRequest::decode(frame) else {
+            tracing::debug!(conn, "malformed ConnectRequest; closing");
+            return self.close_conn(conn);
+        };
+        if req.last_zxid_seen > self.tree.last_zxid() {
+            tracing::info!(
+                conn,
+                client_zxid = format_args!("{:#x}", req.last_zxid_seen),
+                server_zxid = format_args!("{:#x}", self.tree.last_zxid()),
+                "client has seen a newer zxid than this server; closing so it tries another"
+            );
+            return self.close_conn(conn);
+        }
+        let timeout = req.timeout_ms.clamp(
+            self.cfg.min_session_timeout_ms,
+            self.cfg.max_session_timeout_ms,
+        );
+        if req.session_id == 0 {
+            let session = self.next_session_id;
+            self.next_session_id += 1;
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.state = ConnState::Connecting(Vec::new());
+                c.session = Some(session);
+            }
+            self.sessions.insert(
+                session,
+                Session {
+                    timeout_ms: timeout,
+                    deadline_ms: self.deadline(now_ms, timeout),
+                    conn: Some(conn),
+                    closing: false,
+                },
+            );
+            self.propose(
+                session,
+                0,
+                now_ms,
+                Txn::CreateSession {
+                    timeout_ms: timeout,
+                },
+                Origin::CreateSession {
+                    conn,
+                    read_only: req.read_only,
+                },
+            );
+            return;
+        }
+        // Re-attach: first take the session away from any other connection.
+        let session = req.session_id;
+        if let Some(old) = self.sessions.get(&session).and_then(|s| s.conn) {
+            if old != conn {
+                self.close_conn(old);
+                if let Some(c) = self.conns.get_mut(&old) {
+                    c.session = None;
+                }
+            }
+        }
+        let valid = req.passwd.as_slice() == auth::session_password(session).as_slice()
+            && self.sessions.get(&session).is_some_and(|s| !s.closing);
+        if !valid {
+            let resp = ConnectResponse {
+                protocol_version: 0,
+                timeout_ms: 0,
+                session_id: 0,
+                passwd: vec![0; 16],
+                read_only: req.read_only.map(|_| false),
+            };
+            self.send(conn, frame_of(|w| resp.write(w)));
+            return self.close_conn(conn);
+        }
+        let deadline = self.deadline(now_ms, timeout);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.conn = Some(conn);
+            s.timeout_ms = timeout;
+            s.deadline_ms = deadline;
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.session = Some(session);
+            c.state = ConnState::Open;
+        }
+        let resp = ConnectResponse {
+            protocol_version: 0,
+            timeout_ms: timeout,
+            session_id: session,
+            passwd: auth::session_password(session).to_vec(),
+            read_only: req.read_only.map(|_| false),
+        };
+        tracing::debug!(
+            session = format_args!("{session:#x}"),
+            timeout,
+            "session re-attached"
+        );
+        self.send(conn, frame_of(|w| resp.write(w)));
+    }
+
+    /// ZooKeeper's expiry buckets: deadlines are rounded up to the next tick.
+    fn deadline(&self, now_ms: i64, timeout_ms: i32) -> i64 {
+        let t = now_ms + timeout_ms as i64;
+        (t / self.cfg.tick_ms + 1) * self.cfg.tick_ms
+    }
+
+    fn touch(&mut self, session: i64, now_ms: i64) {
+        let tick = self.cfg.tick_ms;
+        if let Some(s) = self.sessions.get_mut(&session) {
+            let t = now_ms + s.timeout_ms as i64;
+            s.deadline_ms = (t / tick + 1) * tick;
+        }
+    }
+
+    /// Assign the next zxid to `txn`, hand it to the log, and remember where it came from.
+    fn propose(&mut self, session: i64, cxid: i32, now_ms: i64, txn: Txn, origin: Origin) -> i64 {
+        let zxid = self.next_zxid;
+        self.next_zxid += 1;
+        let header = TxnHeader {
+            session_id: session,
+            cxid,
+            zxid,
+            time_ms: now_ms,
+            op: txn.op().code(),
+        };
+        let mut w = Writer::new();
+        TxnEntry {
+            header,
+            txn: txn.clone(),
+            digest: None,
+        }
+        .encode(&mut w);
+        self.actions.push(Action::Append {
+            zxid,
+            entry: w.into_inner(),
+        });
+        self.inflight.push_back(Inflight {
+            header,
+            txn,
+            origin,
+        });
+        zxid
+    }
+
+    fn on_request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
+        let mut r = zooid_proto::Reader::new(frame);
+        let Ok(h) = RequestHeader::read(&mut r) else {
+            tracing::debug!(conn, "frame shorter than a request header; closing");
+            return self.close_conn(conn);
+        };
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            return self.close_conn(conn);
+        };
+        self.touch(session, now_ms);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.last_cxid = h.xid;
+        }
+        let request = match Request::decode(h.op, r.rest()) {
+            Ok(req) => req,
+            Err(e) => {
+                tracing::debug!(conn, op = h.op, error = %e, "undecodable request");
+                return self.on_malformed(conn, session, h, now_ms);
+            }
+        };
+        match request {
+            Request::Unknown(op) => {
+                tracing::debug!(
+                    conn,
+                    op,
+                    "unknown opcode; replying UNIMPLEMENTED and closing"
+                );
+                let hdr = ReplyHeader {
+                    xid: h.xid,
+                    zxid: self.tree.last_zxid(),
+                    err: zooid_proto::ErrorCode::Unimplemented.code(),
+                };
+                self.send(conn, frame_of(|w| hdr.write(w)));
+                self.close_conn(conn);
+            }
+            Request::Auth(a) => self.on_auth(conn, a),
+            Request::Sasl { .. } => {
+                // No SASL mechanisms are configured: refuse as ZooKeeper does without a JAAS setup.
+                let hdr = ReplyHeader {
+                    xid: h.xid,
+                    zxid: self.tree.last_zxid(),
+                    err: zooid_proto::ErrorCode::AuthFailed.code(),
+                };
+                self.send(conn, frame_of(|w| hdr.write(w)));
+                self.close_conn(conn);
+            }
+            req if req.is_write() => self.on_write(conn, session, h.xid, req, now_ms),
+            req => {
+                let queued = self.conns.get(&conn).is_some_and(|c| !c.queue.is_empty());
+                if queued {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.queue.push_back(Queued::Read {
+                            xid: h.xid,
+                            request: req,
+                        });
+                    }
+                } else {
+                    let reply = self.read(conn, session, h.xid, req, now_ms);
+                    self.send(conn, reply);
+                }
+            }
+        }
+    }
+
+    /// A body that does not decode: writes become an error txn (consuming a zxid, as in
+    /// ZooKeeper), reads get MARSHALLINGERROR at once.
+    fn on_malformed(&mut self, conn: ConnId, session: i64, h: RequestHeader, now_ms: i64) {
+        let is_write = matches!(
+            OpCode::from_i32(h.op),
+            Some(
+                OpCode::Create
+                    | OpCode::Create2
+                    | OpCode::CreateContainer
+                    | OpCode::CreateTtl
+                    | OpCode::Delete
+                    | OpCode::SetData
+                    | OpCode::SetAcl
+                    | OpCode::Check
+                    | OpCode::Multi
+                    | OpCode::DeleteContainer
+                    | OpCode::Reconfig
+            )
+        );
+        if is_write {
+            let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
+            let txn = Txn::Error {
+                err: zooid_proto::ErrorCode::MarshallingError.code(),
+            };
+            let zxid = self.propose(
+                session,
+                h.xid,
+                now_ms,
+                txn,
+                Origin::Client {
+                    conn,
+                    xid: h.xid,
+                    op,
+                },
+            );
+            self.enqueue_write(conn, zxid, false);
+        } else {
+            let hdr = ReplyHeader {
+                xid: h.xid,
+                zxid: self.tree.last_zxid(),
+                err: zooid_proto::ErrorCode::MarshallingError.code(),
+            };
+            let frame = frame_of(|w| hdr.write(w));
+            self.reply_in_order(conn, frame);
+        }
+    }
+
+    fn enqueue_write(&mut self, conn: ConnId, zxid: i64, close_after: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(Queued::Write {
+                zxid,
+                reply: None,
+                close_after,
+            });
+        }
+    }
+
+    /// Send `frame` now if nothing is queued on the connection, else after what is queued.
+    fn reply_in_order(&mut self, conn: ConnId, frame: Vec<u8>) {
+        let queued = self.conns.get(&conn).is_some_and(|c| !c.queue.is_empty());
+        if queued {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.queue.push_back(Queued::Write {
+                    zxid: 0,
+                    reply: Some(frame),
+                    close_after: false,
+                });
+            }
+        } else {
+            self.send(conn, frame);
+        }
+    }
+
+    fn on_auth(&mut self, conn: ConnId, a: zooid_proto::AuthPacket) {
+        let ok = match a.scheme.as_str() {
+            "digest" => {
+                let id = auth::digest_id(&String::from_utf8_lossy(&a.auth));
+                let superuser = self.cfg.super_digest.as_deref() == Some(id.as_str());
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    if superuser && !c.auth.iter().any(|i| i.scheme == "super") {
+                        c.auth.push(Id::new("super", ""));
+                    }
+                    let id = Id::new("digest", &id);
+                    if !c.auth.contains(&id) {
+                        c.auth.push(id);
+                    }
+                }
+                true
+            }
+            // The ip provider authenticates by address; the id is already on the connection.
+            "ip" => true,
+            _ => false,
+        };
+        let hdr = ReplyHeader {
+            xid: xid::AUTH,
+            zxid: 0,
+            err: if ok {
+                0
+            } else {
+                zooid_proto::ErrorCode::AuthFailed.code()
+            },
+        };
+        self.send(conn, frame_of(|w| hdr.write(w)));
+        if !ok {
+            tracing::info!(conn, scheme = %a.scheme, "authentication failed: no such scheme; closing");
+            self.close_conn(conn);
+        }
+    }
+
+    fn on_write(&mut self, conn: ConnId, session: i64, xid_: i32, req: Request, now_ms: i64) {
+        let op = match &req {
+            Request::Create(c) => c.op,
+            Request::Delete { .. } => OpCode::Delete,
+            Request::DeleteContainer { .. } => OpCode::DeleteContainer,
+            Request::SetData { .. } => OpCode::SetData,
+            Request::SetAcl { .. } => OpCode::SetAcl,
+            Request::Check { .. } => OpCode::Check,
+            Request::Multi(_) => OpCode::Multi,
+            Request::Reconfig { .. } => OpCode::Reconfig,
+            _ => OpCode::CloseSession,
+        };
+        let auth_ids = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let zxid = self.next_zxid;
+        let ctx = Ctx {
+            session,
+            auth: &auth_ids,
+            zxid,
+            now_ms,
+            extended_types: self.cfg.extended_types_enabled,
+        };
+        let mut ov = Overlay::new(&self.tree, &self.pending);
+        let mut close_after = false;
+        let txn = match &req {
+            Request::Create(c) => {
+                prep::prep_op(&zooid_proto::MultiOp::Create(c.clone()), &mut ov, &ctx)
+            }
+            Request::Delete { path, version } => prep::prep_op(
+                &zooid_proto::MultiOp::Delete {
+                    path: path.clone(),
+                    version: *version,
+                },
+                &mut ov,
+                &ctx,
+            ),
+            Request::SetData {
+                path,
+                data,
+                version,
+            } => prep::prep_op(
+                &zooid_proto::MultiOp::SetData {
+                    path: path.clone(),
+                    data: data.clone(),
+                    version: *version,
+                },
+                &mut ov,
+                &ctx,
+            ),
+            Request::Check { path, version } => prep::prep_op(
+                &zooid_proto::MultiOp::Check {
+                    path: path.clone(),
+                    version: *version,
+                },
+                &mut ov,
+                &ctx,
+            ),
+            Request::SetAcl { path, acl, version } => {
+                prep::prep_set_acl(path, acl, *version, &mut ov, &ctx)
+            }
+            Request::Multi(ops) => {
+                let (txn, ok) = prep::prep_multi(ops, &mut ov, &ctx);
+                if ok {
+                    Ok(txn)
+                } else {
+                    // Nothing of a failed multi may reach the pending view.
+                    ov = Overlay::new(&self.tree, &self.pending);
+                    Ok(txn)
+                }
+            }
+            // Clients may not delete containers themselves (3.8 answers BADARGUMENTS).
+            Request::DeleteContainer { .. } => Err(zooid_proto::ErrorCode::BadArguments),
+            Request::Reconfig { .. } => Err(zooid_proto::ErrorCode::ReconfigDisabled),
+            Request::CloseSession => {
+                close_after = true;
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.closing = true;
+                }
+                Ok(prep::prep_close_session(session, &mut ov))
+            }
+            _ => unreachable!("is_write() covers exactly these requests"),
+        };
+        let changes = ov.into_changes();
+        let txn = match txn {
+            Ok(t) => {
+                prep::publish(changes, zxid, &mut self.pending);
+                t
+            }
+            Err(e) => Txn::Error { err: e.code() },
+        };
+        let z = self.propose(
+            session,
+            xid_,
+            now_ms,
+            txn,
+            Origin::Client {
+                conn,
+                xid: xid_,
+                op,
+            },
+        );
+        debug_assert_eq!(z, zxid);
+        self.enqueue_write(conn, zxid, close_after);
+    }
+
+    fn on_persisted(&mut self, zxid: i64, now_ms: i64) {
+        while self.inflight.front().is_some_and(|f| f.header.zxid <= zxid) {
+            let f = self.inflight.pop_front().expect("checked");
+            self.apply(f, now_ms);
+        }
+    }
+
+    fn apply(&mut self, f: Inflight, now_ms: i64) {
+        assert!(
+            f.header.zxid > self.tree.last_zxid() || self.tree.last_zxid() == 0,
+            "txns are applied in zxid order"
+        );
+        let applied = self.tree.apply(&f.header, &f.txn);
+        self.pending.applied(f.header.zxid);
+        self.deliver(&applied.fired);
+        let zxid = f.header.zxid;
+        match f.origin {
+            Origin::Client { conn, xid, op } => {
+                let frame = reply_for(xid, zxid, op, &f.txn, &applied.result);
+                self.fill_reply(conn, zxid, frame, now_ms);
+                if matches!(f.txn, Txn::CloseSession { .. }) {
+                    self.forget_session(f.header.session_id);
+                }
+            }
+            Origin::CreateSession { conn, read_only } => {
+                let session = f.header.session_id;
+                let timeout = self.sessions.get(&session).map_or(0, |s| s.timeout_ms);
+                let alive = self
+                    .conns
+                    .get(&conn)
+                    .is_some_and(|c| c.session == Some(session));
+                if alive {
+                    let resp = ConnectResponse {
+                        protocol_version: 0,
+                        timeout_ms: timeout,
+                        session_id: session,
+                        passwd: auth::session_password(session).to_vec(),
+                        read_only: read_only.map(|_| false),
+                    };
+                    tracing::debug!(
+                        session = format_args!("{session:#x}"),
+                        timeout,
+                        "session established"
+                    );
+                    self.send(conn, frame_of(|w| resp.write(w)));
+                    let backlog = match self
+                        .conns
+                        .get_mut(&conn)
+                        .map(|c| std::mem::replace(&mut c.state, ConnState::Open))
+                    {
+                        Some(ConnState::Connecting(b)) => b,
+                        _ => Vec::new(),
+                    };
+                    for frame in backlog {
+                        self.on_request(conn, &frame, now_ms);
+                    }
+                }
+            }
+            Origin::Internal => {
+                if matches!(f.txn, Txn::CloseSession { .. }) {
+                    self.forget_session(f.header.session_id);
+                }
+            }
+        }
+    }
+
+    fn forget_session(&mut self, session: i64) {
+        self.tree.watches.remove_session(session);
+        if let Some(s) = self.sessions.remove(&session) {
+            if let Some(conn) = s.conn {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.session = None;
+                }
+            }
+        }
+    }
+
+    /// Send watch notifications to the sessions' current connections.
+    fn deliver(&mut self, fired: &[Fired]) {
+        for f in fired {
+            let Some(conn) = self.sessions.get(&f.session).and_then(|s| s.conn) else {
+                continue;
+            };
+            let frame = notification(f.event, &f.path);
+            self.send(conn, frame);
+        }
+    }
+
+    /// Store the reply of the write `zxid` and flush the connection's FIFO.
+    fn fill_reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>, now_ms: i64) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        for q in c.queue.iter_mut() {
+            if let Queued::Write { zxid: z, reply, .. } = q {
+                if *z == zxid {
+                    *reply = Some(frame);
+                    break;
+                }
+            }
+        }
+        c.stats.last_zxid = zxid;
+        self.flush(conn, now_ms);
+    }
+
+    fn flush(&mut self, conn: ConnId, now_ms: i64) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let session = c.session;
+            match c.queue.front_mut() {
+                Some(Queued::Write {
+                    reply: reply @ Some(_),
+                    close_after,
+                    ..
+                }) => {
+                    let frame = reply.take().expect("matched Some");
+                    let close = *close_after;
+                    c.queue.pop_front();
+                    self.send(conn, frame);
+                    if close {
+                        self.close_conn(conn);
+                        return;
+                    }
+                }
+                Some(Queued::Read { .. }) => {
+                    let Some(Queued::Read { xid, request }) = c.queue.pop_front() else {
+                        unreachable!()
+                    };
+                    let Some(session) = session else { return };
+                    let frame = self.read(conn, session, xid, request, now_ms);
+                    self.send(conn, frame);
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Answer a read against the committed tree.
+    fn read(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        xid_: i32,
+        req: Request,
+        _now_ms: i64,
+    ) -> Vec<u8> {
+        use zooid_proto::ErrorCode as E;
+        let zxid = self.tree.last_zxid();
+        let auth_ids = self
+            .conns
+            .get(&conn)
+            .map(|c| c.auth.clone())
+            .unwrap_or_default();
+        let reply = |err: E, body: &dyn Fn(&mut Writer)| {
+            frame_of(|w| {
+                ReplyHeader {
+                    xid: xid_,
+                    zxid,
+                    err: err.code(),
+                }
+                .write(w);
+                if err == E::Ok {
+                    body(w);
+                }
+            })
+        };
+        let fail = |e: E| reply(e, &|_| {});
+        let tree = &mut self.tree;
+        let can = |tree: &DataTree, node: &zooid_tree::Node, perm: i32| {
+            tree.acls.with(node.acl, |a| acl::check(a, perm, &auth_ids))
+        };
+        match req {
+            Request::Ping => frame_of(|w| {
+                ReplyHeader {
+                    xid: xid::PING,
+                    zxid,
+                    err: 0,
+                }
+                .write(w)
+            }),
+            Request::Exists { path, watch } => {
+                if path.contains('\0') {
+                    return fail(E::BadArguments);
+                }
+                let found = tree
+                    .get(&path)
+                    .map(|n| (can(tree, n, perms::READ), n.client_stat()));
+                match found {
+                    Some((false, _)) => fail(E::NoAuth),
+                    Some((true, stat)) => {
+                        if watch {
+                            tree.add_watch(session, &path, WatchKind::Data);
+                        }
+                        reply(E::Ok, &|w| stat.write(w))
+                    }
+                    None => {
+                        if watch {
+                            tree.add_watch(session, &path, WatchKind::Data);
+                        }
+                        fail(E::NoNode)
+                    }
+                }
+            }
+            Request::GetData { path, watch } => {
+                let Some(n) = tree.get(&path) else {
+                    return fail(E::NoNode);
+                };
+                if !can(tree, n, perms::READ) {
+                    return fail(E::NoAuth);
+                }
+                let out = reply(E::Ok, &|w| {
+                    w.write_buffer(&n.data);
+                    n.client_stat().write(w);
+                });
+                if watch {
+                    tree.add_watch(session, &path, WatchKind::Data);
+                }
+                out
+            }
+            Request::GetChildren { ref path, watch }
+            | Request::GetChildren2 { ref path, watch } => {
+                let with_stat = matches!(req, Request::GetChildren2 { .. });
+                let Some(n) = tree.get(path) else {
+                    return fail(E::NoNode);
+                };
+                if !can(tree, n, perms::READ) {
+                    return fail(E::NoAuth);
+                }
+                let out = reply(E::Ok, &|w| {
+                    w.write_len(n.children.len());
+                    for c in &n.children {
+                        w.write_string(c);
+                    }
+                    if with_stat {
+                        n.client_stat().write(w);
+                    }
+                });
+                if watch {
+                    tree.add_watch(session, path, WatchKind::Child);
+                }
+                out
+            }
+            Request::GetAcl { path } => {
+                let Some(n) = tree.get(&path) else {
+                    return fail(E::NoNode);
+                };
+                if !can(tree, n, perms::READ | perms::ADMIN) {
+                    return fail(E::NoAuth);
+                }
+                let mut acls = tree.acl_of(n);
+                if !can(tree, n, perms::ADMIN) {
+                    for a in acls.iter_mut().filter(|a| a.id.scheme == "digest") {
+                        let user = a.id.id.split(':').next().unwrap_or("").to_owned();
+                        a.id.id = format!("{user}:x");
+                    }
+                }
+                let stat = n.client_stat();
+                reply(E::Ok, &|w| {
+                    zooid_proto::write_acls(w, &acls);
+                    stat.write(w);
+                })
+            }
+            Request::Sync { path } => reply(E::Ok, &|w| w.write_string(&path)),
+            Request::GetAllChildrenNumber { path } => {
+                let Some(n) = tree.get(&path) else {
+                    return fail(E::NoNode);
+                };
+                if !can(tree, n, perms::READ) {
+                    return fail(E::NoAuth);
+                }
+                let count = tree.all_children_number(&path).unwrap_or(0);
+                reply(E::Ok, &|w| w.write_i32(count))
+            }
+            Request::GetEphemerals { prefix } => {
+                let all = tree.ephemerals_of(session);
+                let p = prefix.trim();
+                let list: Vec<String> = if p.is_empty() || p == "/" {
+                    all
+                } else {
+                    all.into_iter().filter(|e| e.starts_with(&prefix)).collect()
+                };
+                reply(E::Ok, &|w| w.write_strings(&list))
+            }
+            Request::WhoAmI => {
+                let infos: Vec<(String, String)> = auth_ids
+                    .iter()
+                    .filter(|i| i.scheme != "super")
+                    .map(|i| (i.scheme.clone(), auth::user_name(i)))
+                    .collect();
+                reply(E::Ok, &|w| {
+                    w.write_len(infos.len());
+                    for (scheme, user) in &infos {
+                        w.write_string(scheme);
+                        w.write_string(user);
+                    }
+                })
+            }
+            Request::AddWatch { path, mode } => {
+                let kind = match mode {
+                    zooid_proto::add_watch_mode::PERSISTENT => WatchKind::Persistent,
+                    zooid_proto::add_watch_mode::PERSISTENT_RECURSIVE => {
+                        WatchKind::PersistentRecursive
+                    }
+                    _ => return fail(E::MarshallingError),
+                };
+                tree.add_watch(session, &path, kind);
+                reply(E::Ok, &|w| w.write_i32(0))
+            }
+            Request::CheckWatches { path, watcher_type } => {
+                if !(1..=5).contains(&watcher_type) {
+                    return fail(E::MarshallingError);
+                }
+                if tree.watches.contains(session, &path, watcher_type) {
+                    reply(E::Ok, &|_| {})
+                } else {
+                    fail(E::NoWatcher)
+                }
+            }
+            Request::RemoveWatches { path, watcher_type } => {
+                if !(1..=5).contains(&watcher_type) {
+                    return fail(E::MarshallingError);
+                }
+                if tree.watches.remove(session, &path, watcher_type) {
+                    reply(E::Ok, &|_| {})
+                } else {
+                    fail(E::NoWatcher)
+                }
+            }
+            Request::SetWatches(sw) => {
+                let mut fired = Vec::new();
+                tree.set_watches(session, sw.relative_zxid, &sw, &mut fired);
+                self.deliver(&fired);
+                frame_of(|w| {
+                    ReplyHeader {
+                        xid: xid::SET_WATCHES,
+                        zxid,
+                        err: 0,
+                    }
+                    .write(w)
+                })
+            }
+            Request::MultiRead(ops) => {
+                let mut w = Writer::new();
+                let at = w.begin_frame();
+                ReplyHeader {
+                    xid: xid_,
+                    zxid,
+                    err: 0,
+                }
+                .write(&mut w);
+                for op in &ops {
+                    let (code, path) = match op {
+                        ReadOp::GetChildren { path } => (OpCode::GetChildren, path),
+                        ReadOp::GetData { path } => (OpCode::GetData, path),
+                    };
+                    let result = match tree.get(path) {
+                        None => Err(E::NoNode),
+                        Some(n) if !can(tree, n, perms::READ) => Err(E::NoAuth),
+                        Some(n) => Ok(n),
+                    };
+                    match result {
+                        Err(e) => {
+                            MultiHeader {
+                                op: -1,
+                                done: false,
+                                err: e.code(),
+                            }
+                            .write(&mut w);
+                            w.write_i32(e.code());
+                        }
+                        Ok(n) => {
+                            MultiHeader {
+                                op: code.code(),
+                                done: false,
+                                err: 0,
+                            }
+                            .write(&mut w);
+                            if code == OpCode::GetData {
+                                w.write_buffer(&n.data);
+                                n.client_stat().write(&mut w);
+                            } else {
+                                w.write_len(n.children.len());
+                                for c in &n.children {
+                                    w.write_string(c);
+                                }
+                            }
+                        }
+                    }
+                }
+                MultiHeader::END.write(&mut w);
+                w.finish_frame(at);
+                w.into_inner()
+            }
+            _ => fail(E::Unimplemented),
+        }
+    }
+
+    fn on_tick(&mut self, now_ms: i64) {
+        let expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.closing && s.deadline_ms <= now_ms)
+            .map(|(&id, _)| id)
+            .collect();
+        for session in expired {
+            tracing::info!(session = format_args!("{session:#x}"), "session expired");
+            let conn = self.sessions.get_mut(&session).and_then(|s| {
+                s.closing = true;
+                s.conn.take()
+            });
+            if let Some(conn) = conn {
+                self.close_conn(conn);
+            }
+            let mut ov = Overlay::new(&self.tree, &self.pending);
+            let txn = prep::prep_close_session(session, &mut ov);
+            let changes = ov.into_changes();
+            let zxid = self.next_zxid;
+            prep::publish(changes, zxid, &mut self.pending);
+            self.propose(session, 0, now_ms, txn, Origin::Internal);
+        }
+        if now_ms >= self.next_container_check_ms {
+            self.next_container_check_ms = now_ms + self.cfg.container_check_interval_ms.max(1);
+            let limit = ((self.cfg.container_max_per_minute as i64
+                * self.cfg.container_check_interval_ms.max(1))
+                / 60_000)
+                .max(1) as usize;
+            let candidates = self
+                .tree
+                .deletion_candidates(now_ms, self.cfg.container_max_never_used_ms);
+            let candidates: Vec<String> = candidates
+                .into_iter()
+                .filter(|p| !self.pending.deleting(p))
+                .take(limit)
+                .collect();
+            for path in candidates {
+                let zxid = self.next_zxid;
+                let ctx = Ctx {
+                    session: 0,
+                    auth: &[],
+                    zxid,
+                    now_ms,
+                    extended_types: true,
+                };
+                let mut ov = Overlay::new(&self.tree, &self.pending);
+                let Some(txn) = prep::prep_delete_container(&path, &mut ov, &ctx) else {
+                    continue;
+                };
+                let changes = ov.into_changes();
+                prep::publish(changes, zxid, &mut self.pending);
+                self.propose(0, 0, now_ms, txn, Origin::Internal);
+            }
+        }
+    }
+}
+
+/// The reply frame of an applied write.
+fn reply_for(xid_: i32, zxid: i64, op: OpCode, txn: &Txn, result: &TxnResult) -> Vec<u8> {
+    frame_of(|w| {
+        let err = match result {
+            TxnResult::Error(e) => e.code(),
+            _ => 0,
+        };
+        ReplyHeader {
+            xid: xid_,
+            zxid,
+            err,
+        }
+        .write(w);
+        match result {
+            TxnResult::Created { path, stat } => {
+                w.write_string(path);
+                if op != OpCode::Create {
+                    stat.write(w);
+                }
+            }
+            TxnResult::DataSet { stat } | TxnResult::AclSet { stat } => stat.write(w),
+            TxnResult::Multi(results) => {
+                let subs: &[Txn] = match txn {
+                    Txn::Multi(subs) => subs,
+                    _ => &[],
+                };
+                for (i, r) in results.iter().enumerate() {
+                    let sub_op = subs.get(i).map_or(OpCode::Error, Txn::op);
+                    write_multi_result(w, sub_op, r);
+                }
+                MultiHeader::END.write(w);
+            }
+            _ => {}
+        }
+    })
+}
+
+fn write_multi_result(w: &mut Writer, sub_op: OpCode, r: &TxnResult) {
+    let head = |w: &mut Writer, op: i32, err: i32| {
+        MultiHeader {
+            op,
+            done: false,
+            err,
+        }
+        .write(w)
+    };
+    match r {
+        TxnResult::Created { path, stat } => {
+            // create2 / createContainer / createTTL answer with the Stat (3.8.2+ behaviour).
+            let with_stat = sub_op != OpCode::Create;
+            head(w, if with_stat { 15 } else { 1 }, 0);
+            w.write_string(path);
+            if with_stat {
+                stat.write(w);
+            }
+        }
+        TxnResult::Deleted => head(w, OpCode::Delete.code(), 0),
+        TxnResult::DataSet { stat } => {
+            head(w, OpCode::SetData.code(), 0);
+            stat.write(w);
+        }
+        TxnResult::Checked => head(w, OpCode::Check.code(), 0),
+        TxnResult::Error(e) => {
+            head(w, -1, e.code());
+            w.write_i32(e.code());
+        }
+        _ => head(w, -1, 0),
+    }
+}
+
+/// Build a frame: length prefix, then what `f` writes.
+pub fn frame_of(f: impl FnOnce(&mut Writer)) -> Vec<u8> {
+    let mut w = Writer::new();
+    let at = w.begin_frame();
+    f(&mut w);
+    w.finish_frame(at);
+    w.into_inner()
+}
+
+/// A watch notification frame (zxid -1, as ZooKeeper 3.8 sends).
+pub fn notification(event: EventType, path: &str) -> Vec<u8> {
+    frame_of(|w| {
+        ReplyHeader {
+            xid: xid::NOTIFICATION,
+            zxid: -1,
+            err: 0,
+        }
+        .write(w);
+        WatcherEvent {
+            event_type: event as i32,
+            state: STATE_SYNC_CONNECTED,
+            path: path.to_owned(),
+        }
+        .write(w);
+    })
+}

@@ -1,0 +1,429 @@
+//! Turning a write request into a txn (ZooKeeper's PrepRequestProcessor).
+//!
+//! Validation runs against the committed tree seen through the pending view: the changes of
+//! txns that are assigned a zxid but not yet applied. Each check happens in ZooKeeper's order,
+//! because the first failing check decides the error code a client sees (e.g. an empty ACL is
+//! INVALIDACL even under a missing parent). A multi validates its ops one after another on a
+//! private overlay and only then publishes the overlay to the pending view.
+
+use rustc_hash::FxHashMap;
+use zooid_proto::{
+    perms, Acl, CreateKind, CreateMode, CreateRequest, ErrorCode, Id, MultiOp, Txn, MAX_TTL_MS,
+};
+use zooid_tree::{acl, DataTree, Owner, StatPersisted};
+
+use crate::{auth, path};
+
+/// What prep needs to know of a node.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    pub stat: StatPersisted,
+    pub acl: Vec<Acl>,
+    pub num_children: i32,
+}
+
+/// Changes of txns in flight, by path; `None` = deleted. Each remembers the zxid that wrote it
+/// so it can be dropped once that txn is applied.
+#[derive(Debug, Default)]
+pub struct PendingView {
+    records: FxHashMap<String, (i64, Option<NodeView>)>,
+}
+
+impl PendingView {
+    /// Forget records written by `zxid` (its txn is now in the tree).
+    pub fn applied(&mut self, zxid: i64) {
+        self.records.retain(|_, (z, _)| *z != zxid);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Pending ephemerals of `session` (created and not deleted in flight), and pending
+    /// deletions, to combine with the tree's view in closeSession.
+    pub fn ephemeral_changes(&self, session: i64) -> (Vec<String>, Vec<String>) {
+        let mut created = Vec::new();
+        let mut deleted = Vec::new();
+        for (p, (_, v)) in &self.records {
+            match v {
+                Some(n) if n.stat.ephemeral_owner == session => created.push(p.clone()),
+                None => deleted.push(p.clone()),
+                _ => {}
+            }
+        }
+        (created, deleted)
+    }
+
+    /// Whether a deletion of `path` is already in flight.
+    pub fn deleting(&self, path: &str) -> bool {
+        matches!(self.records.get(path), Some((_, None)))
+    }
+}
+
+/// The pending view plus a private overlay for one request.
+pub struct Overlay<'a> {
+    tree: &'a DataTree,
+    pending: &'a PendingView,
+    local: FxHashMap<String, Option<NodeView>>,
+}
+
+impl<'a> Overlay<'a> {
+    pub fn new(tree: &'a DataTree, pending: &'a PendingView) -> Self {
+        Overlay {
+            tree,
+            pending,
+            local: FxHashMap::default(),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<NodeView> {
+        if let Some(v) = self.local.get(path) {
+            return v.clone();
+        }
+        if let Some((_, v)) = self.pending.records.get(path) {
+            return v.clone();
+        }
+        self.tree.get(path).map(|n| NodeView {
+            stat: n.stat,
+            acl: self.tree.acl_of(n),
+            num_children: n.children.len() as i32,
+        })
+    }
+
+    fn set(&mut self, path: &str, v: Option<NodeView>) {
+        self.local.insert(path.to_owned(), v);
+    }
+
+    /// Publish this overlay's changes under `zxid`.
+    pub fn commit(self, zxid: i64, pending: &mut PendingView) {
+        for (p, v) in self.local {
+            pending.records.insert(p, (zxid, v));
+        }
+    }
+
+    pub fn into_changes(self) -> FxHashMap<String, Option<NodeView>> {
+        self.local
+    }
+}
+
+/// Publish changes computed by an overlay (split from [`Overlay::commit`] so the overlay's
+/// borrow of the pending view can end first).
+pub fn publish(changes: FxHashMap<String, Option<NodeView>>, zxid: i64, pending: &mut PendingView) {
+    for (p, v) in changes {
+        pending.records.insert(p, (zxid, v));
+    }
+}
+
+/// Who is asking, and the server settings prep needs.
+pub struct Ctx<'a> {
+    pub session: i64,
+    pub auth: &'a [Id],
+    pub zxid: i64,
+    pub now_ms: i64,
+    pub extended_types: bool,
+}
+
+fn check_perm(acl: &[Acl], perm: i32, ctx: &Ctx) -> Result<(), ErrorCode> {
+    if acl::check(acl, perm, ctx.auth) {
+        Ok(())
+    } else {
+        Err(ErrorCode::NoAuth)
+    }
+}
+
+fn next_version(current: i32, expected: i32) -> Result<i32, ErrorCode> {
+    if expected != -1 && expected != current {
+        return Err(ErrorCode::BadVersion);
+    }
+    Ok(current.wrapping_add(1))
+}
+
+fn is_special(path: &str) -> bool {
+    matches!(
+        path,
+        "/" | "/zookeeper" | "/zookeeper/quota" | "/zookeeper/config"
+    )
+}
+
+/// `fixupACL`: dedupe, expand `auth`, validate schemes.
+pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
+    let mut uniq: Vec<Acl> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !uniq.contains(a) {
+            uniq.push(a.clone());
+        }
+    }
+    if uniq.is_empty() {
+        return Err(ErrorCode::InvalidAcl);
+    }
+    let mut out = Vec::with_capacity(uniq.len());
+    for a in uniq {
+        match a.id.scheme.as_str() {
+            "world" if a.id.id == "anyone" => out.push(a),
+            "auth" => {
+                let mut any = false;
+                for id in ctx.auth.iter().filter(|i| i.scheme == "digest") {
+                    any = true;
+                    out.push(Acl {
+                        perms: a.perms,
+                        id: id.clone(),
+                    });
+                }
+                if !any {
+                    return Err(ErrorCode::InvalidAcl);
+                }
+            }
+            "digest" if auth::digest_is_valid(&a.id.id) => out.push(a),
+            "ip" if acl::ip_is_valid(&a.id.id) => out.push(a),
+            _ => return Err(ErrorCode::InvalidAcl),
+        }
+    }
+    Ok(out)
+}
+
+/// A validated create: the txn and the path actually created.
+fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+    use zooid_proto::OpCode;
+    let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
+    let ttl = c.ttl.unwrap_or(-1);
+    if mode.ttl && !ctx.extended_types {
+        return Err(ErrorCode::Unimplemented);
+    }
+    if mode.ttl {
+        if ttl <= 0 || ttl > MAX_TTL_MS {
+            return Err(ErrorCode::BadArguments);
+        }
+    } else if ttl >= 0 {
+        return Err(ErrorCode::BadArguments);
+    }
+    let parent = path::parent_for_write(&c.path).ok_or(ErrorCode::BadArguments)?;
+    let acl = fixup_acl(&c.acl, ctx)?;
+    let pnode = ov.get(parent).ok_or(ErrorCode::NoNode)?;
+    check_perm(&pnode.acl, perms::CREATE, ctx)?;
+    let mut path = c.path.clone();
+    if mode.sequential {
+        path.push_str(&format!("{:010}", pnode.stat.cversion));
+    }
+    if !path::is_valid(&path) {
+        return Err(ErrorCode::BadArguments);
+    }
+    if ov.get(&path).is_some() {
+        return Err(ErrorCode::NodeExists);
+    }
+    if matches!(
+        Owner::from_raw(pnode.stat.ephemeral_owner),
+        Owner::Session(_)
+    ) {
+        return Err(ErrorCode::NoChildrenForEphemerals);
+    }
+    let new_cversion = pnode.stat.cversion.wrapping_add(1);
+    let (kind, owner) = match c.op {
+        OpCode::CreateContainer => (CreateKind::Container, Owner::Container),
+        OpCode::CreateTtl => (CreateKind::Ttl(ttl), Owner::Ttl(ttl)),
+        op => (
+            CreateKind::Plain {
+                create2: op == OpCode::Create2,
+            },
+            if mode.ephemeral {
+                Owner::Session(ctx.session)
+            } else {
+                Owner::None
+            },
+        ),
+    };
+    let mut parent_view = pnode;
+    parent_view.num_children += 1;
+    parent_view.stat.cversion = new_cversion;
+    parent_view.stat.pzxid = ctx.zxid;
+    ov.set(parent, Some(parent_view));
+    ov.set(
+        &path,
+        Some(NodeView {
+            stat: StatPersisted {
+                czxid: ctx.zxid,
+                mzxid: ctx.zxid,
+                ctime: ctx.now_ms,
+                mtime: ctx.now_ms,
+                ephemeral_owner: owner.raw(),
+                pzxid: ctx.zxid,
+                ..Default::default()
+            },
+            acl: acl.clone(),
+            num_children: 0,
+        }),
+    );
+    Ok(Txn::Create {
+        kind,
+        path,
+        data: c.data.clone(),
+        acl,
+        ephemeral: mode.ephemeral && matches!(kind, CreateKind::Plain { .. }),
+        parent_cversion: new_cversion,
+    })
+}
+
+fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+    let parent = path::parent_for_write(path_).ok_or(ErrorCode::BadArguments)?;
+    if is_special(path_) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let pnode = ov.get(parent).ok_or(ErrorCode::NoNode)?;
+    check_perm(&pnode.acl, perms::DELETE, ctx)?;
+    let node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
+    next_version(node.stat.version, version)?;
+    if node.num_children > 0 {
+        return Err(ErrorCode::NotEmpty);
+    }
+    let mut parent_view = pnode;
+    parent_view.num_children -= 1;
+    parent_view.stat.pzxid = ctx.zxid;
+    ov.set(parent, Some(parent_view));
+    ov.set(path_, None);
+    Ok(Txn::Delete {
+        path: path_.to_owned(),
+        container: false,
+    })
+}
+
+fn prep_set_data(
+    path_: &str,
+    data: &[u8],
+    version: i32,
+    ov: &mut Overlay,
+    ctx: &Ctx,
+) -> Result<Txn, ErrorCode> {
+    if !path::is_valid(path_) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let mut node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
+    check_perm(&node.acl, perms::WRITE, ctx)?;
+    let v = next_version(node.stat.version, version)?;
+    node.stat.version = v;
+    node.stat.mzxid = ctx.zxid;
+    node.stat.mtime = ctx.now_ms;
+    ov.set(path_, Some(node));
+    Ok(Txn::SetData {
+        path: path_.to_owned(),
+        data: data.to_vec(),
+        version: v,
+    })
+}
+
+fn prep_check(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+    if !path::is_valid(path_) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
+    check_perm(&node.acl, perms::READ, ctx)?;
+    Ok(Txn::Check {
+        path: path_.to_owned(),
+        version: next_version(node.stat.version, version)?,
+    })
+}
+
+pub fn prep_set_acl(
+    path_: &str,
+    acl: &[Acl],
+    version: i32,
+    ov: &mut Overlay,
+    ctx: &Ctx,
+) -> Result<Txn, ErrorCode> {
+    if !path::is_valid(path_) {
+        return Err(ErrorCode::BadArguments);
+    }
+    let acl = fixup_acl(acl, ctx)?;
+    let mut node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
+    check_perm(&node.acl, perms::ADMIN, ctx)?;
+    let v = next_version(node.stat.aversion, version)?;
+    node.stat.aversion = v;
+    node.acl = acl.clone();
+    ov.set(path_, Some(node));
+    Ok(Txn::SetAcl {
+        path: path_.to_owned(),
+        acl,
+        version: v,
+    })
+}
+
+/// One op of a multi, or a single write.
+pub fn prep_op(op: &MultiOp, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+    match op {
+        MultiOp::Create(c) => prep_create(c, ov, ctx),
+        MultiOp::Delete { path, version } => prep_delete(path, *version, ov, ctx),
+        MultiOp::SetData {
+            path,
+            data,
+            version,
+        } => prep_set_data(path, data, *version, ov, ctx),
+        MultiOp::Check { path, version } => prep_check(path, *version, ov, ctx),
+    }
+}
+
+/// A multi: the sub-txns, or on the first failure the sub-txns so far, the error, and
+/// RUNTIMEINCONSISTENCY for the rest (nothing is published to the pending view then).
+pub fn prep_multi(ops: &[MultiOp], ov: &mut Overlay, ctx: &Ctx) -> (Txn, bool) {
+    let mut txns = Vec::with_capacity(ops.len());
+    let mut failed = false;
+    for op in ops {
+        if failed {
+            txns.push(Txn::Error {
+                err: ErrorCode::RuntimeInconsistency.code(),
+            });
+            continue;
+        }
+        match prep_op(op, ov, ctx) {
+            Ok(t) => txns.push(t),
+            Err(e) => {
+                failed = true;
+                txns.push(Txn::Error { err: e.code() });
+            }
+        }
+    }
+    (Txn::Multi(txns), !failed)
+}
+
+/// deleteContainer from the container manager: only if still an empty container / TTL node.
+pub fn prep_delete_container(path_: &str, ov: &mut Overlay, ctx: &Ctx) -> Option<Txn> {
+    let node = ov.get(path_)?;
+    if node.num_children > 0
+        || !matches!(
+            Owner::from_raw(node.stat.ephemeral_owner),
+            Owner::Container | Owner::Ttl(_)
+        )
+    {
+        return None;
+    }
+    let parent = path::parent_for_write(path_)?;
+    let mut parent_view = ov.get(parent)?;
+    parent_view.num_children -= 1;
+    parent_view.stat.pzxid = ctx.zxid;
+    ov.set(parent, Some(parent_view));
+    ov.set(path_, None);
+    Some(Txn::Delete {
+        path: path_.to_owned(),
+        container: true,
+    })
+}
+
+/// closeSession: the session's ephemerals, committed and in flight.
+pub fn prep_close_session(session: i64, ov: &mut Overlay) -> Txn {
+    let mut paths: Vec<String> = ov.tree.ephemerals_of(session);
+    let (created, deleted) = ov.pending.ephemeral_changes(session);
+    paths.retain(|p| !deleted.contains(p));
+    for p in created {
+        if !paths.contains(&p) {
+            paths.push(p);
+        }
+    }
+    paths.sort();
+    for p in &paths {
+        if let Some(parent) = path::parent_for_write(p) {
+            if let Some(mut pv) = ov.get(parent) {
+                pv.num_children -= 1;
+                ov.set(parent, Some(pv));
+            }
+        }
+        ov.set(p, None);
+    }
+    Txn::CloseSession { paths: Some(paths) }
+}
