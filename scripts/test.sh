@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs every zooid test. Installs what the tests need first: Apache ZooKeeper 3.8 and its
+# C client from Debian (the oracle and third-party clients), kazoo and pytest from PyPI.
+# Each install step is skipped when its tool is already there, so re-runs start at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+[ -x /usr/lib/zookeeper/bin/cli_mt ] || missing+=(zookeeper-bin)
+command -v java >/dev/null || missing+=(default-jre-headless)
+command -v nc >/dev/null || missing+=(netcat-openbsd)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+if ! python3 -c 'import kazoo, pytest' 2>/dev/null; then
+  python3 -m pip install -q -r tests/py/requirements.txt
+fi
+
+cargo build --quiet --bins
+cargo test --workspace --quiet
+ZOOID_BIN="$PWD/target/debug/zooid" python3 -m pytest -q tests/py
