@@ -92,7 +92,9 @@ pub fn check(acl: &[Acl], perm: i32, ids: &[Id]) -> bool {
     acl.iter().any(|a| {
         a.perms & perm != 0
             && ((a.id.scheme == "world" && a.id.id == "anyone")
-                || ids.iter().any(|i| i.scheme == a.id.scheme && id_matches(&a.id, &i.id)))
+                || ids
+                    .iter()
+                    .any(|i| i.scheme == a.id.scheme && id_matches(&a.id, &i.id)))
     })
 }
 
@@ -118,12 +120,20 @@ pub fn ip_matches(pattern: &str, client: &str) -> bool {
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(c)) => {
             let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(c) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(c)) => {
             let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(c) & mask
         }
         _ => false,
@@ -164,7 +174,10 @@ mod tests {
 
     #[test]
     fn checks_follow_schemes() {
-        let acl = vec![Acl::new(1, "digest", "alice:x"), Acl::new(31, "ip", "10.0.0.0/8")];
+        let acl = vec![
+            Acl::new(1, "digest", "alice:x"),
+            Acl::new(31, "ip", "10.0.0.0/8"),
+        ];
         let alice = [Id::new("digest", "alice:x"), Id::new("ip", "127.0.0.1")];
         assert!(check(&acl, 1, &alice));
         assert!(!check(&acl, 2, &alice));

@@ -93,19 +93,22 @@ impl Node {
         Owner::from_raw(self.stat.ephemeral_owner)
     }
 
+    /// The Stat clients see. The stored cversion counts creates only; clients see creates
+    /// plus deletes, which ZooKeeper derives as `2 * stored - numChildren` (`DataNode.copyStat`).
     pub fn client_stat(&self) -> Stat {
         let s = &self.stat;
+        let num_children = self.children.len() as i32;
         Stat {
             czxid: s.czxid,
             mzxid: s.mzxid,
             ctime: s.ctime,
             mtime: s.mtime,
             version: s.version,
-            cversion: s.cversion,
+            cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
             ephemeral_owner: self.owner().client_visible(),
             data_length: self.data.len() as i32,
-            num_children: self.children.len() as i32,
+            num_children,
             pzxid: s.pzxid,
         }
     }
@@ -317,11 +320,7 @@ impl DataTree {
     pub fn all_children_number(&self, path: &str) -> Option<i32> {
         let node = self.nodes.get(path)?;
         let mut count = 0i32;
-        let mut stack: Vec<String> = node
-            .children
-            .iter()
-            .map(|c| join(path, c))
-            .collect();
+        let mut stack: Vec<String> = node.children.iter().map(|c| join(path, c)).collect();
         while let Some(p) = stack.pop() {
             count += 1;
             if let Some(n) = self.nodes.get(p.as_str()) {
@@ -422,7 +421,16 @@ impl DataTree {
                     CreateKind::Plain { .. } if *ephemeral => Owner::Session(hdr.session_id),
                     CreateKind::Plain { .. } => Owner::None,
                 };
-                match self.create_node(path, data, acl, owner, *parent_cversion, zxid, hdr.time_ms, fired) {
+                match self.create_node(
+                    path,
+                    data,
+                    acl,
+                    owner,
+                    *parent_cversion,
+                    zxid,
+                    hdr.time_ms,
+                    fired,
+                ) {
                     Ok(stat) => TxnResult::Created {
                         path: path.clone(),
                         stat,
@@ -580,7 +588,12 @@ impl DataTree {
         }
     }
 
-    fn delete_node(&mut self, path: &str, zxid: i64, fired: &mut Vec<Fired>) -> Result<(), ErrorCode> {
+    fn delete_node(
+        &mut self,
+        path: &str,
+        zxid: i64,
+        fired: &mut Vec<Fired>,
+    ) -> Result<(), ErrorCode> {
         let parent = parent_of(path).ok_or(ErrorCode::BadArguments)?;
         let Some(node) = self.nodes.remove(path) else {
             return Err(ErrorCode::NoNode);
@@ -799,7 +812,11 @@ mod tests {
     #[test]
     fn empty_tree_digest_matches_zookeeper() {
         assert_eq!(DataTree::new().digest(), 1371985504);
-        assert_eq!(DataTree::new().node_count(), 4);
+        let t = DataTree::new();
+        assert_eq!(t.node_count(), 4);
+        // As ZooKeeper reports them on a fresh server.
+        assert_eq!(t.stat("/").unwrap().cversion, -1);
+        assert_eq!(t.stat("/zookeeper").unwrap().cversion, -2);
     }
 
     #[test]
@@ -835,7 +852,11 @@ mod tests {
         let mut t = DataTree::new();
         let out = t.apply(
             &hdr(1, OpCode::Multi),
-            &Txn::Multi(vec![create("/m", 1), Txn::Error { err: -101 }, create("/n", 2)]),
+            &Txn::Multi(vec![
+                create("/m", 1),
+                Txn::Error { err: -101 },
+                create("/n", 2),
+            ]),
         );
         assert_eq!(
             out.result,
@@ -868,7 +889,12 @@ mod tests {
         t.add_watch(9, "/e", WatchKind::Data);
         h.zxid = 2;
         h.op = OpCode::CloseSession.code();
-        let out = t.apply(&h, &Txn::CloseSession { paths: Some(vec!["/e".into()]) });
+        let out = t.apply(
+            &h,
+            &Txn::CloseSession {
+                paths: Some(vec!["/e".into()]),
+            },
+        );
         assert_eq!(out.fired.len(), 1);
         assert_eq!(out.fired[0].event, EventType::NodeDeleted);
         assert!(t.get("/e").is_none());
@@ -877,7 +903,12 @@ mod tests {
 
     #[test]
     fn owners_round_trip() {
-        for o in [Owner::None, Owner::Session(0x100), Owner::Container, Owner::Ttl(5000)] {
+        for o in [
+            Owner::None,
+            Owner::Session(0x100),
+            Owner::Container,
+            Owner::Ttl(5000),
+        ] {
             assert_eq!(Owner::from_raw(o.raw()), o);
         }
     }
@@ -903,8 +934,16 @@ mod tests {
         };
         mk(&mut t, "/q", "ab");
         mk(&mut t, "/zookeeper/quota/q", "");
-        mk(&mut t, "/zookeeper/quota/q/zookeeper_limits", "count=10,bytes=-1");
-        mk(&mut t, "/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0");
+        mk(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_limits",
+            "count=10,bytes=-1",
+        );
+        mk(
+            &mut t,
+            "/zookeeper/quota/q/zookeeper_stats",
+            "count=0,bytes=0",
+        );
         mk(&mut t, "/q/c", "xyz");
         let stats = t.get("/zookeeper/quota/q/zookeeper_stats").unwrap();
         assert_eq!(&*stats.data, b"count=2,bytes=5");

@@ -212,7 +212,13 @@ impl WatchTable {
     }
 
     pub fn data_changed(&mut self, path: &str, out: &mut Vec<Fired>) {
-        self.trigger(path, EventType::NodeDataChanged, DATA, &BTreeSet::new(), out);
+        self.trigger(
+            path,
+            EventType::NodeDataChanged,
+            DATA,
+            &BTreeSet::new(),
+            out,
+        );
     }
 
     /// Counts for `wchs`: (watching sessions, watched paths, registrations).
@@ -270,10 +276,15 @@ pub fn parent_of(path: &str) -> Option<&str> {
 mod tests {
     use super::*;
 
-    fn fired(t: &mut WatchTable, f: impl FnOnce(&mut WatchTable, &mut Vec<Fired>)) -> Vec<(i64, EventType, String)> {
+    fn fired(
+        t: &mut WatchTable,
+        f: impl FnOnce(&mut WatchTable, &mut Vec<Fired>),
+    ) -> Vec<(i64, EventType, String)> {
         let mut out = Vec::new();
         f(t, &mut out);
-        out.into_iter().map(|f| (f.session, f.event, f.path)).collect()
+        out.into_iter()
+            .map(|f| (f.session, f.event, f.path))
+            .collect()
     }
 
     #[test]
