@@ -108,9 +108,14 @@ enum Queued {
         zxid: i64,
         reply: Option<Vec<u8>>,
         close_after: bool,
+        recv_ms: i64,
     },
     /// A read waiting behind earlier writes.
-    Read { xid: i32, request: Request },
+    Read {
+        xid: i32,
+        request: Request,
+        recv_ms: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -335,6 +340,16 @@ impl Core {
         }
     }
 
+    fn record_latency(&mut self, ms: i64) {
+        let s = &mut self.stats;
+        if s.latency_count == 0 || ms < s.latency_min_ms {
+            s.latency_min_ms = ms;
+        }
+        s.latency_max_ms = s.latency_max_ms.max(ms);
+        s.latency_total_ms += ms;
+        s.latency_count += 1;
+    }
+
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
         self.stats.packets_sent += 1;
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -551,10 +566,12 @@ impl Core {
                         c.queue.push_back(Queued::Read {
                             xid: h.xid,
                             request: req,
+                            recv_ms: now_ms,
                         });
                     }
                 } else {
                     let reply = self.read(conn, session, h.xid, req, now_ms);
+                    self.record_latency(0);
                     self.send(conn, reply);
                 }
             }
@@ -596,7 +613,7 @@ impl Core {
                     op,
                 },
             );
-            self.enqueue_write(conn, zxid, false);
+            self.enqueue_write(conn, zxid, false, now_ms);
         } else {
             let hdr = ReplyHeader {
                 xid: h.xid,
@@ -608,12 +625,13 @@ impl Core {
         }
     }
 
-    fn enqueue_write(&mut self, conn: ConnId, zxid: i64, close_after: bool) {
+    fn enqueue_write(&mut self, conn: ConnId, zxid: i64, close_after: bool, recv_ms: i64) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
                 zxid,
                 reply: None,
                 close_after,
+                recv_ms,
             });
         }
     }
@@ -627,6 +645,7 @@ impl Core {
                     zxid: 0,
                     reply: Some(frame),
                     close_after: false,
+                    recv_ms: 0,
                 });
             }
         } else {
@@ -775,7 +794,7 @@ impl Core {
             },
         );
         debug_assert_eq!(z, zxid);
-        self.enqueue_write(conn, zxid, close_after);
+        self.enqueue_write(conn, zxid, close_after, now_ms);
     }
 
     fn on_persisted(&mut self, zxid: i64, now_ms: i64) {
@@ -893,11 +912,16 @@ impl Core {
                 Some(Queued::Write {
                     reply: reply @ Some(_),
                     close_after,
+                    recv_ms,
                     ..
                 }) => {
                     let frame = reply.take().expect("matched Some");
                     let close = *close_after;
+                    let recv_ms = *recv_ms;
                     c.queue.pop_front();
+                    if recv_ms > 0 {
+                        self.record_latency(now_ms - recv_ms);
+                    }
                     self.send(conn, frame);
                     if close {
                         self.close_conn(conn);
@@ -905,11 +929,17 @@ impl Core {
                     }
                 }
                 Some(Queued::Read { .. }) => {
-                    let Some(Queued::Read { xid, request }) = c.queue.pop_front() else {
+                    let Some(Queued::Read {
+                        xid,
+                        request,
+                        recv_ms,
+                    }) = c.queue.pop_front()
+                    else {
                         unreachable!()
                     };
                     let Some(session) = session else { return };
                     let frame = self.read(conn, session, xid, request, now_ms);
+                    self.record_latency(now_ms - recv_ms);
                     self.send(conn, frame);
                 }
                 _ => return,

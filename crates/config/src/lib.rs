@@ -1,0 +1,26 @@
+//! `zooid-config` owns zooid's server configuration: it reads ZooKeeper 3.8's
+//! `zoo.cfg` (Java properties syntax) plus the `-Dkey=value` words of the
+//! `SERVER_JVMFLAGS` environment variable into a validated [`ServerConfig`],
+//! reports harmless oddities as [`Warning`]s, and explains every rejected
+//! setting with a [`ConfigError`] that names the file, the line, the key, the
+//! problem and a fix. It also reads the `myid` file ([`read_myid`]).
+//!
+//! Nothing here opens sockets or touches the data directory beyond reading
+//! `myid`; host names in `server.N` lines are resolved later by the server.
+
+// Errors are built at most once, at startup, and carry several strings so
+// they can explain themselves; their size does not matter.
+#![allow(clippy::result_large_err)]
+
+mod config;
+mod error;
+mod jvm_flags;
+mod myid;
+mod properties;
+mod server_spec;
+mod value;
+
+pub use config::ServerConfig;
+pub use error::{ConfigError, Location, Warning};
+pub use myid::read_myid;
+pub use server_spec::{PeerRole, ServerId, ServerSpec};
