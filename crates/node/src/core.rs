@@ -10,7 +10,7 @@
 //! any reply that reveals the change.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::FxHashMap;
 use zooid_proto::{
@@ -64,7 +64,7 @@ impl Default for CoreConfig {
 pub enum Input<'a> {
     Connect {
         conn: ConnId,
-        ip: IpAddr,
+        addr: SocketAddr,
     },
     Frame {
         conn: ConnId,
@@ -120,7 +120,7 @@ enum Queued {
 
 #[derive(Debug)]
 struct Conn {
-    ip: IpAddr,
+    addr: SocketAddr,
     session: Option<i64>,
     state: ConnState,
     auth: Vec<Id>,
@@ -250,8 +250,8 @@ impl Core {
         self.conns.len()
     }
 
-    /// (conn, ip, session, timeout, stats, queued) for `cons`.
-    pub fn connections(&self) -> Vec<(ConnId, IpAddr, Option<i64>, i32, ConnStats, usize)> {
+    /// (conn, address, session, timeout, stats, queued) for `cons`.
+    pub fn connections(&self) -> Vec<(ConnId, SocketAddr, Option<i64>, i32, ConnStats, usize)> {
         self.conns
             .iter()
             .map(|(&id, c)| {
@@ -259,7 +259,14 @@ impl Core {
                     .session
                     .and_then(|s| self.sessions.get(&s))
                     .map_or(0, |s| s.timeout_ms);
-                (id, c.ip, c.session, timeout, c.stats.clone(), c.queue.len())
+                (
+                    id,
+                    c.addr,
+                    c.session,
+                    timeout,
+                    c.stats.clone(),
+                    c.queue.len(),
+                )
             })
             .collect()
     }
@@ -282,7 +289,7 @@ impl Core {
 
     pub fn handle(&mut self, now_ms: i64, input: Input<'_>) {
         match input {
-            Input::Connect { conn, ip } => self.on_connect(conn, ip, now_ms),
+            Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
             Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
             Input::Disconnect { conn } => self.on_disconnect(conn),
             Input::Persisted { zxid } => self.on_persisted(zxid, now_ms),
@@ -290,7 +297,8 @@ impl Core {
         }
     }
 
-    fn on_connect(&mut self, conn: ConnId, ip: IpAddr, now_ms: i64) {
+    fn on_connect(&mut self, conn: ConnId, addr: SocketAddr, now_ms: i64) {
+        let ip = addr.ip();
         let n = self.per_ip.entry(ip).or_insert(0);
         if self.cfg.max_client_cnxns > 0 && *n >= self.cfg.max_client_cnxns {
             tracing::warn!(%ip, max = self.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
@@ -301,7 +309,7 @@ impl Core {
         self.conns.insert(
             conn,
             Conn {
-                ip,
+                addr,
                 session: None,
                 state: ConnState::New,
                 auth: vec![Id::new("ip", &ip.to_string())],
@@ -316,10 +324,11 @@ impl Core {
 
     fn on_disconnect(&mut self, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn) {
-            if let Some(n) = self.per_ip.get_mut(&c.ip) {
+            let ip = c.addr.ip();
+            if let Some(n) = self.per_ip.get_mut(&ip) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
-                    self.per_ip.remove(&c.ip);
+                    self.per_ip.remove(&ip);
                 }
             }
             if let Some(s) = c.session.and_then(|s| self.sessions.get_mut(&s)) {
@@ -547,16 +556,20 @@ impl Core {
                 self.send(conn, frame_of(|w| hdr.write(w)));
                 self.close_conn(conn);
             }
-            Request::Auth(a) => self.on_auth(conn, a),
+            Request::Auth(a) => self.on_auth(conn, h.xid, a),
             Request::Sasl { .. } => {
-                // No SASL mechanisms are configured: refuse as ZooKeeper does without a JAAS setup.
-                let hdr = ReplyHeader {
-                    xid: h.xid,
-                    zxid: self.tree.last_zxid(),
-                    err: zooid_proto::ErrorCode::AuthFailed.code(),
-                };
-                self.send(conn, frame_of(|w| hdr.write(w)));
-                self.close_conn(conn);
+                // No SASL mechanism is configured: ZooKeeper answers OK with a null token and
+                // leaves the connection open.
+                let frame = frame_of(|w| {
+                    ReplyHeader {
+                        xid: h.xid,
+                        zxid: 0,
+                        err: 0,
+                    }
+                    .write(w);
+                    w.write_opt_buffer(None);
+                });
+                self.reply_in_order(conn, frame);
             }
             req if req.is_write() => self.on_write(conn, session, h.xid, req, now_ms),
             req => {
@@ -595,6 +608,7 @@ impl Core {
                     | OpCode::Multi
                     | OpCode::DeleteContainer
                     | OpCode::Reconfig
+                    | OpCode::CreateSession
             )
         );
         if is_write {
@@ -653,7 +667,7 @@ impl Core {
         }
     }
 
-    fn on_auth(&mut self, conn: ConnId, a: zooid_proto::AuthPacket) {
+    fn on_auth(&mut self, conn: ConnId, xid_: i32, a: zooid_proto::AuthPacket) {
         let ok = match a.scheme.as_str() {
             "digest" => {
                 let id = auth::digest_id(&String::from_utf8_lossy(&a.auth));
@@ -674,7 +688,7 @@ impl Core {
             _ => false,
         };
         let hdr = ReplyHeader {
-            xid: xid::AUTH,
+            xid: xid_,
             zxid: 0,
             err: if ok {
                 0
@@ -1021,7 +1035,7 @@ impl Core {
                     return fail(E::NoAuth);
                 }
                 let out = reply(E::Ok, &|w| {
-                    w.write_buffer(&n.data);
+                    w.write_opt_buffer(n.data.as_deref());
                     n.client_stat().write(w);
                 });
                 if watch {
@@ -1119,7 +1133,7 @@ impl Core {
                 reply(E::Ok, &|w| w.write_i32(0))
             }
             Request::CheckWatches { path, watcher_type } => {
-                if !(1..=5).contains(&watcher_type) {
+                if !(1..=3).contains(&watcher_type) {
                     return fail(E::MarshallingError);
                 }
                 if tree.watches.contains(session, &path, watcher_type) {
@@ -1129,7 +1143,7 @@ impl Core {
                 }
             }
             Request::RemoveWatches { path, watcher_type } => {
-                if !(1..=5).contains(&watcher_type) {
+                if !(1..=3).contains(&watcher_type) {
                     return fail(E::MarshallingError);
                 }
                 if tree.watches.remove(session, &path, watcher_type) {
@@ -1144,7 +1158,7 @@ impl Core {
                 self.deliver(&fired);
                 frame_of(|w| {
                     ReplyHeader {
-                        xid: xid::SET_WATCHES,
+                        xid: xid_,
                         zxid,
                         err: 0,
                     }
@@ -1188,7 +1202,7 @@ impl Core {
                             }
                             .write(&mut w);
                             if code == OpCode::GetData {
-                                w.write_buffer(&n.data);
+                                w.write_opt_buffer(n.data.as_deref());
                                 n.client_stat().write(&mut w);
                             } else {
                                 w.write_len(n.children.len());

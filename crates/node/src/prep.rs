@@ -287,7 +287,7 @@ fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result
 
 fn prep_set_data(
     path_: &str,
-    data: &[u8],
+    data: Option<&[u8]>,
     version: i32,
     ov: &mut Overlay,
     ctx: &Ctx,
@@ -304,7 +304,7 @@ fn prep_set_data(
     ov.set(path_, Some(node));
     Ok(Txn::SetData {
         path: path_.to_owned(),
-        data: data.to_vec(),
+        data: data.map(<[u8]>::to_vec),
         version: v,
     })
 }
@@ -354,7 +354,7 @@ pub fn prep_op(op: &MultiOp, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCo
             path,
             data,
             version,
-        } => prep_set_data(path, data, *version, ov, ctx),
+        } => prep_set_data(path, data.as_deref(), *version, ov, ctx),
         MultiOp::Check { path, version } => prep_check(path, *version, ov, ctx),
     }
 }

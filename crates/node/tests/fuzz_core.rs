@@ -3,7 +3,7 @@
 //! persistence acknowledged at random points. The core must never panic, and the tree's
 //! digest must always equal a from-scratch recomputation. A failure prints its seed.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{Ipv4Addr, SocketAddr};
 
 use zooid_node::{Action, Core, CoreConfig, Input};
 use zooid_proto::{
@@ -53,7 +53,7 @@ fn random_request(rng: &mut Rng) -> (i32, Request) {
     let create = |rng: &mut Rng, op: OpCode| CreateRequest {
         op,
         path: rng.pick(PATHS).to_string(),
-        data: vec![7; rng.below(20) as usize],
+        data: (rng.below(5) > 0).then(|| vec![7; rng.below(20) as usize]),
         acl: acl.clone(),
         flags: rng.below(8) as i32,
         ttl: (op == OpCode::CreateTtl).then(|| rng.below(3000) as i64 - 1),
@@ -89,7 +89,7 @@ fn random_request(rng: &mut Rng) -> (i32, Request) {
             5,
             Request::SetData {
                 path,
-                data: vec![1, 2],
+                data: Some(vec![1, 2]),
                 version: rng.below(3) as i32 - 1,
             },
         ),
@@ -122,7 +122,7 @@ fn random_request(rng: &mut Rng) -> (i32, Request) {
                     },
                     2 => MultiOp::SetData {
                         path: rng.pick(PATHS).to_string(),
-                        data: vec![],
+                        data: None,
                         version: -1,
                     },
                     _ => MultiOp::Check {
@@ -234,7 +234,7 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
     let mut now = 1_000_000i64;
     let mut core = Core::new(cfg, DataTree::new(), now);
     let mut rng = Rng(seed | 1);
-    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
     let mut next_conn = 1u64;
     let mut open: Vec<u64> = Vec::new();
     let mut unpersisted: Option<i64> = None;
@@ -245,7 +245,7 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
             0 => {
                 let conn = next_conn;
                 next_conn += 1;
-                core.handle(now, Input::Connect { conn, ip });
+                core.handle(now, Input::Connect { conn, addr });
                 let req = ConnectRequest {
                     protocol_version: 0,
                     last_zxid_seen: 0,

@@ -279,9 +279,15 @@ mod tests {
     #[test]
     fn hostile_lengths_are_errors() {
         let mut r = Reader::new(&[0x7f, 0xff, 0xff, 0xff, 1]);
-        assert!(matches!(r.read_buffer(), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            r.read_buffer(),
+            Err(DecodeError::Truncated { .. })
+        ));
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xfe]);
-        assert!(matches!(r.read_buffer(), Err(DecodeError::BadLength { .. })));
+        assert!(matches!(
+            r.read_buffer(),
+            Err(DecodeError::BadLength { .. })
+        ));
         // A huge vector count with no elements behind it must not allocate or panic.
         let mut r = Reader::new(&[0x7f, 0xff, 0xff, 0xff]);
         assert!(r.read_vec(4, |r| r.read_i32()).is_err());

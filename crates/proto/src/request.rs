@@ -13,7 +13,8 @@ use crate::records::{read_acls, write_acls, Acl, AuthPacket, MultiHeader};
 pub struct CreateRequest {
     pub op: OpCode,
     pub path: String,
-    pub data: Vec<u8>,
+    /// `None` is a null buffer, which ZooKeeper keeps distinct from empty.
+    pub data: Option<Vec<u8>>,
     pub acl: Vec<Acl>,
     pub flags: i32,
     /// Only for createTTL (op 21).
@@ -23,7 +24,7 @@ pub struct CreateRequest {
 impl CreateRequest {
     fn read(op: OpCode, r: &mut Reader<'_>) -> Result<Self> {
         let path = r.read_string()?;
-        let data = r.read_buffer()?.to_vec();
+        let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
         let acl = read_acls(r)?;
         let flags = r.read_i32()?;
         let ttl = if op == OpCode::CreateTtl {
@@ -43,7 +44,7 @@ impl CreateRequest {
 
     fn write(&self, w: &mut Writer) {
         w.write_string(&self.path);
-        w.write_buffer(&self.data);
+        w.write_opt_buffer(self.data.as_deref());
         write_acls(w, &self.acl);
         w.write_i32(self.flags);
         if let Some(ttl) = self.ttl {
@@ -56,9 +57,19 @@ impl CreateRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MultiOp {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    Check { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    Check {
+        path: String,
+        version: i32,
+    },
 }
 
 impl MultiOp {
@@ -92,30 +103,82 @@ pub enum ReadOp {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
     Create(CreateRequest),
-    Delete { path: String, version: i32 },
+    Delete {
+        path: String,
+        version: i32,
+    },
     /// deleteContainer sent by a client (3.8 rejects it with BADARGUMENTS).
-    DeleteContainer { path: String },
-    Exists { path: String, watch: bool },
-    GetData { path: String, watch: bool },
-    SetData { path: String, data: Vec<u8>, version: i32 },
-    GetAcl { path: String },
-    SetAcl { path: String, acl: Vec<Acl>, version: i32 },
-    GetChildren { path: String, watch: bool },
-    GetChildren2 { path: String, watch: bool },
-    Sync { path: String },
+    DeleteContainer {
+        path: String,
+    },
+    Exists {
+        path: String,
+        watch: bool,
+    },
+    GetData {
+        path: String,
+        watch: bool,
+    },
+    SetData {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
+    GetAcl {
+        path: String,
+    },
+    SetAcl {
+        path: String,
+        acl: Vec<Acl>,
+        version: i32,
+    },
+    GetChildren {
+        path: String,
+        watch: bool,
+    },
+    GetChildren2 {
+        path: String,
+        watch: bool,
+    },
+    Sync {
+        path: String,
+    },
     Ping,
-    Check { path: String, version: i32 },
+    Check {
+        path: String,
+        version: i32,
+    },
     Multi(Vec<MultiOp>),
     MultiRead(Vec<ReadOp>),
-    Reconfig { joining: Option<String>, leaving: Option<String>, new_members: Option<String>, config_id: i64 },
-    CheckWatches { path: String, watcher_type: i32 },
-    RemoveWatches { path: String, watcher_type: i32 },
+    Reconfig {
+        joining: Option<String>,
+        leaving: Option<String>,
+        new_members: Option<String>,
+        config_id: i64,
+    },
+    CheckWatches {
+        path: String,
+        watcher_type: i32,
+    },
+    RemoveWatches {
+        path: String,
+        watcher_type: i32,
+    },
     Auth(AuthPacket),
     SetWatches(SetWatches),
-    Sasl { token: Vec<u8> },
-    GetEphemerals { prefix: String },
-    GetAllChildrenNumber { path: String },
-    AddWatch { path: String, mode: i32 },
+    Sasl {
+        token: Vec<u8>,
+    },
+    GetEphemerals {
+        prefix: String,
+    },
+    GetAllChildrenNumber {
+        path: String,
+    },
+    AddWatch {
+        path: String,
+        mode: i32,
+    },
     WhoAmI,
     CloseSession,
     /// An opcode ZooKeeper does not accept from clients.
@@ -170,7 +233,7 @@ impl Request {
             }
             O::SetData => Request::SetData {
                 path: r.read_string()?,
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
             },
             O::GetAcl => Request::GetAcl {
@@ -242,7 +305,14 @@ impl Request {
             },
             O::WhoAmI => Request::WhoAmI,
             O::CloseSession => Request::CloseSession,
-            O::Notification | O::Error | O::CreateSession => Request::Unknown(op),
+            // ZooKeeper takes createSession into its write pipeline, where the body fails to
+            // decode: MARSHALLINGERROR with a zxid, connection kept.
+            O::CreateSession => {
+                return Err(DecodeError::Invalid(
+                    "createSession is not a client request",
+                ))
+            }
+            O::Notification | O::Error => Request::Unknown(op),
         })
     }
 
@@ -272,7 +342,7 @@ impl Request {
                 version,
             } => {
                 w.write_string(path);
-                w.write_buffer(data);
+                w.write_opt_buffer(data.as_deref());
                 w.write_i32(*version);
             }
             Request::SetAcl { path, acl, version } => {
@@ -300,7 +370,7 @@ impl Request {
                             version,
                         } => {
                             w.write_string(path);
-                            w.write_buffer(data);
+                            w.write_opt_buffer(data.as_deref());
                             w.write_i32(*version);
                         }
                     }
@@ -377,6 +447,19 @@ impl Request {
     }
 }
 
+/// Inside a multi ZooKeeper rebuilds each create from its flags (`Op.create`): a container
+/// flag makes a createContainer and a TTL flag a createTTL whatever the header said, and
+/// anything else a plain create. create2 stays create2, as in 3.8.2+ (ZOOKEEPER-4026).
+fn multi_create_op(op: OpCode, flags: i32) -> OpCode {
+    match crate::CreateMode::from_flags(flags) {
+        Some(m) if m.container => OpCode::CreateContainer,
+        Some(m) if m.ttl => OpCode::CreateTtl,
+        Some(_) if op == OpCode::Create2 => OpCode::Create2,
+        Some(_) => OpCode::Create,
+        None => op,
+    }
+}
+
 fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
     let mut writes = Vec::new();
     let mut reads = Vec::new();
@@ -390,7 +473,9 @@ fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
         };
         match op {
             OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
-                writes.push(MultiOp::Create(CreateRequest::read(op, r)?))
+                let mut c = CreateRequest::read(op, r)?;
+                c.op = multi_create_op(op, c.flags);
+                writes.push(MultiOp::Create(c))
             }
             OpCode::Delete | OpCode::DeleteContainer => writes.push(MultiOp::Delete {
                 path: r.read_string()?,
@@ -398,7 +483,7 @@ fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
             }),
             OpCode::SetData => writes.push(MultiOp::SetData {
                 path: r.read_string()?,
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
             }),
             OpCode::Check => writes.push(MultiOp::Check {
@@ -419,7 +504,9 @@ fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
     match code {
         OpCode::Multi if reads.is_empty() => Ok(Request::Multi(writes)),
         OpCode::MultiRead if writes.is_empty() => Ok(Request::MultiRead(reads)),
-        _ => Err(DecodeError::Invalid("multi mixes read and write operations")),
+        _ => Err(DecodeError::Invalid(
+            "multi mixes read and write operations",
+        )),
     }
 }
 
@@ -440,7 +527,7 @@ mod tests {
             Request::Create(CreateRequest {
                 op: OpCode::CreateTtl,
                 path: "/t".into(),
-                data: b"x".to_vec(),
+                data: Some(b"x".to_vec()),
                 acl: Acl::open_unsafe(),
                 flags: 5,
                 ttl: Some(1000),

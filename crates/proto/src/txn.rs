@@ -54,7 +54,9 @@ impl Record for TxnHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateKind {
     /// op 1 or 15 (`create2` only changes the reply); `ephemeral` is in the record.
-    Plain { create2: bool },
+    Plain {
+        create2: bool,
+    },
     Container,
     Ttl(i64),
 }
@@ -64,7 +66,7 @@ pub enum Txn {
     Create {
         kind: CreateKind,
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         acl: Vec<Acl>,
         ephemeral: bool,
         parent_cversion: i32,
@@ -75,7 +77,7 @@ pub enum Txn {
     },
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     SetAcl {
@@ -137,7 +139,7 @@ impl Txn {
                 parent_cversion,
             } => {
                 w.write_string(path);
-                w.write_buffer(data);
+                w.write_opt_buffer(data.as_deref());
                 write_acls(w, acl);
                 match kind {
                     CreateKind::Plain { .. } => {
@@ -158,7 +160,7 @@ impl Txn {
                 version,
             } => {
                 w.write_string(path);
-                w.write_buffer(data);
+                w.write_opt_buffer(data.as_deref());
                 w.write_i32(*version);
             }
             Txn::SetAcl { path, acl, version } => {
@@ -197,11 +199,15 @@ impl Txn {
         Ok(match code {
             OpCode::Create | OpCode::Create2 => {
                 let path = r.read_string()?;
-                let data = r.read_buffer()?.to_vec();
+                let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
                 let acl = read_acls(r)?;
                 let ephemeral = r.read_bool()?;
                 // CreateTxnV0 (very old logs) has no parentCVersion: -1 means "parent + 1".
-                let parent_cversion = if r.remaining() >= 4 { r.read_i32()? } else { -1 };
+                let parent_cversion = if r.remaining() >= 4 {
+                    r.read_i32()?
+                } else {
+                    -1
+                };
                 Txn::Create {
                     kind: CreateKind::Plain {
                         create2: code == OpCode::Create2,
@@ -216,14 +222,14 @@ impl Txn {
             OpCode::CreateContainer => Txn::Create {
                 kind: CreateKind::Container,
                 path: r.read_string()?,
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 acl: read_acls(r)?,
                 ephemeral: false,
                 parent_cversion: r.read_i32()?,
             },
             OpCode::CreateTtl => {
                 let path = r.read_string()?;
-                let data = r.read_buffer()?.to_vec();
+                let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
                 let acl = read_acls(r)?;
                 let parent_cversion = r.read_i32()?;
                 let ttl = r.read_i64()?;
@@ -242,7 +248,7 @@ impl Txn {
             },
             OpCode::SetData | OpCode::Reconfig => Txn::SetData {
                 path: r.read_string()?,
-                data: r.read_buffer()?.to_vec(),
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
             },
             OpCode::SetAcl => Txn::SetAcl {
@@ -337,7 +343,7 @@ mod tests {
             Txn::Create {
                 kind: CreateKind::Ttl(5000),
                 path: "/t".into(),
-                data: vec![1, 2],
+                data: Some(vec![1, 2]),
                 acl: Acl::open_unsafe(),
                 ephemeral: false,
                 parent_cversion: 3,

@@ -121,13 +121,7 @@ async fn run_core(
             match ev {
                 Event::Connect { conn, addr, out } => {
                     outs.insert(conn, out);
-                    core.handle(
-                        now,
-                        Input::Connect {
-                            conn,
-                            ip: addr.ip(),
-                        },
-                    );
+                    core.handle(now, Input::Connect { conn, addr });
                 }
                 Event::Frame { conn, frame } => core.handle(
                     now,

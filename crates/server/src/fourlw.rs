@@ -55,7 +55,7 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
         "envi" => environment(info),
         "mntr" => monitor(core, info),
         "conf" => configuration(info),
-        "cons" => connections(core, now_ms),
+        "cons" => connections(core, now_ms) + "\n",
         "wchs" => {
             let (sessions, paths, total) = core.tree().watches.summary();
             format!("{sessions} connections watching {paths} paths\nTotal watches:{total}\n")
@@ -68,7 +68,7 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
                     let _ = writeln!(out, "\t{p}");
                 }
             }
-            out
+            out + "\n"
         }
         "wchp" => {
             let mut out = String::new();
@@ -78,7 +78,7 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
                     let _ = writeln!(out, "\t{}", sid(s));
                 }
             }
-            out
+            out + "\n"
         }
         "dump" => {
             let mut out = String::from("SessionTracker dump:\nSession Sets (");
@@ -109,11 +109,7 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
 
 fn server_stats(core: &Core, with_clients: bool, now_ms: i64) -> String {
     let s = &core.stats;
-    let avg = if s.latency_count == 0 {
-        0.0
-    } else {
-        s.latency_total_ms as f64 / s.latency_count as f64
-    };
+    let avg = average_latency(s);
     let mut out = format!("Zookeeper version: {}\n", version_string());
     if with_clients {
         out.push_str("Clients:\n");
@@ -122,7 +118,7 @@ fn server_stats(core: &Core, with_clients: bool, now_ms: i64) -> String {
     }
     let _ = write!(
         out,
-        "Latency min/avg/max: {}/{:.4}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
         s.latency_min_ms,
         avg,
         s.latency_max_ms,
@@ -136,12 +132,26 @@ fn server_stats(core: &Core, with_clients: bool, now_ms: i64) -> String {
     out
 }
 
+/// ZooKeeper prints the average as a Java double rounded to 4 decimals ("0.0", "3.4286").
+fn average_latency(s: &zooid_node::ServerStats) -> String {
+    if s.latency_count == 0 {
+        return "0.0".to_owned();
+    }
+    let avg = (s.latency_total_ms as f64 / s.latency_count as f64 * 10000.0).round() / 10000.0;
+    if avg.fract() == 0.0 {
+        format!("{avg:.1}")
+    } else {
+        format!("{avg}")
+    }
+}
+
+/// One line per connection, as `cons` and `stat` print them.
 fn connections(core: &Core, _now_ms: i64) -> String {
     let mut out = String::new();
-    for (_, ip, session, timeout, st, queued) in core.connections() {
+    for (_, addr, session, timeout, st, queued) in core.connections() {
         let _ = write!(
             out,
-            " /{ip}:0[1](queued={queued},recved={},sent={}",
+            " /{addr}[1](queued={queued},recved={},sent={}",
             st.received, st.sent
         );
         if let Some(s) = session {
@@ -201,16 +211,11 @@ fn configuration(info: &ServerInfo) -> String {
 fn monitor(core: &Core, _info: &ServerInfo) -> String {
     let s = &core.stats;
     let tree = core.tree();
-    let (_, _, watches) = tree.watches.summary();
-    let avg = if s.latency_count == 0 {
-        0.0
-    } else {
-        s.latency_total_ms as f64 / s.latency_count as f64
-    };
+    let watches = tree.watches.total();
     let rows: Vec<(&str, String)> = vec![
         ("zk_version", version_string()),
         ("zk_server_state", "standalone".into()),
-        ("zk_avg_latency", format!("{avg:.4}")),
+        ("zk_avg_latency", average_latency(s)),
         ("zk_max_latency", s.latency_max_ms.to_string()),
         ("zk_min_latency", s.latency_min_ms.to_string()),
         ("zk_packets_received", s.packets_received.to_string()),

@@ -140,21 +140,19 @@ pub fn ip_matches(pattern: &str, client: &str) -> bool {
     }
 }
 
-/// Whether an `ip` ACL id is well formed (`IPAuthenticationProvider.isValid`).
+/// Whether an `ip` ACL id is well formed (`IPAuthenticationProvider.isValid`): an IPv4
+/// address with an optional prefix length. ZooKeeper 3.8 refuses IPv6 ids here.
 pub fn ip_is_valid(id: &str) -> bool {
     let (addr, bits) = match id.split_once('/') {
         Some((a, b)) => (a, Some(b)),
         None => (id, None),
     };
-    let Ok(ip) = addr.parse::<IpAddr>() else {
+    if addr.parse::<std::net::Ipv4Addr>().is_err() {
         return false;
-    };
+    }
     match bits {
         None => true,
-        Some(b) => match b.parse::<u32>() {
-            Ok(n) => n <= if ip.is_ipv4() { 32 } else { 128 },
-            Err(_) => false,
-        },
+        Some(b) => b.parse::<u32>().is_ok_and(|n| n <= 32),
     }
 }
 
@@ -170,6 +168,8 @@ mod tests {
         assert!(!ip_matches("300.0.0.1", "127.0.0.1"));
         assert!(ip_is_valid("10.0.0.0/8"));
         assert!(!ip_is_valid("300.1.1.1"));
+        assert!(!ip_is_valid("::1"));
+        assert!(!ip_is_valid("10.0.0.0/33"));
     }
 
     #[test]

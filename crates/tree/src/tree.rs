@@ -82,7 +82,8 @@ pub struct StatPersisted {
 
 #[derive(Debug, Clone, Default)]
 pub struct Node {
-    pub data: Box<[u8]>,
+    /// `None` is null data, kept apart from empty as ZooKeeper does.
+    pub data: Option<Box<[u8]>>,
     pub acl: AclRef,
     pub stat: StatPersisted,
     pub children: BTreeSet<Box<str>>,
@@ -91,6 +92,10 @@ pub struct Node {
 impl Node {
     pub fn owner(&self) -> Owner {
         Owner::from_raw(self.stat.ephemeral_owner)
+    }
+
+    pub fn data_len(&self) -> usize {
+        self.data.as_deref().map_or(0, <[u8]>::len)
     }
 
     /// The Stat clients see. The stored cversion counts creates only; clients see creates
@@ -107,7 +112,7 @@ impl Node {
             cversion: s.cversion.wrapping_mul(2).wrapping_sub(num_children),
             aversion: s.aversion,
             ephemeral_owner: self.owner().client_visible(),
-            data_length: self.data.len() as i32,
+            data_length: self.data_len() as i32,
             num_children,
             pzxid: s.pzxid,
         }
@@ -123,7 +128,9 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     let path = if path == "/" { "" } else { path };
     let mut h = crc32fast::Hasher::new();
     h.update(path.as_bytes());
-    h.update(&node.data);
+    if let Some(d) = &node.data {
+        h.update(d);
+    }
     let s = &node.stat;
     let mut b = [0u8; 60];
     b[0..8].copy_from_slice(&s.czxid.to_be_bytes());
@@ -293,7 +300,7 @@ impl DataTree {
     pub fn approximate_data_size(&self) -> u64 {
         self.nodes
             .iter()
-            .map(|(p, n)| (p.len() + n.data.len()) as u64)
+            .map(|(p, n)| (p.len() + n.data_len()) as u64)
             .sum()
     }
 
@@ -423,7 +430,7 @@ impl DataTree {
                 };
                 match self.create_node(
                     path,
-                    data,
+                    data.as_deref(),
                     acl,
                     owner,
                     *parent_cversion,
@@ -453,7 +460,7 @@ impl DataTree {
                 path,
                 data,
                 version,
-            } => match self.set_data(path, data, *version, zxid, hdr.time_ms, fired) {
+            } => match self.set_data(path, data.as_deref(), *version, zxid, hdr.time_ms, fired) {
                 Ok(stat) => TxnResult::DataSet { stat },
                 Err(e) => TxnResult::Error(e),
             },
@@ -504,7 +511,7 @@ impl DataTree {
     fn create_node(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         acl: &[Acl],
         owner: Owner,
         parent_cversion: i32,
@@ -534,7 +541,7 @@ impl DataTree {
         });
         let acl_ref = self.acls.intern(acl);
         let node = Node {
-            data: data.into(),
+            data: data.map(Into::into),
             acl: acl_ref,
             stat: StatPersisted {
                 czxid: zxid,
@@ -562,7 +569,7 @@ impl DataTree {
                 self.refresh_quota_stats(qpath);
             }
         }
-        self.update_quota_usage(path, data.len() as i64, 1);
+        self.update_quota_usage(path, data.map_or(0, <[u8]>::len) as i64, 1);
         self.watches.node_created(path, parent, fired);
         Ok(stat)
     }
@@ -613,7 +620,7 @@ impl DataTree {
                 self.quota_paths.remove(qpath);
             }
         }
-        self.update_quota_usage(path, -(node.data.len() as i64), -1);
+        self.update_quota_usage(path, -(node.data_len() as i64), -1);
         self.watches.node_deleted(path, parent, fired);
         Ok(())
     }
@@ -621,23 +628,23 @@ impl DataTree {
     fn set_data(
         &mut self,
         path: &str,
-        data: &[u8],
+        data: Option<&[u8]>,
         version: i32,
         zxid: i64,
         time_ms: i64,
         fired: &mut Vec<Fired>,
     ) -> Result<Stat, ErrorCode> {
-        let old_len = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.data.len() as i64;
+        let old_len = self.nodes.get(path).ok_or(ErrorCode::NoNode)?.data_len() as i64;
         let stat = self
             .update(path, |n| {
-                n.data = data.into();
+                n.data = data.map(Into::into);
                 n.stat.version = version;
                 n.stat.mzxid = zxid;
                 n.stat.mtime = time_ms;
                 n.client_stat()
             })
             .expect("checked above");
-        self.update_quota_usage(path, data.len() as i64 - old_len, 0);
+        self.update_quota_usage(path, data.map_or(0, <[u8]>::len) as i64 - old_len, 0);
         self.watches.data_changed(path, fired);
         Ok(stat)
     }
@@ -673,10 +680,12 @@ impl DataTree {
         };
         let stat_path = format!("{QUOTA_ROOT}{root}/{STAT_NODE}");
         if let Some(n) = self.nodes.get_mut(stat_path.as_str()) {
-            let (count, bytes) = parse_stats(&n.data);
-            n.data = format!("count={},bytes={}", count + count_diff, bytes + bytes_diff)
-                .into_bytes()
-                .into();
+            let (count, bytes) = parse_stats(n.data.as_deref().unwrap_or_default());
+            n.data = Some(
+                format!("count={},bytes={}", count + count_diff, bytes + bytes_diff)
+                    .into_bytes()
+                    .into(),
+            );
         }
     }
 
@@ -685,19 +694,19 @@ impl DataTree {
         let (mut count, mut bytes) = (0i64, 0i64);
         if let Some(n) = self.nodes.get(qpath) {
             count += 1;
-            bytes += n.data.len() as i64;
+            bytes += n.data_len() as i64;
             let mut stack: Vec<String> = n.children.iter().map(|c| join(qpath, c)).collect();
             while let Some(p) = stack.pop() {
                 if let Some(n) = self.nodes.get(p.as_str()) {
                     count += 1;
-                    bytes += n.data.len() as i64;
+                    bytes += n.data_len() as i64;
                     stack.extend(n.children.iter().map(|c| join(&p, c)));
                 }
             }
         }
         let stat_path = format!("{QUOTA_ROOT}{qpath}/{STAT_NODE}");
         if let Some(n) = self.nodes.get_mut(stat_path.as_str()) {
-            n.data = format!("count={count},bytes={bytes}").into_bytes().into();
+            n.data = Some(format!("count={count},bytes={bytes}").into_bytes().into());
         }
     }
 
@@ -802,7 +811,7 @@ mod tests {
         Txn::Create {
             kind: CreateKind::Plain { create2: false },
             path: path.into(),
-            data: b"x".to_vec(),
+            data: Some(b"x".to_vec()),
             acl: Acl::open_unsafe(),
             ephemeral: false,
             parent_cversion,
@@ -828,7 +837,7 @@ mod tests {
             &hdr(3, OpCode::SetData),
             &Txn::SetData {
                 path: "/a".into(),
-                data: b"yy".to_vec(),
+                data: Some(b"yy".to_vec()),
                 version: 1,
             },
         );
@@ -879,7 +888,7 @@ mod tests {
             &Txn::Create {
                 kind: CreateKind::Plain { create2: false },
                 path: "/e".into(),
-                data: vec![],
+                data: None,
                 acl: Acl::open_unsafe(),
                 ephemeral: true,
                 parent_cversion: 1,
@@ -925,7 +934,7 @@ mod tests {
                 &Txn::Create {
                     kind: CreateKind::Plain { create2: false },
                     path: p.into(),
-                    data: data.as_bytes().to_vec(),
+                    data: Some(data.as_bytes().to_vec()),
                     acl: Acl::open_unsafe(),
                     ephemeral: false,
                     parent_cversion: cv,
@@ -946,6 +955,6 @@ mod tests {
         );
         mk(&mut t, "/q/c", "xyz");
         let stats = t.get("/zookeeper/quota/q/zookeeper_stats").unwrap();
-        assert_eq!(&*stats.data, b"count=2,bytes=5");
+        assert_eq!(stats.data.as_deref(), Some(&b"count=2,bytes=5"[..]));
     }
 }

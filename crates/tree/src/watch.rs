@@ -1,9 +1,11 @@
 //! The watch table: who is told about which change.
 //!
-//! Three registrations can exist for a (session, path): a one-shot data watch (getData, exists),
-//! a one-shot child watch (getChildren) and the persistent / persistent-recursive watches of
-//! addWatch. They coexist independently (ZooKeeper 3.9's behaviour; 3.8.0 let a later one-shot
-//! registration downgrade a persistent one). Triggering follows ZooKeeper's `WatchManager`:
+//! ZooKeeper keeps two watch managers, data and child; a one-shot getData/exists watch lives in
+//! the first, a getChildren watch in the second, and addWatch's persistent and
+//! persistent-recursive watches in both (so removeWatches of one type leaves the other half).
+//! Here each (session, path) holds a bit per (manager, kind). Kinds coexist independently
+//! (ZooKeeper 3.9's behaviour; in 3.8.0 a later registration replaced the earlier kinds).
+//! Triggering follows ZooKeeper's `WatchManager`:
 //! at the changed path every kind fires, except that a recursive-only watcher never receives
 //! NodeChildrenChanged; at ancestors only recursive watchers fire. A session receives one event
 //! per trigger, and one-shot registrations are consumed when they fire.
@@ -17,8 +19,19 @@ pub type SessionId = i64;
 
 const DATA: u8 = 1;
 const CHILD: u8 = 2;
-const PERSISTENT: u8 = 4;
-const RECURSIVE: u8 = 8;
+const P_DATA: u8 = 4;
+const P_CHILD: u8 = 8;
+const R_DATA: u8 = 16;
+const R_CHILD: u8 = 32;
+const RECURSIVE: u8 = R_DATA | R_CHILD;
+/// Registrations the data manager holds (what wchs / wchc / wchp report).
+const DATA_MANAGER: u8 = DATA | P_DATA | R_DATA;
+
+/// The bits one manager looks at: (one-shot, persistent, recursive).
+#[derive(Clone, Copy)]
+struct Manager(u8, u8, u8);
+const DATA_MGR: Manager = Manager(DATA, P_DATA, R_DATA);
+const CHILD_MGR: Manager = Manager(CHILD, P_CHILD, R_CHILD);
 
 /// What a watcher registered with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +47,8 @@ impl WatchKind {
         match self {
             WatchKind::Data => DATA,
             WatchKind::Child => CHILD,
-            WatchKind::Persistent => PERSISTENT,
-            WatchKind::PersistentRecursive => RECURSIVE,
+            WatchKind::Persistent => P_DATA | P_CHILD,
+            WatchKind::PersistentRecursive => R_DATA | R_CHILD,
         }
     }
 }
@@ -63,7 +76,7 @@ impl WatchTable {
             .or_default()
             .entry(session)
             .or_insert(0);
-        if kind == WatchKind::PersistentRecursive && *bits & RECURSIVE == 0 {
+        if *bits & RECURSIVE == 0 && kind.bit() & RECURSIVE != 0 {
             self.recursive += 1;
         }
         *bits |= kind.bit();
@@ -89,10 +102,11 @@ impl WatchTable {
         let Some(bits) = m.get_mut(&session) else {
             return;
         };
-        if *bits & mask & RECURSIVE != 0 {
+        let had_recursive = *bits & RECURSIVE != 0;
+        *bits &= !mask;
+        if had_recursive && *bits & RECURSIVE == 0 {
             self.recursive -= 1;
         }
-        *bits &= !mask;
         if *bits == 0 {
             m.remove(&session);
             if m.is_empty() {
@@ -107,8 +121,8 @@ impl WatchTable {
         }
     }
 
-    /// checkWatches: does `session` hold a watch of `watcher_type` (1 child, 2 data, 3 any,
-    /// 4 persistent, 5 persistent recursive) on `path`?
+    /// checkWatches: does `session` hold a watch of `watcher_type` (1 child, 2 data, 3 any)
+    /// on `path`?
     pub fn contains(&self, session: SessionId, path: &str, watcher_type: i32) -> bool {
         self.bits(session, path) & type_mask(watcher_type) != 0
     }
@@ -141,24 +155,24 @@ impl WatchTable {
         }
     }
 
-    /// Fire watches for `event` at `path`. `one_shot` is the one-shot kind consumed here
-    /// (DATA for the data manager, CHILD for the child manager). Sessions in `suppress` are
-    /// skipped but their one-shot registrations are still consumed. Returns the sessions told.
+    /// Fire one manager's watches for `event` at `path`. Sessions in `suppress` are skipped
+    /// but their one-shot registrations are still consumed. Returns the sessions told.
     fn trigger(
         &mut self,
         path: &str,
         event: EventType,
-        one_shot: u8,
+        mgr: Manager,
         suppress: &BTreeSet<SessionId>,
         out: &mut Vec<Fired>,
     ) -> BTreeSet<SessionId> {
+        let Manager(one_shot, persistent, recursive) = mgr;
         let mut told = BTreeSet::new();
         let mut consumed = Vec::new();
         if let Some(m) = self.by_path.get(path) {
             for (&s, &bits) in m {
-                let persistent_here = bits & PERSISTENT != 0;
+                let persistent_here = bits & persistent != 0;
                 let recursive_here =
-                    bits & RECURSIVE != 0 && event != EventType::NodeChildrenChanged;
+                    bits & recursive != 0 && event != EventType::NodeChildrenChanged;
                 let one_shot_here = bits & one_shot != 0;
                 if one_shot_here {
                     consumed.push(s);
@@ -177,7 +191,7 @@ impl WatchTable {
                 if let Some(m) = self.by_path.get(parent) {
                     told.extend(
                         m.iter()
-                            .filter(|(_, &b)| b & RECURSIVE != 0)
+                            .filter(|(_, &b)| b & recursive != 0)
                             .map(|(&s, _)| s),
                     );
                 }
@@ -199,51 +213,80 @@ impl WatchTable {
     /// A node was created at `path` under `parent`.
     pub fn node_created(&mut self, path: &str, parent: &str, out: &mut Vec<Fired>) {
         let none = BTreeSet::new();
-        self.trigger(path, EventType::NodeCreated, DATA, &none, out);
-        self.trigger(parent, EventType::NodeChildrenChanged, CHILD, &none, out);
+        self.trigger(path, EventType::NodeCreated, DATA_MGR, &none, out);
+        self.trigger(
+            parent,
+            EventType::NodeChildrenChanged,
+            CHILD_MGR,
+            &none,
+            out,
+        );
     }
 
     /// The node at `path` under `parent` was deleted.
     pub fn node_deleted(&mut self, path: &str, parent: &str, out: &mut Vec<Fired>) {
         let none = BTreeSet::new();
-        let told = self.trigger(path, EventType::NodeDeleted, DATA, &none, out);
-        self.trigger(path, EventType::NodeDeleted, CHILD, &told, out);
-        self.trigger(parent, EventType::NodeChildrenChanged, CHILD, &none, out);
+        let told = self.trigger(path, EventType::NodeDeleted, DATA_MGR, &none, out);
+        self.trigger(path, EventType::NodeDeleted, CHILD_MGR, &told, out);
+        self.trigger(
+            parent,
+            EventType::NodeChildrenChanged,
+            CHILD_MGR,
+            &none,
+            out,
+        );
     }
 
     pub fn data_changed(&mut self, path: &str, out: &mut Vec<Fired>) {
         self.trigger(
             path,
             EventType::NodeDataChanged,
-            DATA,
+            DATA_MGR,
             &BTreeSet::new(),
             out,
         );
     }
 
-    /// Counts for `wchs`: (watching sessions, watched paths, registrations).
+    /// Counts for `wchs`, over the data manager as ZooKeeper reports them: (watching
+    /// sessions, watched paths, watches).
     pub fn summary(&self) -> (usize, usize, usize) {
-        let regs = self
-            .by_path
+        let by_path = self.by_path();
+        let sessions: BTreeSet<SessionId> = by_path.values().flatten().copied().collect();
+        let total = by_path.values().map(Vec::len).sum();
+        (sessions.len(), by_path.len(), total)
+    }
+
+    /// Every registration, one-shot child watches included (`zk_watch_count`).
+    pub fn total(&self) -> usize {
+        self.by_path
             .values()
             .map(|m| m.values().map(|b| b.count_ones() as usize).sum::<usize>())
-            .sum();
-        (self.by_session.len(), self.by_path.len(), regs)
+            .sum()
     }
 
-    /// Paths watched by each session (`wchc`).
+    /// Paths each session watches in the data manager (`wchc`).
     pub fn by_session(&self) -> BTreeMap<SessionId, Vec<String>> {
-        self.by_session
-            .iter()
-            .map(|(s, p)| (*s, p.iter().map(|p| p.to_string()).collect()))
-            .collect()
+        let mut out: BTreeMap<SessionId, Vec<String>> = BTreeMap::new();
+        for (p, s) in self.by_path() {
+            for s in s {
+                out.entry(s).or_default().push(p.clone());
+            }
+        }
+        out
     }
 
-    /// Sessions watching each path (`wchp`).
+    /// Sessions watching each path in the data manager (`wchp`).
     pub fn by_path(&self) -> BTreeMap<String, Vec<SessionId>> {
         self.by_path
             .iter()
-            .map(|(p, m)| (p.to_string(), m.keys().copied().collect()))
+            .filter_map(|(p, m)| {
+                let s: Vec<SessionId> = m
+                    .iter()
+                    .filter(|(_, &b)| b & DATA_MANAGER != 0)
+                    .map(|(&s, _)| s)
+                    .collect();
+                (!s.is_empty()).then(|| (p.to_string(), s))
+            })
             .collect()
     }
 }
@@ -251,11 +294,9 @@ impl WatchTable {
 fn type_mask(watcher_type: i32) -> u8 {
     use zooid_proto::watcher_type as t;
     match watcher_type {
-        t::CHILDREN => CHILD | PERSISTENT | RECURSIVE,
-        t::DATA => DATA | PERSISTENT | RECURSIVE,
-        t::ANY => DATA | CHILD | PERSISTENT | RECURSIVE,
-        t::PERSISTENT => PERSISTENT,
-        t::PERSISTENT_RECURSIVE => RECURSIVE,
+        t::CHILDREN => CHILD | P_CHILD | R_CHILD,
+        t::DATA => DATA | P_DATA | R_DATA,
+        t::ANY => 0xff,
         _ => 0,
     }
 }
@@ -314,6 +355,7 @@ mod tests {
         );
         // Persistent watches survive firing.
         assert_eq!(t.summary().2, 2);
+        assert_eq!(t.total(), 4);
     }
 
     #[test]
@@ -323,9 +365,12 @@ mod tests {
         t.add(1, "/p", WatchKind::Data);
         let ev = fired(&mut t, |t, o| t.data_changed("/p", o));
         assert_eq!(ev.len(), 1);
-        assert!(t.contains(1, "/p", 4));
-        assert!(!t.contains(1, "/p", 2) || t.contains(1, "/p", 4));
+        assert!(t.contains(1, "/p", 2));
+        // Removing the child half of a persistent watch leaves its data half, as in 3.8.
         assert!(t.remove(1, "/p", 1));
+        assert!(!t.contains(1, "/p", 1));
+        assert!(t.contains(1, "/p", 2));
+        assert!(t.remove(1, "/p", 3));
         assert_eq!(t.summary(), (0, 0, 0));
     }
 
