@@ -31,6 +31,30 @@ pub fn user_name(id: &Id) -> String {
     }
 }
 
+/// Identities in the order ZooKeeper's hash set of them iterates (whoAmI reports that order):
+/// by bucket of the jute `Id.hashCode` in a table of 16 (more as it grows), then by insertion.
+pub fn java_set_order(ids: &[Id]) -> Vec<&Id> {
+    fn string_hash(s: &str) -> u32 {
+        s.encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(c as u32))
+    }
+    let mut capacity = 16usize;
+    while ids.len() * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let bucket = |id: &Id| {
+        let h = 17u32
+            .wrapping_mul(37)
+            .wrapping_add(string_hash(&id.scheme))
+            .wrapping_mul(37)
+            .wrapping_add(string_hash(&id.id));
+        ((h ^ (h >> 16)) as usize) & (capacity - 1)
+    };
+    let mut out: Vec<&Id> = ids.iter().collect();
+    out.sort_by_key(|id| bucket(id));
+    out
+}
+
 /// ZooKeeper's session password: 16 bytes of `new Random(id ^ 0xB3415C00).nextBytes`.
 pub fn session_password(session_id: i64) -> [u8; 16] {
     let mut rng = JavaRandom::new(session_id ^ 0xB341_5C00);
@@ -79,6 +103,16 @@ mod tests {
             digest_id("super:admin"),
             "super:xQJmxLMiHGwaqBvst5y6rkB6HQs="
         );
+    }
+
+    #[test]
+    fn identities_iterate_in_java_hash_order() {
+        // Both orders were observed on ZooKeeper 3.8.0.
+        let ip = Id::new("ip", "127.0.0.1");
+        let a = Id::new("digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+        let b = Id::new("digest", "alice:V55/p2T0OpjQ+low3NVAH4aLvm0=");
+        assert_eq!(java_set_order(&[ip.clone(), a.clone()]), vec![&a, &ip]);
+        assert_eq!(java_set_order(&[ip.clone(), b.clone()]), vec![&ip, &b]);
     }
 
     #[test]

@@ -1108,8 +1108,8 @@ impl Core {
                 reply(E::Ok, &|w| w.write_strings(&list))
             }
             Request::WhoAmI => {
-                let infos: Vec<(String, String)> = auth_ids
-                    .iter()
+                let infos: Vec<(String, String)> = auth::java_set_order(&auth_ids)
+                    .into_iter()
                     .filter(|i| i.scheme != "super")
                     .map(|i| (i.scheme.clone(), auth::user_name(i)))
                     .collect();

@@ -203,9 +203,14 @@ impl DataTree {
             digest: 0,
             last_zxid: 0,
         };
-        t.insert_raw("/", Node::default());
-        t.insert_raw("/zookeeper", Node::default());
-        t.insert_raw(QUOTA_ROOT, Node::default());
+        // The built-in nodes hold empty (not null) data.
+        let empty = || Node {
+            data: Some(Box::default()),
+            ..Default::default()
+        };
+        t.insert_raw("/", empty());
+        t.insert_raw("/zookeeper", empty());
+        t.insert_raw(QUOTA_ROOT, empty());
         let config_acl = t.acls.intern(&Acl::read_unsafe());
         let config = Node {
             acl: config_acl,
@@ -213,7 +218,7 @@ impl DataTree {
                 aversion: -1,
                 ..Default::default()
             },
-            ..Default::default()
+            ..empty()
         };
         t.insert_raw(CONFIG_NODE, config);
         t
