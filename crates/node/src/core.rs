@@ -25,6 +25,9 @@ use crate::prep::{self, Ctx, Overlay, PendingView};
 
 pub type ConnId = u64;
 
+/// How long a connection may stay without a ConnectRequest.
+pub const SESSIONLESS_TIMEOUT_MS: i64 = 10_000;
+
 /// Settings the core needs (parsed from zoo.cfg by the server).
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -1222,6 +1225,21 @@ impl Core {
     }
 
     fn on_tick(&mut self, now_ms: i64) {
+        // Connections that never sent a ConnectRequest are closed, as ZooKeeper's NIO
+        // factory does after its sessionless-connection timeout.
+        let idle: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.state, ConnState::New)
+                    && now_ms - c.stats.established_ms >= SESSIONLESS_TIMEOUT_MS
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for conn in idle {
+            tracing::debug!(conn, "no ConnectRequest within 10 s; closing");
+            self.close_conn(conn);
+        }
         let expired: Vec<i64> = self
             .sessions
             .iter()
@@ -1374,4 +1392,52 @@ pub fn notification(event: EventType, path: &str) -> Vec<u8> {
         }
         .write(w);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn addr() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 5000))
+    }
+
+    #[test]
+    fn silent_connections_are_closed_after_the_sessionless_timeout() {
+        let mut core = Core::new(CoreConfig::default(), DataTree::new(), 0);
+        core.handle(
+            0,
+            Input::Connect {
+                conn: 1,
+                addr: addr(),
+            },
+        );
+        core.handle(SESSIONLESS_TIMEOUT_MS - 1, Input::Tick);
+        assert!(core.take_actions().is_empty());
+        core.handle(SESSIONLESS_TIMEOUT_MS, Input::Tick);
+        assert_eq!(core.take_actions(), vec![Action::Close { conn: 1 }]);
+    }
+
+    #[test]
+    fn max_client_cnxns_limits_one_address() {
+        let cfg = CoreConfig {
+            max_client_cnxns: 2,
+            ..Default::default()
+        };
+        let mut core = Core::new(cfg, DataTree::new(), 0);
+        for conn in 1..=3 {
+            core.handle(0, Input::Connect { conn, addr: addr() });
+        }
+        assert_eq!(core.take_actions(), vec![Action::Close { conn: 3 }]);
+        core.handle(0, Input::Disconnect { conn: 1 });
+        core.handle(
+            0,
+            Input::Connect {
+                conn: 4,
+                addr: addr(),
+            },
+        );
+        assert!(core.take_actions().is_empty());
+    }
 }
