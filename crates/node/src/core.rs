@@ -43,6 +43,7 @@ pub struct CoreConfig {
     pub container_max_per_minute: u32,
     pub container_max_never_used_ms: i64,
     pub digest_enabled: bool,
+    pub enforce_quota: bool,
 }
 
 impl Default for CoreConfig {
@@ -59,6 +60,7 @@ impl Default for CoreConfig {
             container_max_per_minute: 10000,
             container_max_never_used_ms: 0,
             digest_enabled: true,
+            enforce_quota: false,
         }
     }
 }
@@ -730,6 +732,7 @@ impl Core {
             zxid,
             now_ms,
             extended_types: self.cfg.extended_types_enabled,
+            enforce_quota: self.cfg.enforce_quota,
         };
         let mut ov = Overlay::new(&self.tree, &self.pending);
         let mut close_after = false;
@@ -1284,6 +1287,7 @@ impl Core {
                     zxid,
                     now_ms,
                     extended_types: true,
+                    enforce_quota: false,
                 };
                 let mut ov = Overlay::new(&self.tree, &self.pending);
                 let Some(txn) = prep::prep_delete_container(&path, &mut ov, &ctx) else {

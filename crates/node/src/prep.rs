@@ -121,6 +121,22 @@ pub struct Ctx<'a> {
     pub zxid: i64,
     pub now_ms: i64,
     pub extended_types: bool,
+    /// `enforceQuota`: hard quota limits refuse creates and setData.
+    pub enforce_quota: bool,
+}
+
+fn check_quota(
+    tree: &DataTree,
+    path: &str,
+    bytes_diff: i64,
+    count_diff: i64,
+    ctx: &Ctx,
+) -> Result<(), ErrorCode> {
+    if !ctx.enforce_quota {
+        return Ok(());
+    }
+    tree.check_quota(path, bytes_diff, count_diff)
+        .map_err(|_| ErrorCode::QuotaExceeded)
 }
 
 fn check_perm(acl: &[Acl], perm: i32, ctx: &Ctx) -> Result<(), ErrorCode> {
@@ -189,6 +205,11 @@ fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, Er
     if mode.ttl && !ctx.extended_types {
         return Err(ErrorCode::Unimplemented);
     }
+    // ZooKeeper 3.8 lets createTTL with non-TTL flags and a negative ttl through to the
+    // txn, where the server dies; refuse it like the non-negative case.
+    if c.op == OpCode::CreateTtl && !mode.ttl {
+        return Err(ErrorCode::BadArguments);
+    }
     if mode.ttl {
         if ttl <= 0 || ttl > MAX_TTL_MS {
             return Err(ErrorCode::BadArguments);
@@ -216,6 +237,8 @@ fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, Er
     ) {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
+    let data_len = c.data.as_ref().map_or(0, Vec::len) as i64;
+    check_quota(ov.tree, &path, data_len, 1, ctx)?;
     let new_cversion = pnode.stat.cversion.wrapping_add(1);
     let (kind, owner) = match c.op {
         OpCode::CreateContainer => (CreateKind::Container, Owner::Container),
@@ -297,6 +320,16 @@ fn prep_set_data(
     }
     let mut node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
     check_perm(&node.acl, perms::WRITE, ctx)?;
+    if ctx.enforce_quota {
+        let old = ov.tree.get(path_).map_or(0, |n| n.data_len()) as i64;
+        check_quota(
+            ov.tree,
+            path_,
+            data.map_or(0, <[u8]>::len) as i64 - old,
+            0,
+            ctx,
+        )?;
+    }
     let v = next_version(node.stat.version, version)?;
     node.stat.version = v;
     node.stat.mzxid = ctx.zxid;

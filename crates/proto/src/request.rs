@@ -475,6 +475,10 @@ fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
             OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl => {
                 let mut c = CreateRequest::read(op, r)?;
                 c.op = multi_create_op(op, c.flags);
+                if c.op != OpCode::CreateTtl {
+                    // A createTTL record with non-TTL flags is a plain create in a multi.
+                    c.ttl = None;
+                }
                 writes.push(MultiOp::Create(c))
             }
             OpCode::Delete | OpCode::DeleteContainer => writes.push(MultiOp::Delete {

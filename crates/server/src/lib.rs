@@ -44,6 +44,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_max_per_minute: cfg.container_max_per_minute,
         container_max_never_used_ms: cfg.container_max_never_used_interval_ms as i64,
         digest_enabled: cfg.digest_enabled,
+        enforce_quota: cfg.enforce_quota,
     }
 }
 

@@ -9,7 +9,7 @@ pub mod watch;
 
 pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
 pub use tree::{
-    join, node_digest, Applied, DataTree, Node, Owner, StatPersisted, TxnResult, CONFIG_NODE,
-    LIMIT_NODE, QUOTA_ROOT, STAT_NODE,
+    join, node_digest, Applied, DataTree, Node, Owner, QuotaExceeded, QuotaStats, StatPersisted,
+    TxnResult, CONFIG_NODE, LIMIT_NODE, QUOTA_ROOT, STAT_NODE,
 };
 pub use watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};

@@ -668,15 +668,50 @@ impl DataTree {
     }
 
     /// The deepest quota root covering `path`, if any.
-    fn quota_root_of(&self, path: &str) -> Option<&str> {
-        if self.quota_paths.is_empty() || path.starts_with("/zookeeper") && path.len() > 1 {
+    /// (ZooKeeper's `getMaxPrefixWithQuota`; a quota on `/` counts as none.)
+    pub fn quota_root_of(&self, path: &str) -> Option<&str> {
+        if self.quota_paths.is_empty() {
             return None;
         }
         self.quota_paths
             .iter()
-            .filter(|q| q.as_str() != "/zookeeper" && is_prefix_path(q, path))
+            .filter(|q| q.as_str() != "/" && is_prefix_path(q, path))
             .max_by_key(|q| q.len())
             .map(String::as_str)
+    }
+
+    /// The quota check of a create (`count_diff` 1) or setData under `enforceQuota`: an
+    /// error if the change would pass a hard limit. Soft limits (the plain count / bytes of
+    /// zkCli's `setquota -n / -b`) only warn in ZooKeeper, so they pass here.
+    pub fn check_quota(
+        &self,
+        path: &str,
+        bytes_diff: i64,
+        count_diff: i64,
+    ) -> Result<(), QuotaExceeded> {
+        let Some(root) = self.quota_root_of(path) else {
+            return Ok(());
+        };
+        let read = |name: &str| {
+            self.nodes
+                .get(format!("{QUOTA_ROOT}{root}/{name}").as_str())
+                .map(|n| QuotaStats::parse(n.data.as_deref().unwrap_or_default()))
+        };
+        let (Some(limits), Some(current)) = (read(LIMIT_NODE), read(STAT_NODE)) else {
+            return Ok(());
+        };
+        let over = |diff: i64, used: i64, soft: i64, hard: i64| {
+            let limit = if hard > -1 { hard } else { soft };
+            diff != 0 && hard > -1 && used + diff > limit
+        };
+        if over(count_diff, current.count, limits.count, limits.count_hard)
+            || over(bytes_diff, current.bytes, limits.bytes, limits.bytes_hard)
+        {
+            return Err(QuotaExceeded {
+                root: root.to_owned(),
+            });
+        }
+        Ok(())
     }
 
     fn update_quota_usage(&mut self, path: &str, bytes_diff: i64, count_diff: i64) {
@@ -685,11 +720,15 @@ impl DataTree {
         };
         let stat_path = format!("{QUOTA_ROOT}{root}/{STAT_NODE}");
         if let Some(n) = self.nodes.get_mut(stat_path.as_str()) {
-            let (count, bytes) = parse_stats(n.data.as_deref().unwrap_or_default());
+            let s = QuotaStats::parse(n.data.as_deref().unwrap_or_default());
             n.data = Some(
-                format!("count={},bytes={}", count + count_diff, bytes + bytes_diff)
-                    .into_bytes()
-                    .into(),
+                format!(
+                    "count={},bytes={}",
+                    s.count + count_diff,
+                    s.bytes + bytes_diff
+                )
+                .into_bytes()
+                .into(),
             );
         }
     }
@@ -783,18 +822,49 @@ fn is_prefix_path(prefix: &str, path: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-fn parse_stats(data: &[u8]) -> (i64, i64) {
-    let text = String::from_utf8_lossy(data);
-    let mut count = 0;
-    let mut bytes = 0;
-    for part in text.split([',', ';']) {
-        if let Some(v) = part.strip_prefix("count=") {
-            count = v.trim_end_matches('=').parse().unwrap_or(0);
-        } else if let Some(v) = part.strip_prefix("bytes=") {
-            bytes = v.trim_end_matches('=').parse().unwrap_or(0);
+/// A create or setData would pass a hard quota limit set on `root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaExceeded {
+    pub root: String,
+}
+
+/// The `StatsTrack` text of a quota node: `count=N,bytes=M` and, for limits written by 3.7+,
+/// `=;byteHardLimit=X;countHardLimit=Y` (the stray `=` keeps older parsers working).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaStats {
+    pub count: i64,
+    pub bytes: i64,
+    pub count_hard: i64,
+    pub bytes_hard: i64,
+}
+
+impl QuotaStats {
+    pub fn parse(data: &[u8]) -> QuotaStats {
+        let text = String::from_utf8_lossy(data);
+        let mut s = QuotaStats {
+            count: -1,
+            bytes: -1,
+            count_hard: -1,
+            bytes_hard: -1,
+        };
+        for part in text.split([',', ';']) {
+            let mut kv = part.split('=');
+            let (Some(k), Some(v)) = (kv.next(), kv.next()) else {
+                continue;
+            };
+            let Ok(v) = v.trim().parse::<i64>() else {
+                continue;
+            };
+            match k.trim() {
+                "count" => s.count = v,
+                "bytes" => s.bytes = v,
+                "countHardLimit" => s.count_hard = v,
+                "byteHardLimit" => s.bytes_hard = v,
+                _ => {}
+            }
         }
+        s
     }
-    (count, bytes)
 }
 
 #[cfg(test)]
@@ -925,6 +995,47 @@ mod tests {
         ] {
             assert_eq!(Owner::from_raw(o.raw()), o);
         }
+    }
+
+    #[test]
+    fn quota_limits_parse_and_hard_limits_refuse() {
+        let s = QuotaStats::parse(b"count=10,bytes=-1=;byteHardLimit=-1;countHardLimit=2");
+        assert_eq!(
+            (s.count, s.bytes, s.bytes_hard, s.count_hard),
+            (10, -1, -1, 2)
+        );
+        let mut t = DataTree::new();
+        for (z, (p, d)) in [
+            ("/q", ""),
+            ("/zookeeper/quota/q", ""),
+            (
+                "/zookeeper/quota/q/zookeeper_limits",
+                "count=-1,bytes=-1=;byteHardLimit=-1;countHardLimit=2",
+            ),
+            ("/zookeeper/quota/q/zookeeper_stats", "count=0,bytes=0"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let cv = t.get(parent_of(p).unwrap()).unwrap().stat.cversion + 1;
+            t.apply(
+                &hdr(z as i64 + 1, OpCode::Create),
+                &Txn::Create {
+                    kind: CreateKind::Plain { create2: false },
+                    path: p.to_string(),
+                    data: Some(d.as_bytes().to_vec()),
+                    acl: Acl::open_unsafe(),
+                    ephemeral: false,
+                    parent_cversion: cv,
+                },
+            );
+        }
+        // /q itself counts: one more node reaches the hard limit of 2, a second passes it.
+        assert_eq!(t.check_quota("/q/a", 0, 1), Ok(()));
+        t.apply(&hdr(9, OpCode::Create), &create("/q/a", 1));
+        assert!(t.check_quota("/q/b", 0, 1).is_err());
+        assert_eq!(t.check_quota("/other", 0, 1), Ok(()));
+        assert_eq!(t.check_quota("/q/a", 100, 0), Ok(()));
     }
 
     #[test]
