@@ -894,12 +894,18 @@ impl Core {
         }
     }
 
-    /// Send watch notifications to the sessions' current connections.
+    /// Send watch notifications to the sessions' current connections, each only if the
+    /// connection's identities may READ the node (ZooKeeper 3.8.4+, CVE-2024-23944).
     fn deliver(&mut self, fired: &[Fired]) {
         for f in fired {
             let Some(conn) = self.sessions.get(&f.session).and_then(|s| s.conn) else {
                 continue;
             };
+            if let (Some(acl), Some(c)) = (&f.acl, self.conns.get(&conn)) {
+                if !acl::check(acl, perms::READ, &c.auth) {
+                    continue;
+                }
+            }
             let frame = notification(f.event, &f.path);
             self.send(conn, frame);
         }
@@ -1116,7 +1122,6 @@ impl Core {
             Request::WhoAmI => {
                 let infos: Vec<(String, String)> = auth::java_set_order(&auth_ids)
                     .into_iter()
-                    .filter(|i| i.scheme != "super")
                     .map(|i| (i.scheme.clone(), auth::user_name(i)))
                     .collect();
                 reply(E::Ok, &|w| {

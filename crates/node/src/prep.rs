@@ -39,19 +39,15 @@ impl PendingView {
         self.records.is_empty()
     }
 
-    /// Pending ephemerals of `session` (created and not deleted in flight), and pending
-    /// deletions, to combine with the tree's view in closeSession.
-    pub fn ephemeral_changes(&self, session: i64) -> (Vec<String>, Vec<String>) {
-        let mut created = Vec::new();
-        let mut deleted = Vec::new();
-        for (p, (_, v)) in &self.records {
-            match v {
-                Some(n) if n.stat.ephemeral_owner == session => created.push(p.clone()),
-                None => deleted.push(p.clone()),
-                _ => {}
-            }
-        }
-        (created, deleted)
+    /// In-flight changes in zxid order: (path, Some(ephemeral owner) or None if deleted).
+    fn changes_in_order(&self) -> Vec<(&str, Option<i64>)> {
+        let mut v: Vec<(i64, &str, Option<i64>)> = self
+            .records
+            .iter()
+            .map(|(p, (z, n))| (*z, p.as_str(), n.as_ref().map(|n| n.stat.ephemeral_owner)))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, p, o)| (p, o)).collect()
     }
 
     /// Whether a deletion of `path` is already in flight.
@@ -439,16 +435,22 @@ pub fn prep_delete_container(path_: &str, ov: &mut Overlay, ctx: &Ctx) -> Option
 }
 
 /// closeSession: the session's ephemerals, committed and in flight.
+/// The paths, and so the deletions and their watch events, come in the order ZooKeeper's
+/// cloned hash set gives them, adjusted by the changes still in flight.
 pub fn prep_close_session(session: i64, ov: &mut Overlay) -> Txn {
-    let mut paths: Vec<String> = ov.tree.ephemerals_of(session);
-    let (created, deleted) = ov.pending.ephemeral_changes(session);
-    paths.retain(|p| !deleted.contains(p));
-    for p in created {
-        if !paths.contains(&p) {
-            paths.push(p);
+    let mut set = ov.tree.ephemeral_set(session);
+    for (p, owner) in ov.pending.changes_in_order() {
+        match owner {
+            None => {
+                set.remove(p);
+            }
+            Some(o) if o == session => {
+                set.insert(p);
+            }
+            Some(_) => {}
         }
     }
-    paths.sort();
+    let paths: Vec<String> = set.iter().map(str::to_owned).collect();
     for p in &paths {
         if let Some(parent) = path::parent_for_write(p) {
             if let Some(mut pv) = ov.get(parent) {

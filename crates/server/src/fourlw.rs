@@ -88,10 +88,10 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
                 let _ = writeln!(out, "0 expire at {deadline}:\n\t{}", sid(*s));
             }
             out.push_str("ephemeral nodes dump:\n");
-            let eph = core.tree().ephemerals();
+            let eph: Vec<(i64, Vec<String>)> = core.tree().ephemerals().collect();
             let _ = writeln!(out, "Sessions with Ephemerals ({}):", eph.len());
             for (s, paths) in eph {
-                let _ = writeln!(out, "{}:", sid(*s));
+                let _ = writeln!(out, "{}:", sid(s));
                 for p in paths {
                     let _ = writeln!(out, "\t{p}");
                 }

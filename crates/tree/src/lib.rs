@@ -4,10 +4,12 @@
 //! connections and reports fired watches as data.
 
 pub mod acl;
+pub mod javaset;
 pub mod tree;
 pub mod watch;
 
 pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
+pub use javaset::JavaHashSet;
 pub use tree::{
     join, node_digest, Applied, DataTree, Node, Owner, QuotaExceeded, QuotaStats, StatPersisted,
     TxnResult, CONFIG_NODE, LIMIT_NODE, QUOTA_ROOT, STAT_NODE,

@@ -13,6 +13,7 @@ use rustc_hash::FxHashMap;
 use zooid_proto::{Acl, CreateKind, ErrorCode, Stat, Txn, TxnHeader};
 
 use crate::acl::{AclCache, AclRef};
+use crate::javaset::JavaHashSet;
 use crate::watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};
 
 /// `ephemeralOwner` marker of container nodes (`Long.MIN_VALUE`).
@@ -171,7 +172,8 @@ pub struct Applied {
 pub struct DataTree {
     nodes: FxHashMap<Box<str>, Node>,
     pub acls: AclCache,
-    ephemerals: BTreeMap<SessionId, BTreeSet<Box<str>>>,
+    /// Per session, in a model of ZooKeeper's Java hash set so orders match (see javaset).
+    ephemerals: BTreeMap<SessionId, JavaHashSet>,
     containers: BTreeSet<Box<str>>,
     ttls: BTreeSet<Box<str>>,
     /// Sessions with their timeouts, as created and closed by txns.
@@ -240,7 +242,7 @@ impl DataTree {
     fn index(&mut self, path: &str, node: &Node) {
         match node.owner() {
             Owner::Session(s) => {
-                self.ephemerals.entry(s).or_default().insert(path.into());
+                self.ephemerals.entry(s).or_default().insert(path);
             }
             Owner::Container => {
                 self.containers.insert(path.into());
@@ -255,11 +257,10 @@ impl DataTree {
     fn unindex(&mut self, path: &str, node: &Node) {
         match node.owner() {
             Owner::Session(s) => {
+                // An emptied set stays until its session closes, as in ZooKeeper: its table
+                // size shapes the order of later additions.
                 if let Some(set) = self.ephemerals.get_mut(&s) {
                     set.remove(path);
-                    if set.is_empty() {
-                        self.ephemerals.remove(&s);
-                    }
                 }
             }
             Owner::Container => {
@@ -313,19 +314,32 @@ impl DataTree {
         &self.sessions
     }
 
-    pub fn ephemerals(&self) -> &BTreeMap<SessionId, BTreeSet<Box<str>>> {
-        &self.ephemerals
+    /// Sessions that own ephemerals, with their paths (for `dump`).
+    pub fn ephemerals(&self) -> impl Iterator<Item = (SessionId, Vec<String>)> + '_ {
+        self.ephemerals
+            .iter()
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(&id, s)| (id, s.iter().map(str::to_owned).collect()))
     }
 
-    pub fn ephemerals_of(&self, session: SessionId) -> Vec<String> {
+    /// A copy of a session's ephemeral set, as ZooKeeper's `getEphemerals` clones it.
+    pub fn ephemeral_set(&self, session: SessionId) -> JavaHashSet {
         self.ephemerals
             .get(&session)
-            .map(|s| s.iter().map(|p| p.to_string()).collect())
+            .map(JavaHashSet::java_clone)
             .unwrap_or_default()
     }
 
+    /// A session's ephemeral paths in the order ZooKeeper reports them.
+    pub fn ephemerals_of(&self, session: SessionId) -> Vec<String> {
+        self.ephemeral_set(session)
+            .iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
     pub fn ephemeral_count(&self) -> usize {
-        self.ephemerals.values().map(BTreeSet::len).sum()
+        self.ephemerals.values().map(JavaHashSet::len).sum()
     }
 
     /// All descendants of `path` (not the node itself).
@@ -492,6 +506,7 @@ impl DataTree {
                 for p in self.ephemerals_of(session) {
                     let _ = self.delete_node(&p, zxid, fired);
                 }
+                self.ephemerals.remove(&session);
                 self.sessions.remove(&session);
                 TxnResult::SessionClosed
             }
@@ -575,7 +590,15 @@ impl DataTree {
             }
         }
         self.update_quota_usage(path, data.map_or(0, <[u8]>::len) as i64, 1);
-        self.watches.node_created(path, parent, fired);
+        if self.watches.is_watched() {
+            let parent_acl = self
+                .nodes
+                .get(parent)
+                .map(|p| self.acls.get(p.acl))
+                .unwrap_or_default();
+            self.watches
+                .node_created(path, acl, parent, &parent_acl, fired);
+        }
         Ok(stat)
     }
 
@@ -612,6 +635,11 @@ impl DataTree {
         };
         self.digest = self.digest.wrapping_sub(node_digest(path, &node));
         self.unindex(path, &node);
+        let acl = if self.watches.is_watched() {
+            self.acls.get(node.acl)
+        } else {
+            Vec::new()
+        };
         self.acls.release(node.acl);
         let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
         self.update(parent, |p| {
@@ -626,7 +654,15 @@ impl DataTree {
             }
         }
         self.update_quota_usage(path, -(node.data_len() as i64), -1);
-        self.watches.node_deleted(path, parent, fired);
+        if self.watches.is_watched() {
+            let parent_acl = self
+                .nodes
+                .get(parent)
+                .map(|p| self.acls.get(p.acl))
+                .unwrap_or_default();
+            self.watches
+                .node_deleted(path, &acl, parent, &parent_acl, fired);
+        }
         Ok(())
     }
 
@@ -650,7 +686,14 @@ impl DataTree {
             })
             .expect("checked above");
         self.update_quota_usage(path, data.map_or(0, <[u8]>::len) as i64 - old_len, 0);
-        self.watches.data_changed(path, fired);
+        if self.watches.is_watched() {
+            let acl = self
+                .nodes
+                .get(path)
+                .map(|n| self.acls.get(n.acl))
+                .unwrap_or_default();
+            self.watches.data_changed(path, &acl, fired);
+        }
         Ok(stat)
     }
 
@@ -774,6 +817,7 @@ impl DataTree {
                 session,
                 event,
                 path: path.to_owned(),
+                acl: None,
             })
         };
         for p in &sw.data {

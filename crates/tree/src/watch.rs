@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap;
-use zooid_proto::EventType;
+use zooid_proto::{Acl, EventType};
 
 pub type SessionId = i64;
 
@@ -53,12 +53,15 @@ impl WatchKind {
     }
 }
 
-/// A fired watch: deliver `event` on `path` to `session`.
+/// A fired watch: deliver `event` on `path` to `session`, if the session may READ under
+/// `acl` (the changed node's ACL, or the parent's for NodeChildrenChanged; CVE-2024-23944).
+/// `None` delivers unconditionally (setWatches catch-up).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
     pub session: SessionId,
     pub event: EventType,
     pub path: String,
+    pub acl: Option<Vec<Acl>>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -121,6 +124,11 @@ impl WatchTable {
         }
     }
 
+    /// Whether any watch is registered at all (lets writes skip event bookkeeping).
+    pub fn is_watched(&self) -> bool {
+        !self.by_path.is_empty()
+    }
+
     /// checkWatches: does `session` hold a watch of `watcher_type` (1 child, 2 data, 3 any)
     /// on `path`?
     pub fn contains(&self, session: SessionId, path: &str, watcher_type: i32) -> bool {
@@ -162,6 +170,7 @@ impl WatchTable {
         path: &str,
         event: EventType,
         mgr: Manager,
+        acl: &[Acl],
         suppress: &BTreeSet<SessionId>,
         out: &mut Vec<Fired>,
     ) -> BTreeSet<SessionId> {
@@ -204,44 +213,62 @@ impl WatchTable {
                     session: s,
                     event,
                     path: path.to_owned(),
+                    acl: Some(acl.to_vec()),
                 });
             }
         }
         told
     }
 
-    /// A node was created at `path` under `parent`.
-    pub fn node_created(&mut self, path: &str, parent: &str, out: &mut Vec<Fired>) {
+    /// A node was created at `path` (with `acl`) under `parent` (with `parent_acl`).
+    pub fn node_created(
+        &mut self,
+        path: &str,
+        acl: &[Acl],
+        parent: &str,
+        parent_acl: &[Acl],
+        out: &mut Vec<Fired>,
+    ) {
         let none = BTreeSet::new();
-        self.trigger(path, EventType::NodeCreated, DATA_MGR, &none, out);
+        self.trigger(path, EventType::NodeCreated, DATA_MGR, acl, &none, out);
         self.trigger(
             parent,
             EventType::NodeChildrenChanged,
             CHILD_MGR,
+            parent_acl,
             &none,
             out,
         );
     }
 
-    /// The node at `path` under `parent` was deleted.
-    pub fn node_deleted(&mut self, path: &str, parent: &str, out: &mut Vec<Fired>) {
+    /// The node at `path` (which had `acl`) under `parent` was deleted.
+    pub fn node_deleted(
+        &mut self,
+        path: &str,
+        acl: &[Acl],
+        parent: &str,
+        parent_acl: &[Acl],
+        out: &mut Vec<Fired>,
+    ) {
         let none = BTreeSet::new();
-        let told = self.trigger(path, EventType::NodeDeleted, DATA_MGR, &none, out);
-        self.trigger(path, EventType::NodeDeleted, CHILD_MGR, &told, out);
+        let told = self.trigger(path, EventType::NodeDeleted, DATA_MGR, acl, &none, out);
+        self.trigger(path, EventType::NodeDeleted, CHILD_MGR, acl, &told, out);
         self.trigger(
             parent,
             EventType::NodeChildrenChanged,
             CHILD_MGR,
+            parent_acl,
             &none,
             out,
         );
     }
 
-    pub fn data_changed(&mut self, path: &str, out: &mut Vec<Fired>) {
+    pub fn data_changed(&mut self, path: &str, acl: &[Acl], out: &mut Vec<Fired>) {
         self.trigger(
             path,
             EventType::NodeDataChanged,
             DATA_MGR,
+            acl,
             &BTreeSet::new(),
             out,
         );
@@ -333,7 +360,7 @@ mod tests {
         let mut t = WatchTable::default();
         t.add(1, "/w", WatchKind::Data);
         t.add(1, "/w", WatchKind::Child);
-        let ev = fired(&mut t, |t, o| t.node_deleted("/w", "/", o));
+        let ev = fired(&mut t, |t, o| t.node_deleted("/w", &[], "/", &[], o));
         assert_eq!(ev, vec![(1, EventType::NodeDeleted, "/w".into())]);
         assert_eq!(t.summary(), (0, 0, 0));
     }
@@ -343,9 +370,9 @@ mod tests {
         let mut t = WatchTable::default();
         t.add(1, "/r", WatchKind::PersistentRecursive);
         t.add(2, "/r", WatchKind::Persistent);
-        let ev = fired(&mut t, |t, o| t.node_created("/r/a/b", "/r/a", o));
+        let ev = fired(&mut t, |t, o| t.node_created("/r/a/b", &[], "/r/a", &[], o));
         assert_eq!(ev, vec![(1, EventType::NodeCreated, "/r/a/b".into())]);
-        let ev = fired(&mut t, |t, o| t.node_created("/r/c", "/r", o));
+        let ev = fired(&mut t, |t, o| t.node_created("/r/c", &[], "/r", &[], o));
         assert_eq!(
             ev,
             vec![
@@ -363,7 +390,7 @@ mod tests {
         let mut t = WatchTable::default();
         t.add(1, "/p", WatchKind::Persistent);
         t.add(1, "/p", WatchKind::Data);
-        let ev = fired(&mut t, |t, o| t.data_changed("/p", o));
+        let ev = fired(&mut t, |t, o| t.data_changed("/p", &[], o));
         assert_eq!(ev.len(), 1);
         assert!(t.contains(1, "/p", 2));
         // Removing the child half of a persistent watch leaves its data half, as in 3.8.
