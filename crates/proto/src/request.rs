@@ -194,6 +194,8 @@ pub struct SetWatches {
     pub child: Vec<String>,
     pub persistent: Vec<String>,
     pub persistent_recursive: Vec<String>,
+    /// Sent as setWatches2 (op 105), which carries the two persistent lists.
+    pub v2: bool,
 }
 
 fn strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
@@ -287,6 +289,7 @@ impl Request {
                 if code == O::SetWatches2 {
                     sw.persistent = strings(r)?;
                     sw.persistent_recursive = strings(r)?;
+                    sw.v2 = true;
                 }
                 Request::SetWatches(sw)
             }
@@ -416,7 +419,7 @@ impl Request {
                 w.write_strings(&sw.data);
                 w.write_strings(&sw.exist);
                 w.write_strings(&sw.child);
-                if !sw.persistent.is_empty() || !sw.persistent_recursive.is_empty() {
+                if sw.v2 {
                     w.write_strings(&sw.persistent);
                     w.write_strings(&sw.persistent_recursive);
                 }
@@ -560,6 +563,7 @@ mod tests {
                 relative_zxid: 7,
                 data: vec!["/a".into()],
                 persistent: vec!["/p".into()],
+                v2: true,
                 ..Default::default()
             }),
         );

@@ -229,18 +229,22 @@ async fn run_conn(
     let writer = tokio::spawn(async move {
         let _closed = closed_tx;
         while let Some(msg) = out_rx.recv().await {
-            match msg {
-                Outbound::Frame(f) => {
-                    let mut data = f;
-                    // Coalesce what is already queued into one write.
-                    while let Ok(Outbound::Frame(more)) = out_rx.try_recv() {
-                        data.extend_from_slice(&more);
-                    }
-                    if wr.write_all(&data).await.is_err() {
+            let Outbound::Frame(mut data) = msg else {
+                break;
+            };
+            // Coalesce what is already queued into one write, stopping at a Close.
+            let mut close = false;
+            while let Ok(more) = out_rx.try_recv() {
+                match more {
+                    Outbound::Frame(f) => data.extend_from_slice(&f),
+                    Outbound::Close => {
+                        close = true;
                         break;
                     }
                 }
-                Outbound::Close => break,
+            }
+            if wr.write_all(&data).await.is_err() || close {
+                break;
             }
         }
         let _ = wr.shutdown().await;

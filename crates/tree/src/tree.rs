@@ -208,6 +208,7 @@ impl DataTree {
         // The built-in nodes hold empty (not null) data.
         let empty = || Node {
             data: Some(Box::default()),
+            acl: crate::acl::OPEN_ACL_REF,
             ..Default::default()
         };
         t.insert_raw("/", empty());
@@ -945,6 +946,13 @@ mod tests {
         // As ZooKeeper reports them on a fresh server.
         assert_eq!(t.stat("/").unwrap().cversion, -1);
         assert_eq!(t.stat("/zookeeper").unwrap().cversion, -2);
+        for p in ["/", "/zookeeper", "/zookeeper/quota"] {
+            assert_eq!(t.acl_of(t.get(p).unwrap()), Acl::open_unsafe(), "{p}");
+        }
+        assert_eq!(
+            t.acl_of(t.get("/zookeeper/config").unwrap()),
+            Acl::read_unsafe()
+        );
     }
 
     #[test]
