@@ -72,6 +72,53 @@ impl AclCache {
         }
     }
 
+    /// Every interned list with its ref, in ref order (the snapshot's ACL section).
+    pub fn entries(&self) -> impl Iterator<Item = (AclRef, &[Acl])> {
+        self.by_ref.iter().map(|(&r, (l, _))| (r, l.as_slice()))
+    }
+
+    /// Re-create an entry read from a snapshot, with no references yet; nodes loaded after
+    /// it take theirs with [`AclCache::add_ref`]. Refs handed out later continue above it.
+    pub fn restore(&mut self, r: AclRef, acl: Vec<Acl>) {
+        if r == OPEN_ACL_REF {
+            return;
+        }
+        self.max_ref = self.max_ref.max(r);
+        self.by_list.entry(acl.clone()).or_insert(r);
+        self.by_ref.insert(r, (acl, 0));
+    }
+
+    /// Count one more user of `r`; false if no such list exists.
+    pub fn add_ref(&mut self, r: AclRef) -> bool {
+        if r == OPEN_ACL_REF {
+            return true;
+        }
+        match self.by_ref.get_mut(&r) {
+            Some(e) => {
+                e.1 += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forget lists no node uses (after a snapshot load, as ZooKeeper purges them).
+    pub fn purge_unused(&mut self) {
+        let unused: Vec<AclRef> = self
+            .by_ref
+            .iter()
+            .filter(|(_, (_, n))| *n == 0)
+            .map(|(&r, _)| r)
+            .collect();
+        for r in unused {
+            if let Some((list, _)) = self.by_ref.remove(&r) {
+                if self.by_list.get(&list) == Some(&r) {
+                    self.by_list.remove(&list);
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_ref.len()
     }

@@ -311,6 +311,57 @@ impl DataTree {
             .sum()
     }
 
+    /// An empty tree with no nodes at all, to be filled from a snapshot with
+    /// [`DataTree::restore_node`] (parents before children) and [`DataTree::restore_session`].
+    pub fn empty_for_restore() -> DataTree {
+        let mut t = DataTree::new();
+        t.nodes.clear();
+        t.acls = AclCache::default();
+        t.digest = 0;
+        t
+    }
+
+    /// Load one snapshot node. The root may be given as "" or "/". Fails (returning a
+    /// description) if the parent is missing or the ACL ref is unknown.
+    pub fn restore_node(
+        &mut self,
+        path: &str,
+        data: Option<Vec<u8>>,
+        acl: AclRef,
+        stat: StatPersisted,
+    ) -> Result<(), String> {
+        let path = if path.is_empty() { "/" } else { path };
+        if path != "/" {
+            let parent = parent_of(path).ok_or_else(|| format!("node {path:?} is not an absolute path"))?;
+            if !self.nodes.contains_key(parent) {
+                return Err(format!("node {path} comes before its parent {parent}"));
+            }
+        }
+        if self.nodes.contains_key(path) {
+            return Err(format!("node {path} appears twice"));
+        }
+        if !self.acls.add_ref(acl) {
+            return Err(format!("node {path} uses ACL ref {acl}, which the snapshot does not define"));
+        }
+        let node = Node {
+            data: data.map(Vec::into_boxed_slice),
+            acl,
+            stat,
+            children: BTreeSet::new(),
+        };
+        self.insert_raw(path, node);
+        if let Some(qpath) = parent_of(path).and_then(|p| p.strip_prefix(QUOTA_ROOT)) {
+            if path.ends_with(&format!("/{LIMIT_NODE}")) && !qpath.is_empty() {
+                self.quota_paths.insert(qpath.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn restore_session(&mut self, session: SessionId, timeout_ms: i32) {
+        self.sessions.insert(session, timeout_ms);
+    }
+
     pub fn sessions(&self) -> &BTreeMap<SessionId, i32> {
         &self.sessions
     }

@@ -1,0 +1,1 @@
+//! Snapshots (`version-2/snapshot.<zxid>[.gz|.snappy]`) in ZooKeeper's format.
