@@ -173,6 +173,9 @@ struct Inflight {
     header: TxnHeader,
     txn: Txn,
     origin: Origin,
+    /// What this txn adds to the tree digest, and the digest it was logged with.
+    digest_delta: u64,
+    digest: Option<i64>,
 }
 
 /// Server-wide counters for `srvr`, `stat` and `mntr`.
@@ -184,6 +187,7 @@ pub struct ServerStats {
     pub latency_max_ms: i64,
     pub latency_total_ms: i64,
     pub latency_count: u64,
+    pub digest_mismatches: u64,
 }
 
 pub struct Core {
@@ -431,6 +435,7 @@ impl Core {
                     conn,
                     read_only: req.read_only,
                 },
+                Some(prep::Changes::default()),
             );
             return;
         }
@@ -496,10 +501,27 @@ impl Core {
         }
     }
 
-    /// Assign the next zxid to `txn`, hand it to the log, and remember where it came from.
-    fn propose(&mut self, session: i64, cxid: i32, now_ms: i64, txn: Txn, origin: Origin) -> i64 {
+    /// Assign the next zxid to `txn`, publish its `changes` to the pending view, hand it to
+    /// the log with the tree digest it will produce (error txns, which have no changes,
+    /// carry none, as in ZooKeeper), and remember where it came from.
+    fn propose(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        now_ms: i64,
+        txn: Txn,
+        origin: Origin,
+        changes: Option<prep::Changes>,
+    ) -> i64 {
         let zxid = self.next_zxid;
         self.next_zxid += 1;
+        let digest_delta = changes.as_ref().map_or(0, |c| c.digest_delta);
+        let has_changes = changes.is_some();
+        if let Some(c) = changes {
+            prep::publish(c, zxid, &mut self.pending);
+        }
+        let digest = (self.cfg.digest_enabled && has_changes && !matches!(txn, Txn::Error { .. }))
+            .then(|| self.pending.digest(&self.tree));
         let header = TxnHeader {
             session_id: session,
             cxid,
@@ -511,7 +533,10 @@ impl Core {
         TxnEntry {
             header,
             txn: txn.clone(),
-            digest: None,
+            digest: digest.map(|tree_digest| zooid_proto::TxnDigest {
+                version: 2,
+                tree_digest,
+            }),
         }
         .encode(&mut w);
         self.actions.push(Action::Append {
@@ -522,6 +547,8 @@ impl Core {
             header,
             txn,
             origin,
+            digest_delta,
+            digest,
         });
         zxid
     }
@@ -631,6 +658,7 @@ impl Core {
                     xid: h.xid,
                     op,
                 },
+                None,
             );
             self.enqueue_write(conn, zxid, false, now_ms);
         } else {
@@ -790,17 +818,13 @@ impl Core {
                 if let Some(s) = self.sessions.get_mut(&session) {
                     s.closing = true;
                 }
-                Ok(prep::prep_close_session(session, &mut ov))
+                Ok(prep::prep_close_session(session, zxid, &mut ov))
             }
             _ => unreachable!("is_write() covers exactly these requests"),
         };
-        let changes = ov.into_changes();
-        let txn = match txn {
-            Ok(t) => {
-                prep::publish(changes, zxid, &mut self.pending);
-                t
-            }
-            Err(e) => Txn::Error { err: e.code() },
+        let (txn, changes) = match txn {
+            Ok(t) => (t, Some(ov.into_changes())),
+            Err(e) => (Txn::Error { err: e.code() }, None),
         };
         let z = self.propose(
             session,
@@ -812,6 +836,7 @@ impl Core {
                 xid: xid_,
                 op,
             },
+            changes,
         );
         debug_assert_eq!(z, zxid);
         self.enqueue_write(conn, zxid, close_after, now_ms);
@@ -830,7 +855,26 @@ impl Core {
             "txns are applied in zxid order"
         );
         let applied = self.tree.apply(&f.header, &f.txn);
-        self.pending.applied(f.header.zxid);
+        self.pending.applied(f.header.zxid, f.digest_delta);
+        if let Some(expected) = f.digest {
+            // The digest logged with the txn was computed from the pending view; the tree
+            // must agree once the txn is applied, or replay would report a mismatch.
+            if self.tree.digest() != expected {
+                self.stats.digest_mismatches += 1;
+                tracing::error!(
+                    zxid = format_args!("{:#x}", f.header.zxid),
+                    expected,
+                    actual = self.tree.digest(),
+                    "tree digest differs from the digest logged with this txn"
+                );
+                debug_assert_eq!(
+                    self.tree.digest(),
+                    expected,
+                    "digest of txn {:#x}",
+                    f.header.zxid
+                );
+            }
+        }
         self.deliver(&applied.fired);
         let zxid = f.header.zxid;
         match f.origin {
@@ -1264,11 +1308,9 @@ impl Core {
                 self.close_conn(conn);
             }
             let mut ov = Overlay::new(&self.tree, &self.pending);
-            let txn = prep::prep_close_session(session, &mut ov);
+            let txn = prep::prep_close_session(session, self.next_zxid, &mut ov);
             let changes = ov.into_changes();
-            let zxid = self.next_zxid;
-            prep::publish(changes, zxid, &mut self.pending);
-            self.propose(session, 0, now_ms, txn, Origin::Internal);
+            self.propose(session, 0, now_ms, txn, Origin::Internal, Some(changes));
         }
         if now_ms >= self.next_container_check_ms {
             self.next_container_check_ms = now_ms + self.cfg.container_check_interval_ms.max(1);
@@ -1299,8 +1341,7 @@ impl Core {
                     continue;
                 };
                 let changes = ov.into_changes();
-                prep::publish(changes, zxid, &mut self.pending);
-                self.propose(0, 0, now_ms, txn, Origin::Internal);
+                self.propose(0, 0, now_ms, txn, Origin::Internal, Some(changes));
             }
         }
     }

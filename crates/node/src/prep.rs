@@ -10,29 +10,46 @@ use rustc_hash::FxHashMap;
 use zooid_proto::{
     perms, Acl, CreateKind, CreateMode, CreateRequest, ErrorCode, Id, MultiOp, Txn, MAX_TTL_MS,
 };
-use zooid_tree::{acl, DataTree, Owner, StatPersisted};
+use zooid_tree::{acl, digest_prefix, digest_with_stat, DataTree, Owner, StatPersisted};
 
 use crate::{auth, path};
 
-/// What prep needs to know of a node.
+/// What prep needs to know of a node, and the CRC state of its path and data so its digest
+/// can be recomputed after a stat change.
 #[derive(Debug, Clone)]
 pub struct NodeView {
     pub stat: StatPersisted,
     pub acl: Vec<Acl>,
     pub num_children: i32,
+    pub digest_prefix: Option<crc32fast::Hasher>,
+}
+
+impl NodeView {
+    fn digest(&self) -> u64 {
+        digest_with_stat(&self.digest_prefix, &self.stat)
+    }
 }
 
 /// Changes of txns in flight, by path; `None` = deleted. Each remembers the zxid that wrote it
-/// so it can be dropped once that txn is applied.
+/// so it can be dropped once that txn is applied. `digest_delta` is what the in-flight txns
+/// will add to the tree digest, so the digest after a new txn is known before it is logged.
 #[derive(Debug, Default)]
 pub struct PendingView {
     records: FxHashMap<String, (i64, Option<NodeView>)>,
+    digest_delta: u64,
 }
 
 impl PendingView {
-    /// Forget records written by `zxid` (its txn is now in the tree).
-    pub fn applied(&mut self, zxid: i64) {
+    /// Forget records written by `zxid` (its txn, which changed the digest by
+    /// `digest_delta`, is now in the tree).
+    pub fn applied(&mut self, zxid: i64, digest_delta: u64) {
         self.records.retain(|_, (z, _)| *z != zxid);
+        self.digest_delta = self.digest_delta.wrapping_sub(digest_delta);
+    }
+
+    /// The tree digest once every in-flight txn is applied.
+    pub fn digest(&self, tree: &DataTree) -> i64 {
+        (tree.digest() as u64).wrapping_add(self.digest_delta) as i64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,11 +73,20 @@ impl PendingView {
     }
 }
 
-/// The pending view plus a private overlay for one request.
+/// The pending view plus a private overlay for one request, with the digest change the
+/// request makes.
 pub struct Overlay<'a> {
     tree: &'a DataTree,
     pending: &'a PendingView,
     local: FxHashMap<String, Option<NodeView>>,
+    digest_delta: u64,
+}
+
+/// What an overlay changed: the node views to publish and the digest delta.
+#[derive(Default)]
+pub struct Changes {
+    views: FxHashMap<String, Option<NodeView>>,
+    pub digest_delta: u64,
 }
 
 impl<'a> Overlay<'a> {
@@ -69,6 +95,7 @@ impl<'a> Overlay<'a> {
             tree,
             pending,
             local: FxHashMap::default(),
+            digest_delta: 0,
         }
     }
 
@@ -83,31 +110,32 @@ impl<'a> Overlay<'a> {
             stat: n.stat,
             acl: self.tree.acl_of(n),
             num_children: n.children.len() as i32,
+            digest_prefix: digest_prefix(path, n.data.as_deref()),
         })
     }
 
     fn set(&mut self, path: &str, v: Option<NodeView>) {
+        let old = self.get(path).map_or(0, |o| o.digest());
+        let new = v.as_ref().map_or(0, NodeView::digest);
+        self.digest_delta = self.digest_delta.wrapping_add(new).wrapping_sub(old);
         self.local.insert(path.to_owned(), v);
     }
 
-    /// Publish this overlay's changes under `zxid`.
-    pub fn commit(self, zxid: i64, pending: &mut PendingView) {
-        for (p, v) in self.local {
-            pending.records.insert(p, (zxid, v));
+    pub fn into_changes(self) -> Changes {
+        Changes {
+            views: self.local,
+            digest_delta: self.digest_delta,
         }
-    }
-
-    pub fn into_changes(self) -> FxHashMap<String, Option<NodeView>> {
-        self.local
     }
 }
 
-/// Publish changes computed by an overlay (split from [`Overlay::commit`] so the overlay's
-/// borrow of the pending view can end first).
-pub fn publish(changes: FxHashMap<String, Option<NodeView>>, zxid: i64, pending: &mut PendingView) {
-    for (p, v) in changes {
+/// Publish the changes of a validated txn under its `zxid` (separate from the overlay so its
+/// borrow of the pending view has ended).
+pub fn publish(changes: Changes, zxid: i64, pending: &mut PendingView) {
+    for (p, v) in changes.views {
         pending.records.insert(p, (zxid, v));
     }
+    pending.digest_delta = pending.digest_delta.wrapping_add(changes.digest_delta);
 }
 
 /// Who is asking, and the server settings prep needs.
@@ -269,6 +297,7 @@ fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, Er
             },
             acl: acl.clone(),
             num_children: 0,
+            digest_prefix: digest_prefix(&path, c.data.as_deref()),
         }),
     );
     Ok(Txn::Create {
@@ -330,6 +359,7 @@ fn prep_set_data(
     node.stat.version = v;
     node.stat.mzxid = ctx.zxid;
     node.stat.mtime = ctx.now_ms;
+    node.digest_prefix = digest_prefix(path_, data);
     ov.set(path_, Some(node));
     Ok(Txn::SetData {
         path: path_.to_owned(),
@@ -437,7 +467,7 @@ pub fn prep_delete_container(path_: &str, ov: &mut Overlay, ctx: &Ctx) -> Option
 /// closeSession: the session's ephemerals, committed and in flight.
 /// The paths, and so the deletions and their watch events, come in the order ZooKeeper's
 /// cloned hash set gives them, adjusted by the changes still in flight.
-pub fn prep_close_session(session: i64, ov: &mut Overlay) -> Txn {
+pub fn prep_close_session(session: i64, zxid: i64, ov: &mut Overlay) -> Txn {
     let mut set = ov.tree.ephemeral_set(session);
     for (p, owner) in ov.pending.changes_in_order() {
         match owner {
@@ -455,6 +485,7 @@ pub fn prep_close_session(session: i64, ov: &mut Overlay) -> Txn {
         if let Some(parent) = path::parent_for_write(p) {
             if let Some(mut pv) = ov.get(parent) {
                 pv.num_children -= 1;
+                pv.stat.pzxid = pv.stat.pzxid.max(zxid);
                 ov.set(parent, Some(pv));
             }
         }

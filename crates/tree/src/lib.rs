@@ -11,7 +11,8 @@ pub mod watch;
 pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
 pub use javaset::JavaHashSet;
 pub use tree::{
-    join, node_digest, Applied, DataTree, Node, Owner, QuotaExceeded, QuotaStats, StatPersisted,
-    TxnResult, CONFIG_NODE, LIMIT_NODE, QUOTA_ROOT, STAT_NODE,
+    digest_prefix, digest_with_stat, join, node_digest, Applied, DataTree, Node, Owner,
+    QuotaExceeded, QuotaStats, StatPersisted, TxnResult, CONFIG_NODE, LIMIT_NODE, QUOTA_ROOT,
+    STAT_NODE,
 };
 pub use watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};

@@ -120,19 +120,30 @@ impl Node {
     }
 }
 
-/// ZooKeeper's per-node digest: CRC32 of path, data and 60 bytes of stat; 0 for nodes below
-/// `/zookeeper/`. The root is hashed as "".
-pub fn node_digest(path: &str, node: &Node) -> u64 {
+/// The part of ZooKeeper's per-node digest that covers path and data: a CRC32 state to be
+/// finished with the stat by [`digest_with_stat`]. `None` for nodes below `/zookeeper/`,
+/// which the digest leaves out. Keeping this state lets a stat-only change be re-digested
+/// without the data.
+pub fn digest_prefix(path: &str, data: Option<&[u8]>) -> Option<crc32fast::Hasher> {
     if path.starts_with("/zookeeper/") {
-        return 0;
+        return None;
     }
     let path = if path == "/" { "" } else { path };
     let mut h = crc32fast::Hasher::new();
     h.update(path.as_bytes());
-    if let Some(d) = &node.data {
+    if let Some(d) = data {
         h.update(d);
     }
-    let s = &node.stat;
+    Some(h)
+}
+
+/// Finish a node digest: the stat's 60 bytes in the digest's field order (czxid, mzxid,
+/// pzxid, ctime, mtime, version, cversion, aversion, ephemeralOwner).
+pub fn digest_with_stat(prefix: &Option<crc32fast::Hasher>, s: &StatPersisted) -> u64 {
+    let Some(h) = prefix else {
+        return 0;
+    };
+    let mut h = h.clone();
     let mut b = [0u8; 60];
     b[0..8].copy_from_slice(&s.czxid.to_be_bytes());
     b[8..16].copy_from_slice(&s.mzxid.to_be_bytes());
@@ -145,6 +156,12 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     b[52..60].copy_from_slice(&s.ephemeral_owner.to_be_bytes());
     h.update(&b);
     h.finalize() as u64
+}
+
+/// ZooKeeper's per-node digest: CRC32 of path, data and 60 bytes of stat; 0 for nodes below
+/// `/zookeeper/`. The root is hashed as "".
+pub fn node_digest(path: &str, node: &Node) -> u64 {
+    digest_with_stat(&digest_prefix(path, node.data.as_deref()), &node.stat)
 }
 
 /// What applying one (sub-)txn produced, for the reply.
@@ -332,7 +349,8 @@ impl DataTree {
     ) -> Result<(), String> {
         let path = if path.is_empty() { "/" } else { path };
         if path != "/" {
-            let parent = parent_of(path).ok_or_else(|| format!("node {path:?} is not an absolute path"))?;
+            let parent =
+                parent_of(path).ok_or_else(|| format!("node {path:?} is not an absolute path"))?;
             if !self.nodes.contains_key(parent) {
                 return Err(format!("node {path} comes before its parent {parent}"));
             }
@@ -341,7 +359,9 @@ impl DataTree {
             return Err(format!("node {path} appears twice"));
         }
         if !self.acls.add_ref(acl) {
-            return Err(format!("node {path} uses ACL ref {acl}, which the snapshot does not define"));
+            return Err(format!(
+                "node {path} uses ACL ref {acl}, which the snapshot does not define"
+            ));
         }
         let node = Node {
             data: data.map(Vec::into_boxed_slice),
