@@ -214,13 +214,30 @@ impl Core {
             next_session_id += 1;
         }
         let next_zxid = tree.last_zxid() + 1;
+        // Sessions recovered from disk get a full timeout from now to reconnect in, as in
+        // ZooKeeper; those that don't are expired with a closeSession txn.
+        let tick = cfg.tick_ms.max(1);
+        let sessions = tree
+            .sessions()
+            .iter()
+            .map(|(&id, &timeout_ms)| {
+                let t = now_ms + timeout_ms as i64;
+                let session = Session {
+                    timeout_ms,
+                    deadline_ms: (t / tick + 1) * tick,
+                    conn: None,
+                    closing: false,
+                };
+                (id, session)
+            })
+            .collect();
         Core {
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
             cfg,
             tree,
             pending: PendingView::default(),
             conns: BTreeMap::new(),
-            sessions: BTreeMap::new(),
+            sessions,
             inflight: VecDeque::new(),
             next_zxid,
             next_session_id,
@@ -1467,6 +1484,48 @@ mod tests {
         assert!(core.take_actions().is_empty());
         core.handle(SESSIONLESS_TIMEOUT_MS, Input::Tick);
         assert_eq!(core.take_actions(), vec![Action::Close { conn: 1 }]);
+    }
+
+    #[test]
+    fn recovered_sessions_can_reattach_or_expire() {
+        let mut tree = DataTree::new();
+        tree.restore_session(0x42, 4000);
+        let mut core = Core::new(CoreConfig::default(), tree, 0);
+        core.handle(
+            0,
+            Input::Connect {
+                conn: 1,
+                addr: addr(),
+            },
+        );
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4000,
+            session_id: 0x42,
+            passwd: auth::session_password(0x42).to_vec(),
+            read_only: Some(false),
+        };
+        core.handle(
+            1,
+            Input::Frame {
+                conn: 1,
+                frame: &req.encode(),
+            },
+        );
+        let actions = core.take_actions();
+        let Action::Send { frame, .. } = &actions[0] else {
+            panic!("expected a ConnectResponse, got {actions:?}")
+        };
+        let resp = ConnectResponse::decode(&frame[4..]).unwrap();
+        assert_eq!((resp.session_id, resp.timeout_ms), (0x42, 4000));
+        // Left alone, the session expires through a closeSession txn.
+        core.handle(1, Input::Disconnect { conn: 1 });
+        core.handle(10_000, Input::Tick);
+        assert!(core
+            .take_actions()
+            .iter()
+            .any(|a| matches!(a, Action::Append { .. })));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use zooid_node::{Action, ConnId, Core, Input};
 
 use crate::fourlw;
+use crate::persist::{self, FromWriter, SnapshotPlan, ToWriter};
 
 /// Events from connection tasks to the core task.
 pub enum Event {
@@ -67,10 +68,11 @@ pub async fn serve(
     listener: TcpListener,
     core: Core,
     cfg: DriverConfig,
+    disk: Disk,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (tx, rx) = mpsc::channel::<Event>(4096);
-    let core_task = tokio::spawn(run_core(core, rx, cfg.clone(), shutdown.clone()));
+    let core_task = tokio::spawn(run_core(core, rx, cfg.clone(), disk, shutdown.clone()));
     let mut next_conn: ConnId = 1;
     loop {
         tokio::select! {
@@ -93,16 +95,36 @@ pub async fn serve(
     let _ = core_task.await;
 }
 
+/// The disk side of the core task: where appends go and when to snapshot.
+pub struct Disk {
+    pub writer: std::sync::mpsc::Sender<ToWriter>,
+    pub from_writer: tokio::sync::mpsc::UnboundedReceiver<FromWriter>,
+    pub from_writer_tx: tokio::sync::mpsc::UnboundedSender<FromWriter>,
+    pub snapshots: SnapshotPlan,
+    /// Reported when the disk fails and the server must stop.
+    pub fatal: Option<oneshot::Sender<String>>,
+}
+
+/// Txns until the next snapshot: between snapCount/2 and snapCount, randomised as ZooKeeper
+/// does so the members of an ensemble do not all snapshot at once.
+fn next_snapshot_after(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + rand::random::<u64>() % half
+}
+
 async fn run_core(
     mut core: Core,
     mut rx: mpsc::Receiver<Event>,
     cfg: DriverConfig,
+    mut disk: Disk,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut outs: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(256);
+    let mut since_snapshot = 0u64;
+    let mut snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
     loop {
         batch.clear();
         tokio::select! {
@@ -111,6 +133,17 @@ async fn run_core(
                     break;
                 }
             }
+            msg = disk.from_writer.recv() => match msg {
+                Some(FromWriter::Persisted(zxid)) => core.handle(now_ms(), Input::Persisted { zxid }),
+                Some(FromWriter::Failed(e)) => {
+                    tracing::error!(error = %e, "the txn log cannot be written; stopping so no write is acknowledged that might be lost (a restart recovers every acknowledged txn)");
+                    if let Some(f) = disk.fatal.take() {
+                        let _ = f.send(e);
+                    }
+                    break;
+                }
+                None => break,
+            },
             _ = tick.tick() => {
                 core.handle(now_ms(), Input::Tick);
             }
@@ -139,32 +172,48 @@ async fn run_core(
                 }
             }
         }
-        // Execute actions; appended txns are durable once handed over (the txn log lands with
-        // the durability work), so report them persisted and run again until quiet.
-        loop {
-            let actions = core.take_actions();
-            if actions.is_empty() {
-                break;
-            }
-            let mut persisted = None;
-            for a in actions {
-                match a {
-                    Action::Send { conn, frame } => {
-                        if let Some(o) = outs.get(&conn) {
-                            let _ = o.send(Outbound::Frame(frame));
-                        }
+        for a in core.take_actions() {
+            match a {
+                Action::Send { conn, frame } => {
+                    if let Some(o) = outs.get(&conn) {
+                        let _ = o.send(Outbound::Frame(frame));
                     }
-                    Action::Close { conn } => {
-                        if let Some(o) = outs.get(&conn) {
-                            let _ = o.send(Outbound::Close);
-                        }
+                }
+                Action::Close { conn } => {
+                    if let Some(o) = outs.get(&conn) {
+                        let _ = o.send(Outbound::Close);
                     }
-                    Action::Append { zxid, .. } => persisted = Some(zxid),
+                }
+                Action::Append { zxid, entry } => {
+                    since_snapshot += 1;
+                    if disk.writer.send(ToWriter::Append { zxid, entry }).is_err() {
+                        break;
+                    }
                 }
             }
-            if let Some(zxid) = persisted {
-                core.handle(now_ms(), Input::Persisted { zxid });
-            }
+        }
+        if since_snapshot >= snapshot_at {
+            // The next log file starts after what is queued now; the snapshot holds the tree
+            // as applied, and every txn after it is in that log or the one before.
+            let _ = disk.writer.send(ToWriter::Roll);
+            let tree = core.tree();
+            let zxid = tree.last_zxid();
+            let started = std::time::Instant::now();
+            let bytes = zooid_storage::snapshot::encode_snapshot(tree, Some((zxid, tree.digest())));
+            tracing::info!(
+                zxid = format_args!("{zxid:#x}"),
+                nodes = tree.node_count(),
+                encode_ms = started.elapsed().as_millis() as u64,
+                "taking a snapshot"
+            );
+            persist::spawn_snapshot_write(
+                &disk.snapshots,
+                zxid,
+                bytes,
+                disk.from_writer_tx.clone(),
+            );
+            since_snapshot = 0;
+            snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
         }
     }
     for o in outs.values() {

@@ -4,12 +4,13 @@
 
 pub mod driver;
 pub mod fourlw;
+pub mod persist;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use zooid_config::ServerConfig;
 use zooid_node::{Core, CoreConfig};
 use zooid_tree::DataTree;
@@ -27,6 +28,18 @@ pub enum StartError {
     DataDir {
         path: String,
         source: std::io::Error,
+    },
+    #[error("cannot load the data in {dir}: {source}")]
+    Recovery {
+        dir: String,
+        source: zooid_storage::recovery::RecoveryError,
+    },
+    #[error(
+        "cannot write the start-up snapshot in {dir}: {source} (check free space and permissions)"
+    )]
+    Snapshot {
+        dir: String,
+        source: zooid_storage::snapshot::SnapError,
     },
 }
 
@@ -53,11 +66,27 @@ pub struct ServerHandle {
     pub client_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    fatal: Option<oneshot::Receiver<String>>,
+    purge: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServerHandle {
+    /// Resolves if the server must stop on its own (the disk failed), with the reason.
+    pub async fn failed(&mut self) -> String {
+        match self.fatal.as_mut() {
+            Some(rx) => match rx.await {
+                Ok(reason) => reason,
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    }
+
     /// Stop accepting, close every connection and wait for the tasks to end.
     pub async fn stop(self) {
+        if let Some(p) = &self.purge {
+            p.abort();
+        }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
     }
@@ -84,8 +113,64 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         StartError::Bind { addr, source, hint }
     })?;
     let client_addr = listener.local_addr().unwrap_or(addr);
+
+    // Recover what the data directories hold.
+    let snap_dir = zooid_storage::recovery::version_dir(&cfg.data_dir).map_err(|source| {
+        StartError::Recovery {
+            dir: cfg.data_dir.display().to_string(),
+            source,
+        }
+    })?;
+    let log_base = cfg.data_log_dir.as_ref().unwrap_or(&cfg.data_dir);
+    let log_dir =
+        zooid_storage::recovery::version_dir(log_base).map_err(|source| StartError::Recovery {
+            dir: log_base.display().to_string(),
+            source,
+        })?;
+    let started = std::time::Instant::now();
+    let recovered = zooid_storage::recovery::recover(&snap_dir, &log_dir).map_err(|source| {
+        StartError::Recovery {
+            dir: cfg.data_dir.display().to_string(),
+            source,
+        }
+    })?;
+    for (path, why) in &recovered.skipped_snapshots {
+        tracing::warn!(file = %path.display(), reason = %why, "skipped a damaged snapshot");
+    }
+    let tree: DataTree = recovered.tree;
+    tracing::info!(
+        snapshot = recovered
+            .snapshot
+            .as_ref()
+            .map(|(_, p)| p.display().to_string())
+            .unwrap_or_else(|| "none".into()),
+        replayed = recovered.replayed,
+        nodes = tree.node_count(),
+        sessions = tree.sessions().len(),
+        last_zxid = format_args!("{:#x}", tree.last_zxid()),
+        digest_mismatches = recovered.digest_mismatches,
+        ms = started.elapsed().as_millis() as u64,
+        "data loaded"
+    );
+    // Like ZooKeeper, start from a snapshot of what was loaded, so the next start reads no
+    // more log than what is written from now on.
+    let last = tree.last_zxid();
+    if recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0 {
+        zooid_storage::snapshot::write_snapshot(
+            &snap_dir,
+            &tree,
+            last,
+            Some((last, tree.digest())),
+            &cfg.snapshot_compression_method,
+        )
+        .map_err(|source| StartError::Snapshot {
+            dir: snap_dir.display().to_string(),
+            source,
+        })?;
+    }
+
     let now = driver::now_ms();
-    let core = Core::new(core_config(cfg), DataTree::new(), now);
+    let core = Core::new(core_config(cfg), tree, now);
     let info = fourlw::ServerInfo {
         client_port: client_addr.port(),
         data_dir: cfg.data_dir.display().to_string(),
@@ -107,12 +192,55 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         four_letter_words: cfg.four_letter_words.clone(),
         info: Arc::new(info),
     };
+    let (from_writer_tx, from_writer) = tokio::sync::mpsc::unbounded_channel();
+    let log = zooid_storage::txnlog::TxnLog::new(
+        &log_dir,
+        cfg.pre_alloc_size_kb.saturating_mul(1024),
+        cfg.force_sync,
+    );
+    let writer = persist::spawn_log_writer(log, from_writer_tx.clone());
+    let (fatal_tx, fatal_rx) = oneshot::channel();
+    let disk = driver::Disk {
+        writer,
+        from_writer,
+        from_writer_tx,
+        snapshots: persist::SnapshotPlan {
+            dir: snap_dir.clone(),
+            compression: cfg.snapshot_compression_method.clone(),
+            snap_count: cfg.snap_count.max(2),
+        },
+        fatal: Some(fatal_tx),
+    };
+    let purge = (cfg.autopurge_purge_interval_hours > 0).then(|| {
+        let retain = cfg.autopurge_snap_retain_count as usize;
+        let every =
+            std::time::Duration::from_secs(cfg.autopurge_purge_interval_hours as u64 * 3600);
+        let (snap_dir, log_dir) = (snap_dir.clone(), log_dir.clone());
+        tokio::spawn(async move {
+            let mut timer = tokio::time::interval(every);
+            loop {
+                timer.tick().await;
+                let (s, l) = (snap_dir.clone(), log_dir.clone());
+                match tokio::task::spawn_blocking(move || {
+                    zooid_storage::purge::purge(&s, &l, retain)
+                })
+                .await
+                {
+                    Ok(Ok(removed)) => tracing::info!(files = removed.len(), "autopurge done"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "autopurge failed"),
+                    Err(_) => {}
+                }
+            }
+        })
+    });
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(driver::serve(listener, core, dcfg, rx));
+    let task = tokio::spawn(driver::serve(listener, core, dcfg, disk, rx));
     tracing::info!(%client_addr, data_dir = %cfg.data_dir.display(), "zooid serving clients (standalone)");
     Ok(ServerHandle {
         client_addr,
         shutdown,
         task,
+        fatal: Some(fatal_rx),
+        purge,
     })
 }

@@ -1,6 +1,6 @@
-//! The `zooid` command: `zooid server start-foreground [zoo.cfg]` and `zooid version`.
+//! The `zooid` command: the server, and tools for its data directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use zooid_config::ServerConfig;
@@ -9,7 +9,12 @@ const USAGE: &str = "usage:
   zooid server start-foreground [path/to/zoo.cfg]   run a server in the foreground
                                                     (no config: standalone on 127.0.0.1:2181,
                                                     data in ./data)
-  zooid server version | zooid version              print the version";
+  zooid server version | zooid version              print the version
+  zooid snapshot dump [-d] FILE                     print a snapshot (-d: with data)
+  zooid txnlog dump [-d] FILE                       print a txn log (-d: with data)
+  zooid datadir check DIR [LOGDIR]                  load a data directory and report its state
+  zooid cleanup -n N [zoo.cfg | DIR [LOGDIR]]       keep the newest N snapshots (N >= 3) and
+                                                    the logs they need; delete the rest";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -24,9 +29,136 @@ fn main() -> ExitCode {
             println!("zooid {}", zooid_server::fourlw::version_string());
             ExitCode::SUCCESS
         }
+        ["snapshot", "dump", rest @ ..] => dump(rest, |p, d, out| {
+            zooid_storage::snapshot::dump(p, d, out).map_err(|e| e.to_string())
+        }),
+        ["txnlog", "dump", rest @ ..] => dump(rest, |p, d, out| {
+            zooid_storage::txnlog::dump(p, d, out).map_err(|e| e.to_string())
+        }),
+        ["datadir", "check", dir] => check_datadir(Path::new(dir), Path::new(dir)),
+        ["datadir", "check", dir, logdir] => check_datadir(Path::new(dir), Path::new(logdir)),
+        ["cleanup", "-n", n, rest @ ..] => cleanup(n, rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `snapshot dump` / `txnlog dump`: `[-d] FILE`.
+fn dump(args: &[&str], f: impl Fn(&Path, bool, &mut String) -> Result<(), String>) -> ExitCode {
+    let (with_data, file) = match args {
+        ["-d", file] | [file, "-d"] => (true, file),
+        [file] => (false, file),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut out = String::new();
+    let result = f(Path::new(file), with_data, &mut out);
+    print!("{out}");
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("zooid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Load a data directory as start-up would (without changing it) and say what is there.
+fn check_datadir(dir: &Path, log_base: &Path) -> ExitCode {
+    let version = |d: &Path| {
+        if d.ends_with("version-2") {
+            d.to_owned()
+        } else {
+            d.join("version-2")
+        }
+    };
+    let (snap_dir, log_dir) = (version(dir), version(log_base));
+    match zooid_storage::recovery::check(&snap_dir, &log_dir) {
+        Ok(r) => {
+            for (p, why) in &r.skipped_snapshots {
+                println!("damaged snapshot skipped: {}: {why}", p.display());
+            }
+            match &r.snapshot {
+                Some((z, p)) => println!("snapshot: {} (zxid {z:#x})", p.display()),
+                None => println!("snapshot: none"),
+            }
+            println!("txns replayed from the log: {}", r.replayed);
+            if let Some(t) = &r.torn {
+                println!(
+                    "torn last record: {} at offset {} ({}); start-up will cut it off",
+                    t.path.display(),
+                    t.offset,
+                    t.reason
+                );
+            }
+            println!(
+                "last zxid: {:#x}
+nodes: {}
+sessions: {}
+digest: {} ({} mismatches)",
+                r.tree.last_zxid(),
+                r.tree.node_count(),
+                r.tree.sessions().len(),
+                r.tree.digest(),
+                r.digest_mismatches
+            );
+            if r.digest_mismatches > 0 {
+                ExitCode::FAILURE
+            } else {
+                println!("OK");
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("zooid: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cleanup -n N [zoo.cfg | DIR [LOGDIR]]`, like zkCleanup.sh.
+fn cleanup(n: &str, rest: &[&str]) -> ExitCode {
+    let Ok(n) = n.parse::<usize>() else {
+        eprintln!("zooid: -n takes the number of snapshots to keep, e.g. cleanup -n 3");
+        return ExitCode::from(2);
+    };
+    if n < 3 {
+        eprintln!("zooid: keep at least 3 snapshots (-n 3), as ZooKeeper requires");
+        return ExitCode::from(2);
+    }
+    let (data, log) = match rest {
+        [cfg] if cfg.ends_with(".cfg") => match ServerConfig::load(Path::new(cfg), None) {
+            Ok((c, _)) => {
+                let log = c.data_log_dir.clone().unwrap_or_else(|| c.data_dir.clone());
+                (c.data_dir, log)
+            }
+            Err(e) => {
+                eprintln!("zooid: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        [dir] => (PathBuf::from(dir), PathBuf::from(dir)),
+        [dir, log] => (PathBuf::from(dir), PathBuf::from(log)),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match zooid_storage::purge::purge(&data.join("version-2"), &log.join("version-2"), n) {
+        Ok(removed) => {
+            for p in &removed {
+                println!("removed {}", p.display());
+            }
+            println!("{} files removed", removed.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("zooid: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -89,10 +221,20 @@ fn run_server(config: Option<PathBuf>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
+        let mut handle = handle;
+        let failure = tokio::select! {
+            _ = wait_for_signal() => None,
+            reason = handle.failed() => Some(reason),
+        };
         tracing::info!("shutting down");
         handle.stop().await;
-        ExitCode::SUCCESS
+        match failure {
+            None => ExitCode::SUCCESS,
+            Some(reason) => {
+                eprintln!("zooid: stopped because the disk failed: {reason}. Free space or fix the disk, then start again; every acknowledged write will be recovered.");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

@@ -4,5 +4,7 @@
 //! names carry zxids in lower-case hex without padding, as ZooKeeper writes them.
 
 pub mod checksum;
+pub mod purge;
+pub mod recovery;
 pub mod snapshot;
 pub mod txnlog;

@@ -1,0 +1,119 @@
+//! Blocking disk work on threads of its own, so the core never waits on a disk.
+//!
+//! ```text
+//! core task ──ToWriter::Append/Roll──▶ log writer thread ──FromWriter::Persisted(zxid)──▶ core task
+//!            ──snapshot bytes──▶ snapshot thread (compress, fsync, rename)
+//! ```
+//! The log writer takes everything queued since its last fsync, appends it, and fsyncs once:
+//! group commit, so one fsync covers as many txns as arrived while the previous one ran.
+//! A write or fsync failure is fatal, as in ZooKeeper: nothing is acknowledged after it, and
+//! a restart recovers every txn that was (cutting off a partial last record).
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use tokio::sync::mpsc::UnboundedSender;
+use zooid_storage::txnlog::TxnLog;
+
+pub enum ToWriter {
+    Append {
+        zxid: i64,
+        entry: Vec<u8>,
+    },
+    /// Start a new log file with the next append (after a snapshot).
+    Roll,
+}
+
+pub enum FromWriter {
+    /// Every txn up to this zxid is on disk.
+    Persisted(i64),
+    Failed(String),
+}
+
+/// Start the log writer thread.
+pub fn spawn_log_writer(
+    mut log: TxnLog,
+    done: UnboundedSender<FromWriter>,
+) -> mpsc::Sender<ToWriter> {
+    let (tx, rx) = mpsc::channel::<ToWriter>();
+    std::thread::Builder::new()
+        .name("zooid-txnlog".into())
+        .spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut last = None;
+                let mut result = write_one(first, &mut log, &mut last);
+                // Everything that queued up while the last fsync ran goes into this one.
+                while result.is_ok() {
+                    match rx.try_recv() {
+                        Ok(msg) => result = write_one(msg, &mut log, &mut last),
+                        Err(_) => break,
+                    }
+                }
+                if result.is_ok() && last.is_some() {
+                    result = log.commit().map_err(|e| e.to_string());
+                }
+                if let Err(e) = result {
+                    let _ = done.send(FromWriter::Failed(e));
+                    return;
+                }
+                if let Some(z) = last {
+                    if done.send(FromWriter::Persisted(z)).is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = log.commit();
+        })
+        .expect("spawning the txn log thread");
+    tx
+}
+
+fn write_one(msg: ToWriter, log: &mut TxnLog, last: &mut Option<i64>) -> Result<(), String> {
+    match msg {
+        ToWriter::Append { zxid, entry } => {
+            log.append(zxid, &entry).map_err(|e| e.to_string())?;
+            *last = Some(zxid);
+        }
+        ToWriter::Roll => log.roll().map_err(|e| e.to_string())?,
+    }
+    Ok(())
+}
+
+/// Where and how snapshots are written.
+#[derive(Clone)]
+pub struct SnapshotPlan {
+    pub dir: PathBuf,
+    pub compression: String,
+    /// ZooKeeper's snapCount: a snapshot after between snapCount/2 and snapCount txns.
+    pub snap_count: u64,
+}
+
+/// Write an encoded snapshot on a thread of its own; report failures through `done`.
+pub fn spawn_snapshot_write(
+    plan: &SnapshotPlan,
+    zxid: i64,
+    bytes: Vec<u8>,
+    done: UnboundedSender<FromWriter>,
+) {
+    let plan = plan.clone();
+    let spawned = std::thread::Builder::new()
+        .name("zooid-snapshot".into())
+        .spawn(move || {
+            let started = std::time::Instant::now();
+            match zooid_storage::snapshot::write_encoded(&plan.dir, zxid, &bytes, &plan.compression)
+            {
+                Ok(path) => tracing::info!(
+                    file = %path.display(),
+                    bytes = bytes.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                ),
+                Err(e) => {
+                    let _ = done.send(FromWriter::Failed(format!("writing a snapshot: {e}")));
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the snapshot thread; snapshot skipped");
+    }
+}
