@@ -198,6 +198,27 @@ def running_server(kind, container_interval_ms=1000, extra_cfg=None):
             server.stop()
 
 
+def start_server_on_datadir(kind, workdir, datadir, container_interval_ms=1000, extra_cfg=None):
+    """Like `start_server`, but on the given dataDir (kept between starts).
+
+    zoo.cfg and server.log go to `workdir`; a new loopback port per start.
+    """
+    cfg = {"dataDir": datadir}
+    cfg.update(extra_cfg or {})
+    os.makedirs(datadir, exist_ok=True)
+    return start_server(kind, workdir, container_interval_ms, cfg)
+
+
+@contextlib.contextmanager
+def server_on_datadir(kind, workdir, datadir, container_interval_ms=1000, extra_cfg=None):
+    """Context manager around `start_server_on_datadir`; always stopped."""
+    server = start_server_on_datadir(kind, workdir, datadir, container_interval_ms, extra_cfg)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def zooid_server():
     with running_server("zooid") as s:
@@ -269,3 +290,5 @@ def pytest_terminal_summary(terminalreporter):
     if st and st["ops"]:
         terminalreporter.write_line(
             f"differential: {st['ops']} operations compared over {st['seeds']} complete seeds")
+    for line in getattr(sys.modules.get("test_durability"), "summary", None) or []:
+        terminalreporter.write_line(line)
