@@ -22,6 +22,7 @@ use zooid_node::{Action, ConnId, Core, Input};
 
 use crate::fourlw;
 use crate::persist::{self, FromWriter, SnapshotPlan, ToWriter};
+use zooid_storage::snapshot::IncrementalSnapshot;
 
 /// Events from connection tasks to the core task.
 pub enum Event {
@@ -105,6 +106,9 @@ pub struct Disk {
     pub fatal: Option<oneshot::Sender<String>>,
 }
 
+/// Nodes a snapshot in progress encodes between two batches of requests.
+const SNAPSHOT_SLICE_NODES: usize = 20_000;
+
 /// Txns until the next snapshot: between snapCount/2 and snapCount, randomised as ZooKeeper
 /// does so the members of an ensemble do not all snapshot at once.
 fn next_snapshot_after(snap_count: u64) -> u64 {
@@ -124,6 +128,7 @@ async fn run_core(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::with_capacity(256);
     let mut since_snapshot = 0u64;
+    let mut snapshot: Option<IncrementalSnapshot> = None;
     let mut snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
     loop {
         batch.clear();
@@ -192,28 +197,25 @@ async fn run_core(
                 }
             }
         }
-        if since_snapshot >= snapshot_at {
-            // The next log file starts after what is queued now; the snapshot holds the tree
-            // as applied, and every txn after it is in that log or the one before.
+        if since_snapshot >= snapshot_at && snapshot.is_none() {
+            // The next log file starts after what is queued now. The snapshot is named after
+            // the last applied zxid; every txn after it is in that log or the one before.
             let _ = disk.writer.send(ToWriter::Roll);
-            let tree = core.tree();
-            let zxid = tree.last_zxid();
-            let started = std::time::Instant::now();
-            let bytes = zooid_storage::snapshot::encode_snapshot(tree, Some((zxid, tree.digest())));
-            tracing::info!(
-                zxid = format_args!("{zxid:#x}"),
-                nodes = tree.node_count(),
-                encode_ms = started.elapsed().as_millis() as u64,
-                "taking a snapshot"
-            );
-            persist::spawn_snapshot_write(
-                &disk.snapshots,
-                zxid,
-                bytes,
-                disk.from_writer_tx.clone(),
-            );
+            snapshot = Some(IncrementalSnapshot::start(core.tree()));
             since_snapshot = 0;
             snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
+        }
+        if let Some(snap) = snapshot.as_mut() {
+            if snap.step(core.tree(), SNAPSHOT_SLICE_NODES) {
+                let snap = snapshot.take().expect("in progress");
+                let (zxid, bytes) = snap.finish(core.tree());
+                persist::spawn_snapshot_write(
+                    &disk.snapshots,
+                    zxid,
+                    bytes,
+                    disk.from_writer_tx.clone(),
+                );
+            }
         }
     }
     for o in outs.values() {

@@ -1095,8 +1095,32 @@ impl Enc<'_> {
     }
 }
 
-/// Encode `tree` into `out` as the uncompressed snapshot stream.
-fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -> io::Result<()> {
+/// One node record of the stream (the snapshot names the root "").
+fn encode_node(w: &mut Writer, path: &str, node: &Node) {
+    w.write_string(if path == "/" { "" } else { path });
+    w.write_opt_buffer(node.data.as_deref());
+    w.write_i64(node.acl);
+    let s = &node.stat;
+    w.write_i64(s.czxid);
+    w.write_i64(s.mzxid);
+    w.write_i64(s.ctime);
+    w.write_i64(s.mtime);
+    w.write_i32(s.version);
+    w.write_i32(s.cversion);
+    w.write_i32(s.aversion);
+    w.write_i64(s.ephemeral_owner);
+    w.write_i64(s.pzxid);
+}
+
+/// Write the whole stream: header, `sessions`, `acls`, the node records produced by
+/// `nodes`, the seals and the digest section.
+fn encode_parts(
+    sessions: &[(i64, i32)],
+    acls: &[(i64, &[Acl])],
+    nodes: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
+    digest: Option<(i64, i64)>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut e = Enc {
         w: Writer::new(),
         adler: Adler32::new(),
@@ -1105,46 +1129,20 @@ fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -
     e.w.write_i32(SNAP_MAGIC);
     e.w.write_i32(SNAP_VERSION);
     e.w.write_i64(SNAP_DBID);
-    let sessions = tree.sessions();
     e.w.write_len(sessions.len());
-    for (&id, &timeout) in sessions {
+    for &(id, timeout) in sessions {
         e.w.write_i64(id);
         e.w.write_i32(timeout);
         e.spill_if_full()?;
     }
     // Written in full, unused lists included, as ZooKeeper does; readers purge them.
-    e.w.write_len(tree.acls.entries().count());
-    for (r, acls) in tree.acls.entries() {
+    e.w.write_len(acls.len());
+    for &(r, list) in acls {
         e.w.write_i64(r);
-        write_acls(&mut e.w, acls);
+        write_acls(&mut e.w, list);
         e.spill_if_full()?;
     }
-    let mut failed = None;
-    tree.walk(|path, node| {
-        if failed.is_some() {
-            return;
-        }
-        // The snapshot names the root "".
-        e.w.write_string(if path == "/" { "" } else { path });
-        e.w.write_opt_buffer(node.data.as_deref());
-        e.w.write_i64(node.acl);
-        let s = &node.stat;
-        e.w.write_i64(s.czxid);
-        e.w.write_i64(s.mzxid);
-        e.w.write_i64(s.ctime);
-        e.w.write_i64(s.mtime);
-        e.w.write_i32(s.version);
-        e.w.write_i32(s.cversion);
-        e.w.write_i32(s.aversion);
-        e.w.write_i64(s.ephemeral_owner);
-        e.w.write_i64(s.pzxid);
-        if let Err(err) = e.spill_if_full() {
-            failed = Some(err);
-        }
-    });
-    if let Some(err) = failed {
-        return Err(err);
-    }
+    nodes(&mut e)?;
     e.w.write_string("/");
     e.seal()?;
     // No digest yet is written as ZooKeeper's empty ZxidDigest (0, 2, 0).
@@ -1154,6 +1152,110 @@ fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -
     e.w.write_i64(value);
     e.seal()?;
     e.spill()
+}
+
+/// Encode `tree` into `out` as the uncompressed snapshot stream.
+fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -> io::Result<()> {
+    let sessions: Vec<(i64, i32)> = tree.sessions().iter().map(|(&s, &t)| (s, t)).collect();
+    let acls: Vec<(i64, &[Acl])> = tree.acls.entries().collect();
+    let nodes = |e: &mut Enc<'_>| {
+        let mut failed = None;
+        tree.walk(|path, node| {
+            if failed.is_none() {
+                encode_node(&mut e.w, path, node);
+                if let Err(err) = e.spill_if_full() {
+                    failed = Some(err);
+                }
+            }
+        });
+        failed.map_or(Ok(()), Err)
+    };
+    encode_parts(&sessions, &acls, nodes, digest, out)
+}
+
+/// A fuzzy snapshot encoded a slice at a time, so the server keeps answering requests while
+/// it is taken, as ZooKeeper's snapshot thread does.
+///
+/// It is named after the last applied zxid when it starts; txns applied while it runs may or
+/// may not be in it, and replaying the log from its zxid brings the tree to the same state,
+/// as for ZooKeeper's own fuzzy snapshots. Nodes are visited parents first from a stack of
+/// paths taken as each parent is written. The ACL section holds every list the cache had at
+/// the start or has at the end (refs are never reused), so every ref a node uses is defined.
+pub struct IncrementalSnapshot {
+    zxid: i64,
+    sessions: Vec<(i64, i32)>,
+    acls: std::collections::BTreeMap<i64, Vec<Acl>>,
+    stack: Vec<String>,
+    nodes: Vec<u8>,
+    visited: usize,
+}
+
+impl IncrementalSnapshot {
+    pub fn start(tree: &DataTree) -> IncrementalSnapshot {
+        IncrementalSnapshot {
+            zxid: tree.last_zxid(),
+            sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
+            acls: tree.acls.entries().map(|(r, l)| (r, l.to_vec())).collect(),
+            stack: vec!["/".to_owned()],
+            nodes: Vec::new(),
+            visited: 0,
+        }
+    }
+
+    /// The zxid the snapshot is named after.
+    pub fn zxid(&self) -> i64 {
+        self.zxid
+    }
+
+    /// Nodes written so far.
+    pub fn nodes_written(&self) -> usize {
+        self.visited
+    }
+
+    /// Encode up to `budget` more nodes of `tree`; true once every node has been visited.
+    pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
+        let mut w = Writer::with_buf(std::mem::take(&mut self.nodes));
+        for _ in 0..budget {
+            let Some(path) = self.stack.pop() else {
+                break;
+            };
+            // Deleted since its parent was written: replay of the delete covers it.
+            let Some(node) = tree.get(&path) else {
+                continue;
+            };
+            encode_node(&mut w, &path, node);
+            self.visited += 1;
+            for child in node.children.iter().rev() {
+                self.stack.push(zooid_tree::join(&path, child));
+            }
+        }
+        self.nodes = w.into_inner();
+        self.stack.is_empty()
+    }
+
+    /// The finished stream, with the digest of the last txn applied by now, as ZooKeeper
+    /// records it (recovery compares it once replay reaches that zxid).
+    pub fn finish(mut self, tree: &DataTree) -> (i64, Vec<u8>) {
+        while !self.step(tree, usize::MAX) {}
+        for (r, l) in tree.acls.entries() {
+            self.acls.entry(r).or_insert_with(|| l.to_vec());
+        }
+        let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(&r, l)| (r, l.as_slice())).collect();
+        let nodes = std::mem::take(&mut self.nodes);
+        let mut out = Vec::with_capacity(nodes.len() + 4096);
+        encode_parts(
+            &self.sessions,
+            &acls,
+            |e| {
+                e.w.buf.extend_from_slice(&nodes);
+                e.spill()
+            },
+            Some((tree.last_zxid(), tree.digest())),
+            &mut out,
+        )
+        .expect("Vec<u8> accepts every write");
+        (self.zxid, out)
+    }
 }
 
 /// The uncompressed snapshot stream of `tree` (what [`write_snapshot`] compresses and stores).
