@@ -413,17 +413,63 @@ pub fn read_log(dir: &Path, after_zxid: i64) -> Result<LogRead, LogError> {
     let mut prev = None;
     for (i, (_, path)) in chosen.iter().enumerate() {
         let is_last = i + 1 == chosen.len();
-        let end = scan_file(path, is_last, &mut prev, |_, _, e| {
+        let (kept, prev_before) = (entries.len(), prev);
+        let mut collect = |_, _, e: TxnEntry| {
             if e.header.zxid > after_zxid {
                 entries.push(e);
             }
             Ok(true)
-        })?;
+        };
+        let end = match scan_file(path, is_last, &mut prev, &mut collect) {
+            Err(err @ LogError::Corrupt { .. }) if !is_last => {
+                // ZooKeeper, crashing mid-write and restarting, leaves a torn entry at the end
+                // of an older file and starts the next file right after the last good entry.
+                // Accept exactly that shape; anything else is damage.
+                entries.truncate(kept);
+                prev = prev_before;
+                let mut collect = |_, _, e: TxnEntry| {
+                    if e.header.zxid > after_zxid {
+                        entries.push(e);
+                    }
+                    Ok(true)
+                };
+                let end =
+                    scan_file(path, true, &mut prev, &mut collect).map_err(|_| clone_err(&err))?;
+                let next_start = chosen[i + 1].0;
+                match (&end.torn, prev) {
+                    (Some(t), Some(p)) if next_start == p + 1 => {
+                        tracing::warn!(file = %t.path.display(), offset = t.offset, reason = %t.reason, "ignoring a torn entry at the end of an older log file: the next file resumes right after the last good entry");
+                        FileEnd { torn: None, ..end }
+                    }
+                    _ => return Err(err),
+                }
+            }
+            other => other?,
+        };
         if end.torn.is_some() {
             torn = end.torn;
         }
     }
     Ok(LogRead { entries, torn })
+}
+
+fn clone_err(e: &LogError) -> LogError {
+    match e {
+        LogError::Corrupt {
+            path,
+            offset,
+            reason,
+        } => LogError::Corrupt {
+            path: path.clone(),
+            offset: *offset,
+            reason: reason.clone(),
+        },
+        other => LogError::Corrupt {
+            path: PathBuf::new(),
+            offset: 0,
+            reason: other.to_string(),
+        },
+    }
 }
 
 /// Cut a file at `offset` (used to drop a torn tail before appending again). A file whose
