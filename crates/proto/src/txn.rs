@@ -85,6 +85,12 @@ pub enum Txn {
         acl: Vec<Acl>,
         version: i32,
     },
+    /// A reconfig: the new config text set on `/zookeeper/config` (a SetDataTxn record).
+    Reconfig {
+        path: String,
+        data: Option<Vec<u8>>,
+        version: i32,
+    },
     Check {
         path: String,
         version: i32,
@@ -119,6 +125,7 @@ impl Txn {
             } => OpCode::DeleteContainer,
             Txn::SetData { .. } => OpCode::SetData,
             Txn::SetAcl { .. } => OpCode::SetAcl,
+            Txn::Reconfig { .. } => OpCode::Reconfig,
             Txn::Check { .. } => OpCode::Check,
             Txn::Multi(_) => OpCode::Multi,
             Txn::CreateSession { .. } => OpCode::CreateSession,
@@ -155,6 +162,11 @@ impl Txn {
             }
             Txn::Delete { path, .. } => w.write_string(path),
             Txn::SetData {
+                path,
+                data,
+                version,
+            }
+            | Txn::Reconfig {
                 path,
                 data,
                 version,
@@ -246,7 +258,12 @@ impl Txn {
                 path: r.read_string()?,
                 container: code == OpCode::DeleteContainer,
             },
-            OpCode::SetData | OpCode::Reconfig => Txn::SetData {
+            OpCode::SetData => Txn::SetData {
+                path: r.read_string()?,
+                data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
+                version: r.read_i32()?,
+            },
+            OpCode::Reconfig => Txn::Reconfig {
                 path: r.read_string()?,
                 data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
@@ -363,6 +380,28 @@ mod tests {
                 version: 2,
                 tree_digest: 1371985504,
             }),
+        };
+        let mut w = Writer::new();
+        e.encode(&mut w);
+        assert_eq!(TxnEntry::decode(&w.buf).unwrap(), e);
+    }
+
+    #[test]
+    fn reconfig_keeps_its_type() {
+        let e = TxnEntry {
+            header: TxnHeader {
+                session_id: 1,
+                cxid: 2,
+                zxid: 3,
+                time_ms: 4,
+                op: OpCode::Reconfig.code(),
+            },
+            txn: Txn::Reconfig {
+                path: "/zookeeper/config".into(),
+                data: Some(b"server.1=a:1:2\nversion=1".to_vec()),
+                version: -1,
+            },
+            digest: None,
         };
         let mut w = Writer::new();
         e.encode(&mut w);

@@ -1048,6 +1048,11 @@ fn fmt_txn(t: &Txn, with_data: bool) -> String {
             path,
             data,
             version,
+        }
+        | Txn::Reconfig {
+            path,
+            data,
+            version,
         } => format!(
             "path={path} data={} version={version}",
             fmt_data(data, with_data)

@@ -551,6 +551,11 @@ impl DataTree {
                 path,
                 data,
                 version,
+            }
+            | Txn::Reconfig {
+                path,
+                data,
+                version,
             } => match self.set_data(path, data.as_deref(), *version, zxid, hdr.time_ms, fired) {
                 Ok(stat) => TxnResult::DataSet { stat },
                 Err(e) => TxnResult::Error(e),
