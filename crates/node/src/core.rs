@@ -305,11 +305,24 @@ impl Core {
             .collect()
     }
 
-    pub fn reset_stats(&mut self) {
-        self.stats = ServerStats::default();
+    /// `srst`: the server's counters start over.
+    pub fn reset_server_stats(&mut self) {
+        let mismatches = self.stats.digest_mismatches;
+        self.stats = ServerStats {
+            digest_mismatches: mismatches,
+            ..ServerStats::default()
+        };
+    }
+
+    /// `crst`: every connection's counters start over, as ZooKeeper shows them afterwards
+    /// (no last operation, last zxid -1).
+    pub fn reset_connection_stats(&mut self) {
         for c in self.conns.values_mut() {
-            c.stats.received = 0;
-            c.stats.sent = 0;
+            c.stats = ConnStats {
+                established_ms: c.stats.established_ms,
+                last_zxid: -1,
+                ..ConnStats::default()
+            };
         }
     }
 

@@ -173,7 +173,7 @@ async fn run_core(
                     core.handle(now, Input::Disconnect { conn });
                 }
                 Event::FourLetter { word, reply } => {
-                    let _ = reply.send(fourlw::answer(&word, &core, &cfg.info, now));
+                    let _ = reply.send(fourlw::answer(&word, &mut core, &cfg.info, now));
                 }
             }
         }

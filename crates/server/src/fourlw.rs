@@ -46,7 +46,7 @@ fn sid(s: i64) -> String {
 }
 
 /// The text a word answers with.
-pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String {
+pub fn answer(word: &str, core: &mut Core, info: &ServerInfo, now_ms: i64) -> String {
     match word {
         "ruok" => "imok".to_owned(),
         "isro" => "rw".to_owned(),
@@ -100,8 +100,14 @@ pub fn answer(word: &str, core: &Core, info: &ServerInfo, now_ms: i64) -> String
             out
         }
         "dirs" => "datadir_size: 0\nlogdir_size: 0\n".to_owned(),
-        "crst" => "Connection stats reset.\n".to_owned(),
-        "srst" => "Server stats reset.\n".to_owned(),
+        "crst" => {
+            core.reset_connection_stats();
+            "Connection stats reset.\n".to_owned()
+        }
+        "srst" => {
+            core.reset_server_stats();
+            "Server stats reset.\n".to_owned()
+        }
         "hash" => format!("{}\t{}\n", core.last_zxid(), core.tree().digest()),
         _ => String::new(),
     }
