@@ -1,0 +1,214 @@
+//! The QuorumVerifier text that travels in every election notification and in NEWLEADER
+//! (`election.md` §3.1): `QuorumMaj.toString()`, one line per member, then the version in hex,
+//! with no trailing newline.
+//!
+//! ```text
+//! server.1=127.0.0.1:22211:22221:participant\n
+//! server.4=127.0.0.1:22214:22224:observer\n
+//! version=0
+//! member value: host:quorumPort:electionPort:role[;clientHost:clientPort]
+//!               (IPv6 hosts in brackets; the client part only for dynamic-config members)
+//! ```
+//!
+//! Java peers restart their election when they receive a config with a higher version that is
+//! not equal to theirs, and a semantically invalid one kills their receiver thread, so we must
+//! send exactly what they send. Member order is Java's `HashMap<Long, _>` iteration order
+//! (bucket of the sid's hash, then insertion order), which is ascending sid for small
+//! ensembles. [`parse`] reads what [`render`] (and Java) writes; it is not a full
+//! `java.util.Properties` parser (no escapes, no comments).
+
+use crate::error::WireError;
+use crate::ids::ServerId;
+
+/// One `server.N=` line of the config text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMember {
+    pub sid: ServerId,
+    /// Host as configured; IPv6 without brackets.
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub observer: bool,
+    /// `clientHost:clientPort` when the client address came from a dynamic config.
+    pub client: Option<String>,
+}
+
+impl ConfigMember {
+    fn render_value(&self, out: &mut String) {
+        use std::fmt::Write;
+        if self.host.contains(':') {
+            let _ = write!(out, "[{}]", self.host);
+        } else {
+            out.push_str(&self.host);
+        }
+        let role = if self.observer {
+            "observer"
+        } else {
+            "participant"
+        };
+        let _ = write!(out, ":{}:{}:{}", self.quorum_port, self.election_port, role);
+        if let Some(c) = &self.client {
+            out.push(';');
+            out.push_str(c);
+        }
+    }
+}
+
+/// Render `members` (in configuration order) and `version` as Java's `QuorumMaj.toString()`.
+pub fn render(members: &[ConfigMember], version: i64) -> String {
+    let mut out = String::new();
+    for m in java_hash_map_order(members) {
+        out.push_str("server.");
+        out.push_str(&m.sid.0.to_string());
+        out.push('=');
+        m.render_value(&mut out);
+        out.push('\n');
+    }
+    out.push_str(&format!("version={:x}", version as u64));
+    out
+}
+
+/// Parse a config text as [`render`] writes it: the members in text order and the version.
+pub fn parse(text: &str) -> Result<(Vec<ConfigMember>, i64), WireError> {
+    let bad = WireError::BadConfigText;
+    let mut members = Vec::new();
+    let mut version = None;
+    for line in text.split('\n').filter(|l| !l.trim().is_empty()) {
+        let (key, value) = line.split_once('=').ok_or(bad("a line without '='"))?;
+        let (key, value) = (key.trim(), value.trim());
+        if key == "version" {
+            let v = u64::from_str_radix(value, 16).map_err(|_| bad("version is not hex"))?;
+            version = Some(v as i64);
+            continue;
+        }
+        let sid = key
+            .strip_prefix("server.")
+            .and_then(|n| n.parse::<i64>().ok())
+            .ok_or(bad("a key that is neither server.N nor version"))?;
+        let (addr, client) = match value.split_once(';') {
+            Some((a, c)) => (a, Some(c.to_owned())),
+            None => (value, None),
+        };
+        let (host, rest) = if let Some(r) = addr.strip_prefix('[') {
+            let (h, rest) = r.split_once(']').ok_or(bad("unclosed '[' in a host"))?;
+            (
+                h,
+                rest.strip_prefix(':').ok_or(bad("no port after a host"))?,
+            )
+        } else {
+            addr.split_once(':').ok_or(bad("no port after a host"))?
+        };
+        let mut parts = rest.split(':');
+        let port = |p: Option<&str>| {
+            p.and_then(|p| p.parse::<u16>().ok())
+                .ok_or(bad("a port is missing or not a number"))
+        };
+        let quorum_port = port(parts.next())?;
+        let election_port = port(parts.next())?;
+        let observer = match parts.next() {
+            None | Some("participant") => false,
+            Some("observer") => true,
+            Some(_) => return Err(bad("a role that is neither participant nor observer")),
+        };
+        if parts.next().is_some() || host.is_empty() {
+            return Err(bad("a malformed server address"));
+        }
+        members.push(ConfigMember {
+            sid: ServerId(sid),
+            host: host.to_owned(),
+            quorum_port,
+            election_port,
+            observer,
+            client,
+        });
+    }
+    // Java's QuorumMaj reads a missing version as 0 (an empty text is an empty verifier).
+    Ok((members, version.unwrap_or(0)))
+}
+
+/// `members` in the order a `java.util.HashMap<Long, _>` filled in that order iterates them:
+/// by bucket (`spread(Long.hashCode(sid)) & (capacity - 1)`), ties in insertion order.
+fn java_hash_map_order(members: &[ConfigMember]) -> Vec<&ConfigMember> {
+    // Default capacity 16, doubled whenever size exceeds 0.75 x capacity.
+    let mut capacity: u64 = 16;
+    while members.len() as u64 * 4 > capacity * 3 {
+        capacity *= 2;
+    }
+    let bucket = |sid: i64| {
+        let v = sid as u64;
+        let h = (v ^ (v >> 32)) as u32;
+        u64::from(h ^ (h >> 16)) & (capacity - 1)
+    };
+    let mut ordered: Vec<&ConfigMember> = members.iter().collect();
+    ordered.sort_by_key(|m| bucket(m.sid.0)); // stable: insertion order within a bucket
+    ordered
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAPTURED: &str = "server.1=127.0.0.1:22211:22221:participant\n\
+                            server.2=127.0.0.1:22212:22222:participant\n\
+                            server.3=127.0.0.1:22213:22223:participant\n\
+                            server.4=127.0.0.1:22214:22224:observer\n\
+                            version=0";
+
+    fn member(sid: i64, observer: bool) -> ConfigMember {
+        ConfigMember {
+            sid: ServerId(sid),
+            host: "127.0.0.1".into(),
+            quorum_port: 22210 + sid as u16,
+            election_port: 22220 + sid as u16,
+            observer,
+            client: None,
+        }
+    }
+
+    #[test]
+    fn renders_the_captured_config_exactly() {
+        let members = [
+            member(3, false),
+            member(1, false),
+            member(4, true),
+            member(2, false),
+        ];
+        assert_eq!(render(&members, 0), CAPTURED);
+        let (parsed, version) = parse(CAPTURED).unwrap();
+        assert_eq!(version, 0);
+        assert_eq!(render(&parsed, version), CAPTURED);
+    }
+
+    #[test]
+    fn hash_map_order_wraps_at_the_capacity() {
+        // With capacity 16, sid 17 shares bucket 1 with sid 1 and follows it; 16 is bucket 0.
+        let members = [member(1, false), member(17, false), member(16, false)];
+        let order: Vec<i64> = java_hash_map_order(&members)
+            .iter()
+            .map(|m| m.sid.0)
+            .collect();
+        assert_eq!(order, [16, 1, 17]);
+    }
+
+    #[test]
+    fn ipv6_client_parts_and_versions() {
+        let m = ConfigMember {
+            sid: ServerId(5),
+            host: "::1".into(),
+            quorum_port: 2888,
+            election_port: 3888,
+            observer: false,
+            client: Some("0.0.0.0:2181".into()),
+        };
+        let text = render(std::slice::from_ref(&m), 0x1_0000_0000);
+        assert_eq!(
+            text,
+            "server.5=[::1]:2888:3888:participant;0.0.0.0:2181\nversion=100000000"
+        );
+        assert_eq!(parse(&text).unwrap(), (vec![m], 0x1_0000_0000));
+        assert!(parse("server.1=h:1\nversion=0").is_err());
+        assert!(parse("server.x=h:1:2\nversion=0").is_err());
+        assert_eq!(parse("server.1=h:1:2").unwrap().1, 0);
+        assert_eq!(parse("").unwrap(), (vec![], 0));
+    }
+}

@@ -1,0 +1,33 @@
+//! ZooKeeper 3.8's quorum protocols for zooid, sans-IO: what peers say to each other on the
+//! election port and on the quorum (Zab) port, byte-compatible with Java members.
+//!
+//! ```text
+//! election port (election.rs)             quorum port (packet.rs, message.rs)
+//!   InitialMessage (once, connecting side)  QuorumPacket QuorumPacket ...   no length prefix
+//!   [int32 len][Notification] ...           after SNAP: raw snapshot items + "BenWasHere"
+//! ```
+//!
+//! The crate owns the codecs, the id types ([`Zxid`], [`Epoch`], [`Round`], [`ServerId`]), the
+//! vote order and the QuorumVerifier text. It does no IO, reads no clock, and does not look
+//! inside txns beyond decoding them with `zooid-proto`. Decoders never panic on hostile bytes:
+//! they return [`WireError`], or "need more" when the bytes may still become valid. Facts come
+//! from `shared/spec/election.md` and `zab.md`, checked against a capture of a Java ensemble
+//! (`tests/capture.rs`).
+
+pub mod config_text;
+pub mod election;
+pub mod error;
+pub mod ids;
+pub mod message;
+pub mod packet;
+pub mod vote;
+
+pub use config_text::ConfigMember;
+pub use election::{InitialMessage, Notification, NotificationFormat, PeerState};
+pub use error::WireError;
+pub use ids::{connection_owner, Epoch, Round, ServerId, Zxid};
+pub use message::{ForwardedRequest, LearnerInfo, QuorumMessage, SessionTouch};
+pub use packet::{
+    Decoded, PacketType, QuorumDecoder, QuorumLimits, QuorumPacket, Sender, SnapshotSummary,
+};
+pub use vote::{total_order, Vote};
