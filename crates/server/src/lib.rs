@@ -4,6 +4,7 @@
 
 pub mod driver;
 pub mod fourlw;
+pub mod lifecycle;
 pub mod persist;
 
 use std::net::SocketAddr;

@@ -9,6 +9,12 @@ const USAGE: &str = "usage:
   zooid server start-foreground [path/to/zoo.cfg]   run a server in the foreground
                                                     (no config: standalone on 127.0.0.1:2181,
                                                     data in ./data)
+  zooid server start|stop|restart|status [zoo.cfg]  run it as a daemon, like zkServer.sh: pid in
+                                                    $ZOOPIDFILE or dataDir/zookeeper_server.pid,
+                                                    output in $ZOO_LOG_DIR (else dataDir)/
+                                                    zookeeper-$USER-server-$HOSTNAME.out; config:
+                                                    the argument, else $ZOOCFG, $ZOOCFGDIR/zoo.cfg,
+                                                    ./zoo.cfg
   zooid server version | zooid version              print the version
   zooid snapshot dump [-d] FILE                     print a snapshot (-d: with data)
   zooid txnlog dump [-d] FILE                       print a txn log (-d: with data)
@@ -20,6 +26,12 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = args.iter().map(String::as_str).collect();
     match words.as_slice() {
+        ["server", word, rest @ ..]
+            if rest.len() <= 1 && zooid_server::lifecycle::Action::parse(word).is_some() =>
+        {
+            let action = zooid_server::lifecycle::Action::parse(word).expect("matched above");
+            ExitCode::from(zooid_server::lifecycle::run(action, rest.first().copied()))
+        }
         ["server", "start-foreground", rest @ ..] | ["server", rest @ ..]
             if rest.len() <= 1 && !matches!(rest.first(), Some(&"version")) =>
         {
