@@ -20,7 +20,9 @@ const USAGE: &str = "usage:
   zooid txnlog dump [-d] FILE                       print a txn log (-d: with data)
   zooid datadir check DIR [LOGDIR]                  load a data directory and report its state
   zooid cleanup -n N [zoo.cfg | DIR [LOGDIR]]       keep the newest N snapshots (N >= 3) and
-                                                    the logs they need; delete the rest";
+                                                    the logs they need; delete the rest
+  zooid bench [--server H:P] [--workload W] ...     load a ZooKeeper-protocol server and report
+                                                    ops/s and latency (zooid bench --help)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         ["datadir", "check", dir] => check_datadir(Path::new(dir), Path::new(dir)),
         ["datadir", "check", dir, logdir] => check_datadir(Path::new(dir), Path::new(logdir)),
         ["cleanup", "-n", n, rest @ ..] => cleanup(n, rest),
+        ["bench", rest @ ..] => zooid_client::bench::main(rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
