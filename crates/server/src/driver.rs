@@ -208,13 +208,8 @@ async fn run_core(
         if let Some(snap) = snapshot.as_mut() {
             if snap.step(core.tree(), SNAPSHOT_SLICE_NODES) {
                 let snap = snapshot.take().expect("in progress");
-                let (zxid, bytes) = snap.finish(core.tree());
-                persist::spawn_snapshot_write(
-                    &disk.snapshots,
-                    zxid,
-                    bytes,
-                    disk.from_writer_tx.clone(),
-                );
+                let done = snap.finish(core.tree());
+                persist::spawn_snapshot_write(&disk.snapshots, done, disk.from_writer_tx.clone());
             }
         }
     }

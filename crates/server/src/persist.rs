@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 
 use tokio::sync::mpsc::UnboundedSender;
+use zooid_storage::snapshot::FinishedSnapshot;
 use zooid_storage::txnlog::TxnLog;
 
 pub enum ToWriter {
@@ -88,11 +89,11 @@ pub struct SnapshotPlan {
     pub snap_count: u64,
 }
 
-/// Write an encoded snapshot on a thread of its own; report failures through `done`.
+/// Assemble, compress and write a finished snapshot on a thread of its own; report failures
+/// through `done`.
 pub fn spawn_snapshot_write(
     plan: &SnapshotPlan,
-    zxid: i64,
-    bytes: Vec<u8>,
+    snapshot: FinishedSnapshot,
     done: UnboundedSender<FromWriter>,
 ) {
     let plan = plan.clone();
@@ -100,11 +101,9 @@ pub fn spawn_snapshot_write(
         .name("zooid-snapshot".into())
         .spawn(move || {
             let started = std::time::Instant::now();
-            match zooid_storage::snapshot::write_encoded(&plan.dir, zxid, &bytes, &plan.compression)
-            {
+            match snapshot.write(&plan.dir, &plan.compression) {
                 Ok(path) => tracing::info!(
                     file = %path.display(),
-                    bytes = bytes.len(),
                     ms = started.elapsed().as_millis() as u64,
                     "snapshot written"
                 ),

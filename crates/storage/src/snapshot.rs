@@ -1233,28 +1233,66 @@ impl IncrementalSnapshot {
         self.stack.is_empty()
     }
 
-    /// The finished stream, with the digest of the last txn applied by now, as ZooKeeper
-    /// records it (recovery compares it once replay reaches that zxid).
-    pub fn finish(mut self, tree: &DataTree) -> (i64, Vec<u8>) {
+    /// Stop taking the snapshot: what remains to write, with the digest of the last txn
+    /// applied by now, as ZooKeeper records it (recovery compares it once replay reaches that
+    /// zxid). Cheap, so the core can call it; the stream is assembled, checksummed and
+    /// written by [`FinishedSnapshot::write`] elsewhere.
+    pub fn finish(mut self, tree: &DataTree) -> FinishedSnapshot {
         while !self.step(tree, usize::MAX) {}
         for (r, l) in tree.acls.entries() {
             self.acls.entry(r).or_insert_with(|| l.to_vec());
         }
+        FinishedSnapshot {
+            zxid: self.zxid,
+            sessions: self.sessions,
+            acls: self.acls,
+            nodes: self.nodes,
+            digest: (tree.last_zxid(), tree.digest()),
+        }
+    }
+}
+
+/// A snapshot whose nodes are all encoded, ready to be written off the core thread.
+pub struct FinishedSnapshot {
+    zxid: i64,
+    sessions: Vec<(i64, i32)>,
+    acls: std::collections::BTreeMap<i64, Vec<Acl>>,
+    nodes: Vec<u8>,
+    digest: (i64, i64),
+}
+
+impl FinishedSnapshot {
+    /// The zxid the snapshot is named after.
+    pub fn zxid(&self) -> i64 {
+        self.zxid
+    }
+
+    fn encode_to(&self, out: &mut dyn Write) -> io::Result<()> {
         let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(&r, l)| (r, l.as_slice())).collect();
-        let nodes = std::mem::take(&mut self.nodes);
-        let mut out = Vec::with_capacity(nodes.len() + 4096);
         encode_parts(
             &self.sessions,
             &acls,
             |e| {
-                e.w.buf.extend_from_slice(&nodes);
-                e.spill()
+                e.spill()?;
+                e.adler.update(&self.nodes);
+                e.out.write_all(&self.nodes)
             },
-            Some((tree.last_zxid(), tree.digest())),
-            &mut out,
+            Some(self.digest),
+            out,
         )
-        .expect("Vec<u8> accepts every write");
-        (self.zxid, out)
+    }
+
+    /// The uncompressed stream.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.nodes.len() + 4096);
+        self.encode_to(&mut out)
+            .expect("Vec<u8> accepts every write");
+        out
+    }
+
+    /// Write `snapshot.<zxid>` into `dir` atomically, as [`write_snapshot`] does.
+    pub fn write(&self, dir: &Path, compression: &str) -> Result<PathBuf, SnapError> {
+        write_file(dir, self.zxid, compression, |w| self.encode_to(w))
     }
 }
 
@@ -1322,17 +1360,6 @@ pub fn write_snapshot(
     compression: &str,
 ) -> Result<PathBuf, SnapError> {
     write_file(dir, zxid, compression, |w| encode_to(tree, digest, w))
-}
-
-/// Write a stream already made by [`encode_snapshot`] (so the server's core only pays for
-/// encoding, and compression and IO happen elsewhere), with the same atomic rename.
-pub fn write_encoded(
-    dir: &Path,
-    zxid: i64,
-    stream: &[u8],
-    compression: &str,
-) -> Result<PathBuf, SnapError> {
-    write_file(dir, zxid, compression, |w| w.write_all(stream))
 }
 
 fn write_file(

@@ -3,7 +3,7 @@
 //! gives the final tree, as recovery does.
 
 use zooid_proto::{Acl, CreateKind, OpCode, Txn, TxnHeader};
-use zooid_storage::snapshot::{encode_snapshot, read_snapshot, write_encoded, IncrementalSnapshot};
+use zooid_storage::snapshot::{encode_snapshot, read_snapshot, IncrementalSnapshot};
 use zooid_tree::DataTree;
 
 fn hdr(zxid: i64, op: OpCode) -> TxnHeader {
@@ -47,10 +47,10 @@ fn quiet_tree_encodes_the_same_either_way() {
     }
     let mut inc = IncrementalSnapshot::start(&t);
     while !inc.step(&t, 7) {}
-    let (zxid, bytes) = inc.finish(&t);
-    assert_eq!(zxid, z);
+    let done = inc.finish(&t);
+    assert_eq!(done.zxid(), z);
     assert_eq!(
-        bytes,
+        done.encode(),
         encode_snapshot(&t, Some((t.last_zxid(), t.digest())))
     );
 }
@@ -60,7 +60,7 @@ fn fuzzy_snapshot_plus_replay_gives_the_final_tree() {
     let mut t = DataTree::new();
     let mut z = 0;
     let mut log: Vec<(TxnHeader, Txn)> = Vec::new();
-    let mut apply =
+    let apply =
         |t: &mut DataTree, z: &mut i64, op: OpCode, txn: Txn, log: &mut Vec<(TxnHeader, Txn)>| {
             *z += 1;
             let h = hdr(*z, op);
@@ -98,10 +98,11 @@ fn fuzzy_snapshot_plus_replay_gives_the_final_tree() {
         apply(&mut t, &mut z, OpCode::SetData, txn, &mut log);
     }
     assert!(round > 3, "the snapshot should have taken several slices");
-    let (zxid, bytes) = inc.finish(&t);
+    let done = inc.finish(&t);
+    let zxid = done.zxid();
     assert_eq!(zxid, start);
     let dir = tempfile::tempdir().unwrap();
-    let path = write_encoded(dir.path(), zxid, &bytes, "").unwrap();
+    let path = done.write(dir.path(), "").unwrap();
     let mut loaded = read_snapshot(&path).unwrap().tree;
     for (h, txn) in log.iter().filter(|(h, _)| h.zxid > zxid) {
         loaded.apply(h, txn);
