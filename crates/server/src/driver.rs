@@ -107,7 +107,7 @@ pub struct Disk {
 }
 
 /// Nodes a snapshot in progress encodes between two batches of requests.
-const SNAPSHOT_SLICE_NODES: usize = 20_000;
+const SNAPSHOT_SLICE_NODES: usize = 4_000;
 
 /// Txns until the next snapshot: between snapCount/2 and snapCount, randomised as ZooKeeper
 /// does so the members of an ensemble do not all snapshot at once.
