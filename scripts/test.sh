@@ -23,4 +23,4 @@ fi
 
 cargo build --quiet --bins
 cargo test --workspace --quiet
-ZOOID_BIN="$PWD/target/debug/zooid" python3 -m pytest -q tests/py
+ZOOID_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/zooid" python3 -m pytest -q tests/py
