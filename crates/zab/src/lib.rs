@@ -7,6 +7,8 @@
 //!   [int32 len][Notification] ...           after SNAP: raw snapshot items + "BenWasHere"
 //! ```
 //!
+//! Fast Leader Election itself is a sans-IO state machine ([`Election`], `fle.rs`).
+//!
 //! The crate owns the codecs, the id types ([`Zxid`], [`Epoch`], [`Round`], [`ServerId`]), the
 //! vote order and the QuorumVerifier text. It does no IO, reads no clock, and does not look
 //! inside txns beyond decoding them with `zooid-proto`. Decoders never panic on hostile bytes:
@@ -17,6 +19,7 @@
 pub mod config_text;
 pub mod election;
 pub mod error;
+pub mod fle;
 pub mod ids;
 pub mod message;
 pub mod packet;
@@ -25,6 +28,7 @@ pub mod vote;
 pub use config_text::ConfigMember;
 pub use election::{InitialMessage, Notification, NotificationFormat, PeerState};
 pub use error::WireError;
+pub use fle::{DecidedBy, Election, ElectionConfig, ElectionConfigError, Output, Role};
 pub use ids::{connection_owner, Epoch, Round, ServerId, Zxid};
 pub use message::{ForwardedRequest, LearnerInfo, QuorumMessage, SessionTouch};
 pub use packet::{

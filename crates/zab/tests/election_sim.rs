@@ -1,0 +1,1035 @@
+//! Deterministic simulation of Fast Leader Election: 3 or 5 voters and an observer, each an
+//! [`Election`], over a simulated network and clock, with faults. One seed fixes everything
+//! (histories, timing, faults); a failure panics with `seed N: ...`.
+//!
+//! ```text
+//! ZOOID_SIM_SEED=N    run only seed N (both ensemble sizes), ZOOID_SIM_TRACE=1 to print events
+//! ZOOID_SIM_SEEDS=K   seeds 0..K per ensemble size (default 500)
+//!
+//! network   per-pair random delay (reorders), loss, duplicates; partitions and single-link
+//!           cuts that heal; like QuorumCnxManager, a one-slot queue per peer while
+//!           disconnected and a re-send of the last message on every new connection (so
+//!           stale votes of older rounds and incarnations arrive after heals and restarts)
+//! members   crash (state lost, in-flight messages to them dropped) and restart with
+//!           Election::start and the same (epoch, zxid)
+//! after     a minimal stand-in for Zab, the caller of look_again: a learner connects to the
+//! deciding  leader it decided (5 tries 200 ms apart) or looks again; a leader waits
+//!           initLimit for a quorum of learners or looks again, then sets the synced vote
+//!           (peer epoch + 1) with answer_as; everyone looks again when its leader or its
+//!           quorum is gone (checked every 300 ms)
+//! phases    faults for 2..20 s, then loss and duplicates stop, partitions heal, the dead
+//!           restart; the run ends when one leader with every member synced stays so for 3 s
+//! ```
+//!
+//! Invariants, after every step:
+//! * a decided leader is a voter; an observer only observes; a voter leads iff it named itself;
+//! * every decision is backed by what the decider really received in that election: for a
+//!   LOOKING-quorum decision, the same vote (all four fields, any state) from a quorum of
+//!   voters, itself included; for a FOLLOWING/LEADING one, a quorum for that leader and epoch and, unless it is
+//!   the decider, the leader's own LEADING;
+//! * within one election a member's LOOKING proposals only go up: the round never decreases, and
+//!   in one round the vote only rises in the total order, never below its own vote;
+//! * at most one leader has a quorum of synced learners;
+//! * at the end (all connected, quiet): everyone, the observer included, decided the same leader,
+//!   a voter whose (epoch, zxid, sid) is the highest among a quorum of the voters.
+//!
+//! Not an invariant: two members deciding different leaders in the same round. FLE allows it (a
+//! better vote delayed past the 200 ms finalize wait, a stale vote re-sent after a reconnect; the
+//! capture shows Java doing the latter) and Zab repairs it. The run counts these splits.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+
+use zooid_zab::{
+    total_order, DecidedBy, Election, ElectionConfig, Epoch, Notification, Output, PeerState, Role,
+    Round, ServerId, Vote, Zxid,
+};
+
+const INIT_LIMIT_MS: u64 = 1_000;
+const CONNECT_TRIES: u32 = 5;
+const CONNECT_RETRY_MS: u64 = 200;
+const HEARTBEAT_MS: u64 = 300;
+const STABLE_MS: u64 = 3_000;
+const QUIET_CAP_MS: u64 = 15 * 60_000;
+const MAX_EVENTS: u64 = 1_000_000;
+
+/// splitmix64: small, seedable, good enough to drive a simulation.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.below(hi - lo + 1)
+    }
+    fn permille(&mut self, p: u64) -> bool {
+        self.below(1000) < p
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Looking,
+    Leading { term: u64, established: bool },
+    Connecting { leader: usize, tries: u32 },
+    Synced { leader: usize, term: u64 },
+}
+
+struct Node {
+    sid: ServerId,
+    observer: bool,
+    epoch: Epoch,
+    zxid: Zxid,
+    alive: bool,
+    incarnation: u64,
+    election: Option<Election>,
+    phase: Phase,
+    /// The Tick event currently scheduled for the election's deadline.
+    tick_at: Option<u64>,
+    /// What this member received since its election began: (from, state, vote).
+    received: HashSet<(ServerId, PeerState, Vote)>,
+    /// Its LOOKING proposals in this election, for the monotonicity check.
+    last_proposal: Option<Vote>,
+}
+
+impl Node {
+    fn initial(&self) -> Vote {
+        Vote {
+            leader: self.sid,
+            zxid: self.zxid,
+            round: Round(0),
+            peer_epoch: self.epoch,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Ev {
+    Deliver {
+        from: usize,
+        to: usize,
+        to_incarnation: u64,
+        msg: Notification,
+    },
+    Tick {
+        node: usize,
+        incarnation: u64,
+    },
+    Connect {
+        node: usize,
+        incarnation: u64,
+    },
+    InitLimit {
+        node: usize,
+        incarnation: u64,
+        term: u64,
+    },
+    Heartbeat {
+        node: usize,
+        incarnation: u64,
+    },
+    Start {
+        node: usize,
+    },
+    Fault,
+    Heal {
+        pairs: Vec<(usize, usize)>,
+    },
+    EndFaults,
+}
+
+struct Queued {
+    at: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // BinaryHeap is a max-heap: earliest first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+struct Stats {
+    sim_ms: u64,
+    events: u64,
+    delivered: u64,
+    lost: u64,
+    duplicated: u64,
+    crashes: u64,
+    partitions: u64,
+    link_cuts: u64,
+    decisions: u64,
+    by_ensemble: u64,
+    look_again: u64,
+    same_round_splits: u64,
+}
+
+impl Stats {
+    fn add(&mut self, o: &Stats) {
+        self.sim_ms += o.sim_ms;
+        self.events += o.events;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.duplicated += o.duplicated;
+        self.crashes += o.crashes;
+        self.partitions += o.partitions;
+        self.link_cuts += o.link_cuts;
+        self.decisions += o.decisions;
+        self.by_ensemble += o.by_ensemble;
+        self.look_again += o.look_again;
+        self.same_round_splits += o.same_round_splits;
+    }
+}
+
+struct Sim {
+    seed: u64,
+    trace: bool,
+    rng: Rng,
+    now: u64,
+    seq: u64,
+    queue: BinaryHeap<Queued>,
+    nodes: Vec<Node>,
+    voters: BTreeSet<ServerId>,
+    observers: BTreeSet<ServerId>,
+    quorum: usize,
+    // network
+    max_delay_ms: u64,
+    loss_permille: u64,
+    dup_permille: u64,
+    cuts: BTreeMap<(usize, usize), u32>,
+    pending: BTreeMap<(usize, usize), Notification>,
+    last_sent: BTreeMap<(usize, usize), Notification>,
+    faults_on: bool,
+    fault_end_ms: u64,
+    next_term: u64,
+    stable_since: Option<u64>,
+    stats: Stats,
+}
+
+impl Sim {
+    fn new(seed: u64, voters_n: usize, trace: bool) -> Sim {
+        let mut rng = Rng(seed ^ ((voters_n as u64) << 56));
+        let total = voters_n + 1;
+        let mut nodes = Vec::new();
+        for i in 0..total {
+            // Histories with ties on epoch and zxid, so the sid breaks some of them.
+            let epoch = rng.below(3) as i64;
+            let counter = rng.below(4) as u32;
+            nodes.push(Node {
+                sid: ServerId(i as i64 + 1),
+                observer: i == voters_n,
+                epoch: Epoch(epoch),
+                zxid: Zxid::new(Epoch(epoch), counter),
+                alive: false,
+                incarnation: 0,
+                election: None,
+                phase: Phase::Looking,
+                tick_at: None,
+                received: HashSet::new(),
+                last_proposal: None,
+            });
+        }
+        let voters = nodes
+            .iter()
+            .filter(|n| !n.observer)
+            .map(|n| n.sid)
+            .collect();
+        let observers = nodes.iter().filter(|n| n.observer).map(|n| n.sid).collect();
+        let max_delay_ms = match rng.below(4) {
+            0 => rng.range(1, 20),
+            1 | 2 => rng.range(20, 150),
+            _ => rng.range(150, 600), // longer than the finalize wait
+        };
+        let mut sim = Sim {
+            seed,
+            trace,
+            now: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            voters,
+            observers,
+            quorum: voters_n / 2 + 1,
+            max_delay_ms,
+            loss_permille: rng.below(4) * 80,
+            dup_permille: rng.below(3) * 50,
+            cuts: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            last_sent: BTreeMap::new(),
+            faults_on: true,
+            fault_end_ms: rng.range(2_000, 20_000),
+            next_term: 1,
+            stable_since: None,
+            stats: Stats::default(),
+            rng,
+        };
+        for node in 0..total {
+            let at = sim.rng.below(1_500);
+            sim.push(at, Ev::Start { node });
+        }
+        let first_fault = sim.rng.range(100, 2_000);
+        sim.push(first_fault, Ev::Fault);
+        sim.push(sim.fault_end_ms, Ev::EndFaults);
+        sim
+    }
+
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        let mut dump = String::new();
+        for n in &self.nodes {
+            let e = n.election.as_ref();
+            dump.push_str(&format!(
+                "\n  sid {} obs={} alive={} hist=(e{} {}) phase={:?} state={:?} round={:?} vote={:?}",
+                n.sid,
+                n.observer,
+                n.alive,
+                n.epoch.0,
+                n.zxid,
+                n.phase,
+                e.map(|e| e.state()),
+                e.map(|e| e.round().0),
+                e.map(|e| e.current_vote()),
+            ));
+        }
+        panic!(
+            "seed {}: t={} ms: {what}{dump}\n  replay: ZOOID_SIM_SEED={} ZOOID_SIM_TRACE=1",
+            self.seed, self.now, self.seed
+        );
+    }
+
+    fn push(&mut self, at: u64, ev: Ev) {
+        self.seq += 1;
+        self.queue.push(Queued {
+            at,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn config(&self, node: usize) -> ElectionConfig {
+        ElectionConfig::new(
+            self.nodes[node].sid,
+            self.voters.clone(),
+            self.observers.clone(),
+            Vec::new(),
+        )
+        .unwrap()
+    }
+
+    fn index(&self, sid: ServerId) -> usize {
+        (sid.0 - 1) as usize
+    }
+
+    fn pair(a: usize, b: usize) -> (usize, usize) {
+        (a.min(b), a.max(b))
+    }
+
+    fn connected(&self, a: usize, b: usize) -> bool {
+        self.nodes[a].alive && self.nodes[b].alive && !self.cuts.contains_key(&Self::pair(a, b))
+    }
+
+    // ---- network -----------------------------------------------------------------------------
+
+    fn transmit(&mut self, from: usize, to: usize, msg: Notification) {
+        if self.rng.permille(self.loss_permille) {
+            self.stats.lost += 1;
+            return;
+        }
+        let copies = if self.rng.permille(self.dup_permille) {
+            self.stats.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let at = self.now + 1 + self.rng.below(self.max_delay_ms);
+            let to_incarnation = self.nodes[to].incarnation;
+            self.push(
+                at,
+                Ev::Deliver {
+                    from,
+                    to,
+                    to_incarnation,
+                    msg: msg.clone(),
+                },
+            );
+        }
+    }
+
+    fn send(&mut self, from: usize, to: usize, msg: Notification) {
+        if self.connected(from, to) {
+            self.pending.remove(&(from, to));
+            self.last_sent.insert((from, to), msg.clone());
+            self.transmit(from, to, msg);
+        } else {
+            self.pending.insert((from, to), msg);
+        }
+    }
+
+    /// A new connection between `a` and `b`: each side sends its queued message, or else
+    /// re-sends the last one (`QuorumCnxManager.SendWorker`).
+    fn reconnect(&mut self, a: usize, b: usize) {
+        if !self.connected(a, b) {
+            return;
+        }
+        for (x, y) in [(a, b), (b, a)] {
+            if let Some(m) = self.pending.remove(&(x, y)) {
+                self.last_sent.insert((x, y), m.clone());
+                self.transmit(x, y, m);
+            } else if let Some(m) = self.last_sent.get(&(x, y)).cloned() {
+                self.transmit(x, y, m);
+            }
+        }
+    }
+
+    // ---- members -----------------------------------------------------------------------------
+
+    fn start(&mut self, node: usize) {
+        let cfg = self.config(node);
+        let n = &mut self.nodes[node];
+        assert!(!n.alive);
+        n.alive = true;
+        n.phase = Phase::Looking;
+        n.received.clear();
+        n.last_proposal = None;
+        n.tick_at = None;
+        let (e, out) = Election::start(cfg, n.zxid, n.epoch, self.now);
+        n.election = Some(e);
+        let incarnation = n.incarnation;
+        self.push(self.now + HEARTBEAT_MS, Ev::Heartbeat { node, incarnation });
+        self.handle(node, out);
+        for other in 0..self.nodes.len() {
+            if other != node {
+                self.reconnect(node, other);
+            }
+        }
+    }
+
+    fn crash(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        n.alive = false;
+        n.incarnation += 1;
+        n.election = None;
+        n.phase = Phase::Looking;
+        n.tick_at = None;
+        // The process's queues and lastMessageSent die with it; the peers' survive.
+        self.pending.retain(|(from, _), _| *from != node);
+        self.last_sent.retain(|(from, _), _| *from != node);
+        self.stats.crashes += 1;
+    }
+
+    fn look_again(&mut self, node: usize) {
+        self.stats.look_again += 1;
+        let now = self.now;
+        let n = &mut self.nodes[node];
+        n.phase = Phase::Looking;
+        n.received.clear();
+        n.last_proposal = None;
+        let (zxid, epoch) = (n.zxid, n.epoch);
+        let out = n.election.as_mut().unwrap().look_again(zxid, epoch, now);
+        self.handle(node, out);
+    }
+
+    fn handle(&mut self, node: usize, out: Vec<Output>) {
+        for o in out {
+            match o {
+                Output::Send { to, msg } => {
+                    let to = self.index(to);
+                    assert_ne!(to, node, "never sends to itself");
+                    if msg.state == PeerState::Looking {
+                        self.check_proposal(node, msg.vote());
+                    }
+                    self.send(node, to, msg);
+                }
+                Output::Decided {
+                    leader,
+                    role,
+                    vote,
+                    by,
+                } => self.decided(node, leader, role, vote, by),
+            }
+        }
+        let deadline = self.nodes[node]
+            .election
+            .as_ref()
+            .and_then(|e| e.next_deadline_ms());
+        if let Some(at) = deadline {
+            if self.nodes[node].tick_at != Some(at) {
+                self.nodes[node].tick_at = Some(at);
+                let incarnation = self.nodes[node].incarnation;
+                self.push(at, Ev::Tick { node, incarnation });
+            }
+        }
+    }
+
+    fn check_proposal(&mut self, node: usize, v: Vote) {
+        let n = &self.nodes[node];
+        if !n.observer && total_order(&v, &n.initial()) == Ordering::Less {
+            self.fail(format!("sid {} proposes {v:?} below its own vote", n.sid));
+        }
+        if let Some(prev) = n.last_proposal {
+            if v.round < prev.round
+                || (v.round == prev.round && total_order(&v, &prev) == Ordering::Less)
+            {
+                self.fail(format!(
+                    "sid {} proposal went down within one election: {prev:?} -> {v:?}",
+                    n.sid
+                ));
+            }
+        }
+        self.nodes[node].last_proposal = Some(v);
+    }
+
+    fn decided(&mut self, node: usize, leader: ServerId, role: Role, vote: Vote, by: DecidedBy) {
+        self.stats.decisions += 1;
+        if by == DecidedBy::Ensemble {
+            self.stats.by_ensemble += 1;
+        }
+        let n = &self.nodes[node];
+        let me = n.sid;
+        if self.trace {
+            println!(
+                "{:>7} sid {me} decides {role:?} {leader} by {by:?} {vote:?}",
+                self.now
+            );
+        }
+        // Validity.
+        if !self.voters.contains(&leader) || vote.leader != leader {
+            self.fail(format!("sid {me} decided non-voter leader {leader}"));
+        }
+        let expected = if n.observer {
+            Role::Observing
+        } else if leader == me {
+            Role::Leading
+        } else {
+            Role::Following
+        };
+        if role != expected {
+            self.fail(format!(
+                "sid {me} decided role {role:?}, expected {expected:?}"
+            ));
+        }
+        let e = n.election.as_ref().unwrap();
+        if e.state() != role.state() || e.current_vote() != vote {
+            self.fail(format!(
+                "sid {me}: Election state disagrees with its decision"
+            ));
+        }
+        // Justification from what it really received in this election.
+        let backers: BTreeSet<ServerId> = match by {
+            DecidedBy::Proposal => {
+                let mut b: BTreeSet<ServerId> = n
+                    .received
+                    .iter()
+                    // Vote.equals against a LOOKING vote compares the four fields only, so
+                    // a FOLLOWING/LEADING vote of the same round counts too (as in Java).
+                    .filter(|(_, _, v)| *v == vote)
+                    .map(|(from, _, _)| *from)
+                    .collect();
+                if !n.observer {
+                    b.insert(me);
+                }
+                b
+            }
+            DecidedBy::SameRound | DecidedBy::Ensemble => {
+                let mut b: BTreeSet<ServerId> = n
+                    .received
+                    .iter()
+                    .filter(|(_, st, v)| {
+                        (*st != PeerState::Looking
+                            && v.leader == leader
+                            && v.peer_epoch == vote.peer_epoch)
+                            || (by == DecidedBy::SameRound
+                                && *st == PeerState::Looking
+                                && *v == vote)
+                    })
+                    .map(|(from, _, _)| *from)
+                    .collect();
+                if by == DecidedBy::SameRound && !n.observer && n.last_proposal == Some(vote) {
+                    b.insert(me);
+                }
+                let leader_said_so = leader == me
+                    || n.received.iter().any(|(from, st, v)| {
+                        *from == leader && *st == PeerState::Leading && v.leader == leader
+                    });
+                if !leader_said_so {
+                    self.fail(format!("sid {me} joined {leader} which never said LEADING"));
+                }
+                b
+            }
+        };
+        let backers: Vec<_> = backers
+            .into_iter()
+            .filter(|s| self.voters.contains(s))
+            .collect();
+        if backers.len() < self.quorum {
+            self.fail(format!(
+                "sid {me} decided {leader} by {by:?} {vote:?} backed only by {backers:?}"
+            ));
+        }
+        // Not an invariant, counted: someone else holds another leader for the same round.
+        if self.nodes.iter().any(|o| {
+            o.alive
+                && o.sid != me
+                && o.election.as_ref().is_some_and(|oe| {
+                    oe.state() != PeerState::Looking
+                        && oe.current_vote().round == vote.round
+                        && oe.current_vote().leader != leader
+                })
+        }) {
+            self.stats.same_round_splits += 1;
+        }
+        // The Zab stand-in.
+        let incarnation = self.nodes[node].incarnation;
+        if role == Role::Leading {
+            let term = self.next_term;
+            self.next_term += 1;
+            self.nodes[node].phase = Phase::Leading {
+                term,
+                established: false,
+            };
+            self.push(
+                self.now + INIT_LIMIT_MS,
+                Ev::InitLimit {
+                    node,
+                    incarnation,
+                    term,
+                },
+            );
+        } else {
+            self.nodes[node].phase = Phase::Connecting {
+                leader: self.index(leader),
+                tries: 0,
+            };
+            let at = self.now + 1 + self.rng.below(self.max_delay_ms);
+            self.push(at, Ev::Connect { node, incarnation });
+        }
+    }
+
+    /// Voters synced to `leader` in `term` and still reachable, the leader included.
+    fn synced_quorum(&self, leader: usize, term: u64) -> usize {
+        1 + self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, n)| {
+                !n.observer
+                    && n.phase == Phase::Synced { leader, term }
+                    && self.connected(*i, leader)
+            })
+            .count()
+    }
+
+    fn establish(&mut self, leader: usize, term: u64) {
+        self.nodes[leader].phase = Phase::Leading {
+            term,
+            established: true,
+        };
+        let e = self.nodes[leader].election.as_mut().unwrap();
+        let mut v = e.current_vote();
+        v.peer_epoch = Epoch(v.peer_epoch.0 + 1);
+        e.answer_as(PeerState::Leading, v);
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].phase == (Phase::Synced { leader, term }) {
+                self.sync_vote(i, leader);
+            }
+        }
+    }
+
+    /// `updateElectionVote`: a synced learner answers with the leader's vote.
+    fn sync_vote(&mut self, node: usize, leader: usize) {
+        let v = self.nodes[leader].election.as_ref().unwrap().current_vote();
+        let e = self.nodes[node].election.as_mut().unwrap();
+        let state = e.state();
+        e.answer_as(state, v);
+    }
+
+    fn on_connect(&mut self, node: usize) {
+        let Phase::Connecting { leader, tries } = self.nodes[node].phase else {
+            return;
+        };
+        let ok = self.connected(node, leader);
+        if let (true, Phase::Leading { term, established }) = (ok, self.nodes[leader].phase) {
+            self.nodes[node].phase = Phase::Synced { leader, term };
+            if established {
+                self.sync_vote(node, leader);
+            } else if self.synced_quorum(leader, term) >= self.quorum {
+                self.establish(leader, term);
+            }
+            return;
+        }
+        if tries + 1 < CONNECT_TRIES {
+            self.nodes[node].phase = Phase::Connecting {
+                leader,
+                tries: tries + 1,
+            };
+            let incarnation = self.nodes[node].incarnation;
+            self.push(
+                self.now + CONNECT_RETRY_MS,
+                Ev::Connect { node, incarnation },
+            );
+        } else {
+            self.look_again(node);
+        }
+    }
+
+    fn on_heartbeat(&mut self, node: usize) {
+        match self.nodes[node].phase {
+            Phase::Synced { leader, term } => {
+                let lost = !self.connected(node, leader)
+                    || !matches!(self.nodes[leader].phase, Phase::Leading { term: t, .. } if t == term);
+                if lost {
+                    self.look_again(node);
+                }
+            }
+            Phase::Leading {
+                term,
+                established: true,
+            } if self.synced_quorum(node, term) < self.quorum => self.look_again(node),
+            _ => {}
+        }
+    }
+
+    // ---- faults ------------------------------------------------------------------------------
+
+    fn fault(&mut self) {
+        let total = self.nodes.len();
+        match self.rng.below(10) {
+            0..=2 => {
+                let node = self.rng.below(total as u64) as usize;
+                if self.nodes[node].alive {
+                    self.crash(node);
+                    let at = self.now + self.rng.range(50, 5_000);
+                    self.push(at, Ev::Start { node });
+                }
+            }
+            3..=5 => {
+                let mut side = 0u64;
+                while side == 0 || side == (1 << total) - 1 {
+                    side = self.rng.below(1 << total);
+                }
+                let mut pairs = Vec::new();
+                for a in 0..total {
+                    for b in a + 1..total {
+                        if (side >> a) & 1 != (side >> b) & 1 {
+                            pairs.push((a, b));
+                        }
+                    }
+                }
+                self.stats.partitions += 1;
+                self.cut(pairs);
+            }
+            6 | 7 => {
+                let a = self.rng.below(total as u64) as usize;
+                let b = (a + 1 + self.rng.below(total as u64 - 1) as usize) % total;
+                self.stats.link_cuts += 1;
+                self.cut(vec![Self::pair(a, b)]);
+            }
+            _ => {}
+        }
+        let at = self.now + self.rng.range(100, 3_000);
+        self.push(at, Ev::Fault);
+    }
+
+    fn cut(&mut self, pairs: Vec<(usize, usize)>) {
+        for p in &pairs {
+            *self.cuts.entry(*p).or_insert(0) += 1;
+        }
+        let at = self.now + self.rng.range(100, 6_000);
+        self.push(at, Ev::Heal { pairs });
+    }
+
+    fn heal(&mut self, pairs: Vec<(usize, usize)>) {
+        for p in pairs {
+            let Some(c) = self.cuts.get_mut(&p) else {
+                continue;
+            };
+            *c -= 1;
+            if *c == 0 {
+                self.cuts.remove(&p);
+                self.reconnect(p.0, p.1);
+            }
+        }
+    }
+
+    fn end_faults(&mut self) {
+        self.faults_on = false;
+        self.loss_permille = 0;
+        self.dup_permille = 0;
+        let pairs: Vec<_> = self.cuts.keys().copied().collect();
+        self.cuts.clear();
+        for (a, b) in pairs {
+            self.reconnect(a, b);
+        }
+        for node in 0..self.nodes.len() {
+            if !self.nodes[node].alive {
+                self.start(node);
+            }
+        }
+    }
+
+    // ---- the run -----------------------------------------------------------------------------
+
+    fn check_step(&mut self) {
+        let mut leaders_with_quorum = Vec::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if !n.alive {
+                continue;
+            }
+            let e = n.election.as_ref().unwrap();
+            if e.round() < Round(1) {
+                self.fail(format!("sid {} has round {:?}", n.sid, e.round()));
+            }
+            let looking = e.state() == PeerState::Looking;
+            if looking != (n.phase == Phase::Looking) {
+                self.fail(format!(
+                    "sid {} phase {:?} but state {:?}",
+                    n.sid,
+                    n.phase,
+                    e.state()
+                ));
+            }
+            if let Phase::Leading { term, .. } = n.phase {
+                if self.synced_quorum(i, term) >= self.quorum {
+                    leaders_with_quorum.push(n.sid);
+                }
+            }
+        }
+        if leaders_with_quorum.len() > 1 {
+            self.fail(format!(
+                "several leaders with a quorum: {leaders_with_quorum:?}"
+            ));
+        }
+    }
+
+    /// The leader everyone is synced with, if the ensemble has settled.
+    fn settled(&self) -> Option<usize> {
+        let leader = self.nodes.iter().position(|n| {
+            matches!(
+                n.phase,
+                Phase::Leading {
+                    established: true,
+                    ..
+                }
+            )
+        })?;
+        let Phase::Leading { term, .. } = self.nodes[leader].phase else {
+            unreachable!()
+        };
+        self.nodes
+            .iter()
+            .enumerate()
+            .all(|(i, n)| i == leader || n.phase == Phase::Synced { leader, term })
+            .then_some(leader)
+    }
+
+    fn final_checks(&self, leader: usize) {
+        let l = &self.nodes[leader];
+        if l.observer {
+            self.fail("an observer leads");
+        }
+        for n in &self.nodes {
+            let e = n.election.as_ref().unwrap();
+            if e.current_vote().leader != l.sid {
+                self.fail(format!(
+                    "sid {} holds leader {}",
+                    n.sid,
+                    e.current_vote().leader
+                ));
+            }
+            let want = if n.sid == l.sid {
+                PeerState::Leading
+            } else if n.observer {
+                PeerState::Observing
+            } else {
+                PeerState::Following
+            };
+            if e.state() != want {
+                self.fail(format!("sid {} is {:?}", n.sid, e.state()));
+            }
+        }
+        let lv = l.initial();
+        let below = self
+            .nodes
+            .iter()
+            .filter(|n| !n.observer && total_order(&n.initial(), &lv) != Ordering::Greater)
+            .count();
+        if below < self.quorum {
+            self.fail(format!(
+                "leader {} (e{} {}) is the best of only {below} voters",
+                l.sid, l.epoch.0, l.zxid
+            ));
+        }
+    }
+
+    fn run(mut self) -> Stats {
+        while let Some(Queued { at, ev, .. }) = self.queue.pop() {
+            self.now = at;
+            self.stats.events += 1;
+            if self.stats.events > MAX_EVENTS {
+                self.fail("too many events: something keeps the ensemble busy");
+            }
+            if self.trace && !matches!(ev, Ev::Heartbeat { .. } | Ev::Tick { .. }) {
+                println!("{at:>7} {ev:?}");
+            }
+            match ev {
+                Ev::Deliver {
+                    from,
+                    to,
+                    to_incarnation,
+                    msg,
+                } => {
+                    let n = &self.nodes[to];
+                    if n.alive
+                        && n.incarnation == to_incarnation
+                        && !self.cuts.contains_key(&Self::pair(from, to))
+                    {
+                        self.stats.delivered += 1;
+                        let from_sid = self.nodes[from].sid;
+                        let n = &mut self.nodes[to];
+                        n.received.insert((from_sid, msg.state, msg.vote()));
+                        let out = n
+                            .election
+                            .as_mut()
+                            .unwrap()
+                            .on_notification(from_sid, msg, at);
+                        self.handle(to, out);
+                    }
+                }
+                Ev::Tick { node, incarnation } => {
+                    let n = &mut self.nodes[node];
+                    if n.alive && n.incarnation == incarnation && n.tick_at == Some(at) {
+                        n.tick_at = None;
+                        let out = n.election.as_mut().unwrap().on_tick(at);
+                        self.handle(node, out);
+                    }
+                }
+                Ev::Connect { node, incarnation } => {
+                    if self.nodes[node].alive && self.nodes[node].incarnation == incarnation {
+                        self.on_connect(node);
+                    }
+                }
+                Ev::InitLimit {
+                    node,
+                    incarnation,
+                    term,
+                } => {
+                    let n = &self.nodes[node];
+                    if n.alive
+                        && n.incarnation == incarnation
+                        && n.phase
+                            == (Phase::Leading {
+                                term,
+                                established: false,
+                            })
+                    {
+                        if self.synced_quorum(node, term) >= self.quorum {
+                            self.establish(node, term);
+                        } else {
+                            self.look_again(node);
+                        }
+                    }
+                }
+                Ev::Heartbeat { node, incarnation } => {
+                    if self.nodes[node].alive && self.nodes[node].incarnation == incarnation {
+                        self.on_heartbeat(node);
+                        self.push(at + HEARTBEAT_MS, Ev::Heartbeat { node, incarnation });
+                    }
+                }
+                Ev::Start { node } => {
+                    if !self.nodes[node].alive {
+                        self.start(node);
+                    }
+                }
+                Ev::Fault => {
+                    if self.faults_on {
+                        self.fault();
+                    }
+                }
+                Ev::Heal { pairs } => self.heal(pairs),
+                Ev::EndFaults => self.end_faults(),
+            }
+            self.check_step();
+            if !self.faults_on {
+                match (self.settled(), self.stable_since) {
+                    (Some(leader), Some(since)) if at >= since + STABLE_MS => {
+                        self.final_checks(leader);
+                        self.stats.sim_ms = at;
+                        return self.stats;
+                    }
+                    (Some(_), Some(_)) => {}
+                    (Some(_), None) => self.stable_since = Some(at),
+                    (None, _) => self.stable_since = None,
+                }
+                if at > self.fault_end_ms + QUIET_CAP_MS {
+                    self.fail("no settled leader 15 simulated minutes after the faults stopped");
+                }
+            }
+        }
+        self.fail("the event queue ran dry")
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
+    })
+}
+
+fn run_seeds(voters: usize) {
+    let trace = std::env::var_os("ZOOID_SIM_TRACE").is_some();
+    let seeds: Vec<u64> = match env_u64("ZOOID_SIM_SEED") {
+        Some(one) => vec![one],
+        None => (0..env_u64("ZOOID_SIM_SEEDS").unwrap_or(500)).collect(),
+    };
+    let started = std::time::Instant::now();
+    let mut total = Stats::default();
+    for &seed in &seeds {
+        let stats = Sim::new(seed, voters, trace).run();
+        total.add(&stats);
+    }
+    println!(
+        "{voters} voters + 1 observer: {} seeds in {:?}: {total:?}",
+        seeds.len(),
+        started.elapsed()
+    );
+}
+
+#[test]
+fn three_voters_and_an_observer_elect_one_leader_through_faults() {
+    run_seeds(3);
+}
+
+#[test]
+fn five_voters_and_an_observer_elect_one_leader_through_faults() {
+    run_seeds(5);
+}
+
+#[test]
+fn a_seed_replays_identically() {
+    let a = Sim::new(42, 5, false).run();
+    let b = Sim::new(42, 5, false).run();
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
