@@ -105,6 +105,8 @@ def write_cfg(workdir, port, container_interval_ms, extra=None):
         "minSessionTimeout": "1000",
         "maxSessionTimeout": "60000",
         "4lw.commands.whitelist": "*",
+        # No AdminServer: it would listen on 0.0.0.0:8080 (test_admin.py turns it on, on loopback).
+        "admin.enableServer": "false",
         "extendedTypesEnabled": "true",
         "znode.container.checkIntervalMs": str(container_interval_ms),
         "DigestAuthenticationProvider.superDigest": super_digest(),

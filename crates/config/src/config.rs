@@ -44,6 +44,7 @@ const FILE_KEYS: &[&str] = &[
     "autopurge.purgeInterval",
     "metricsProvider.className",
     "metricsProvider.httpPort",
+    "metricsProvider.httpHost",
 ];
 
 /// Keys ZooKeeper reads as Java system properties; accepted in zoo.cfg too.
@@ -242,6 +243,8 @@ pub struct ServerConfig {
     /// `metricsProvider.className`.
     pub metrics_provider_class: Option<String>,
     /// `metricsProvider.httpPort` (meaningful only with a class).
+    /// `metricsProvider.httpHost` (default all interfaces, as ZooKeeper).
+    pub metrics_provider_http_host: Option<IpAddr>,
     pub metrics_provider_http_port: Option<u16>,
     /// `globalOutstandingLimit`.
     pub global_outstanding_limit: u32,
@@ -296,6 +299,7 @@ impl ServerConfig {
             admin_server_port: 8080,
             metrics_provider_class: None,
             metrics_provider_http_port: None,
+            metrics_provider_http_host: None,
             global_outstanding_limit: 1000,
             my_id: None,
             unknown: BTreeMap::new(),
@@ -309,6 +313,8 @@ impl ServerConfig {
         let mut config = ServerConfig::with_defaults(data_dir);
         config.client_port = Some(DEFAULT_CLIENT_PORT);
         config.client_port_address = Some(LOOPBACK_V4);
+        // Like the client port, the AdminServer stays on loopback when nothing is configured.
+        config.admin_server_address = LOOPBACK_V4;
         config
     }
 
@@ -605,6 +611,9 @@ impl ServerConfig {
                     s.key
                 )));
             }
+        }
+        if let Some(s) = settings.take("metricsProvider.httpHost") {
+            self.metrics_provider_http_host = Some(s.parse_address("0.0.0.0")?);
         }
         if let Some(s) = settings.take("globalOutstandingLimit") {
             self.global_outstanding_limit = s.parse_u32(COUNT, "1000")?;

@@ -143,6 +143,88 @@ pub struct ConnStats {
     pub last_cxid: i32,
     pub last_zxid: i64,
     pub last_response_ms: i64,
+    pub last_latency_ms: i64,
+    /// Latencies of the requests answered on this connection.
+    pub latency: Tally,
+}
+
+/// Count, sum, min and max of observed values, as ZooKeeper's `AvgMinMaxCounter` keeps them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub count: u64,
+    pub sum: i64,
+    pub min: i64,
+    pub max: i64,
+}
+
+impl Tally {
+    pub fn add(&mut self, v: i64) {
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        if self.count == 0 || v > self.max {
+            self.max = v;
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Latency samples kept for the driver to take; beyond this many, new ones are dropped.
+pub const LATENCY_SAMPLES_MAX: usize = 65_536;
+
+/// ZooKeeper keeps the tree digest of every 128th zxid, the last 1024 of them (`hash`).
+const DIGEST_LOG_INTERVAL: i64 = 128;
+const DIGEST_LOG_LIMIT: usize = 1024;
+
+/// The top-level znode a path is under (`/app/x` → `app`), as ZooKeeper's per-namespace
+/// metrics name it; `/` has none.
+fn top_namespace(path: &str) -> Option<&str> {
+    path.split('/').nth(1).filter(|s| !s.is_empty())
+}
+
+/// The label ZooKeeper's `cons` shows as a connection's last operation (`lop`); None for
+/// requests that do not reach its FinalRequestProcessor (auth, sasl).
+fn op_label(op: i32) -> Option<&'static str> {
+    use OpCode::*;
+    Some(match OpCode::from_i32(op)? {
+        Ping => "PING",
+        Multi => "MULT",
+        MultiRead => "MLTR",
+        Create | Create2 | CreateTtl | CreateContainer => "CREA",
+        Delete | DeleteContainer => "DELE",
+        SetData => "SETD",
+        Reconfig => "RECO",
+        SetAcl => "SETA",
+        CloseSession => "CLOS",
+        Sync => "SYNC",
+        Check => "CHEC",
+        Exists => "EXIS",
+        GetData => "GETD",
+        SetWatches => "SETW",
+        SetWatches2 => "STW2",
+        AddWatch => "ADDW",
+        GetAcl => "GETA",
+        GetChildren | GetChildren2 => "GETC",
+        GetAllChildrenNumber => "GETACN",
+        CheckWatches => "CHKW",
+        RemoveWatches => "REMW",
+        WhoAmI => "HOMI",
+        GetEphemerals => "GETE",
+        Notification | Auth | Sasl | CreateSession | Error => return None,
+    })
+}
+
+/// ZooKeeper adds this much for the Stat to every read's byte count.
+const STAT_OVERHEAD_BYTES: i64 = 6 * 8 + 5 * 4;
+
+fn tally_namespace(map: &mut BTreeMap<String, Tally>, path: &str, bytes: i64) {
+    if let Some(ns) = top_namespace(path) {
+        match map.get_mut(ns) {
+            Some(t) => t.add(bytes),
+            None => map.entry(ns.to_owned()).or_default().add(bytes),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -178,7 +260,7 @@ struct Inflight {
     digest: Option<i64>,
 }
 
-/// Server-wide counters for `srvr`, `stat` and `mntr`.
+/// Server-wide counters for `srvr`, `stat`, `mntr` and the metrics.
 #[derive(Debug, Default, Clone)]
 pub struct ServerStats {
     pub packets_received: u64,
@@ -188,6 +270,23 @@ pub struct ServerStats {
     pub latency_total_ms: i64,
     pub latency_count: u64,
     pub digest_mismatches: u64,
+    /// Authentications refused (`auth_failed_count`).
+    pub auth_failed: u64,
+    /// ConnectRequests received (`connection_request_count`).
+    pub connection_requests: u64,
+    /// Connections refused by maxClientCnxns (`connection_rejected`).
+    pub connections_rejected: u64,
+    /// Connections closed for sending no ConnectRequest in time
+    /// (`sessionless_connections_expired`).
+    pub sessionless_expired: u64,
+    /// Latencies of reads and of writes answered since the driver last took them (the
+    /// `readlatency` / `updatelatency` summaries); at most [`LATENCY_SAMPLES_MAX`] each.
+    pub read_latencies_ms: Vec<i64>,
+    pub update_latencies_ms: Vec<i64>,
+    /// Bytes read and written under each top-level znode (`read_per_namespace`,
+    /// `write_per_namespace`).
+    pub reads_per_namespace: BTreeMap<String, Tally>,
+    pub writes_per_namespace: BTreeMap<String, Tally>,
 }
 
 pub struct Core {
@@ -204,6 +303,8 @@ pub struct Core {
     pub stats: ServerStats,
     /// Connections per client address, for maxClientCnxns.
     per_ip: FxHashMap<IpAddr, u32>,
+    /// (zxid, tree digest) of recent zxids that are multiples of 128 (`hash`).
+    digest_log: VecDeque<(i64, i64)>,
 }
 
 impl Core {
@@ -244,6 +345,7 @@ impl Core {
             actions: Vec::new(),
             stats: ServerStats::default(),
             per_ip: FxHashMap::default(),
+            digest_log: VecDeque::new(),
         }
     }
 
@@ -305,11 +407,44 @@ impl Core {
             .collect()
     }
 
+    /// (zxid, tree digest) for recent zxids that are multiples of 128, oldest first.
+    pub fn digest_log(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.digest_log.iter().copied()
+    }
+
+    /// Deadline of each connection's session (None for a connection without one), for
+    /// `dump`.
+    pub fn connection_deadlines(&self) -> Vec<(SocketAddr, Option<i64>, i64)> {
+        self.conns
+            .values()
+            .map(|c| {
+                let deadline = c
+                    .session
+                    .and_then(|s| self.sessions.get(&s))
+                    .map_or(c.stats.established_ms + SESSIONLESS_TIMEOUT_MS, |s| {
+                        s.deadline_ms
+                    });
+                (c.addr, c.session, deadline)
+            })
+            .collect()
+    }
+
     /// `srst`: the server's counters start over.
     pub fn reset_server_stats(&mut self) {
         let mismatches = self.stats.digest_mismatches;
+        // ZooKeeper zeroes each namespace's figures but keeps the namespaces listed.
+        let zeroed = |m: &mut BTreeMap<String, Tally>| {
+            std::mem::take(m)
+                .into_keys()
+                .map(|k| (k, Tally::default()))
+                .collect()
+        };
+        let reads_per_namespace = zeroed(&mut self.stats.reads_per_namespace);
+        let writes_per_namespace = zeroed(&mut self.stats.writes_per_namespace);
         self.stats = ServerStats {
             digest_mismatches: mismatches,
+            reads_per_namespace,
+            writes_per_namespace,
             ..ServerStats::default()
         };
     }
@@ -320,6 +455,7 @@ impl Core {
         for c in self.conns.values_mut() {
             c.stats = ConnStats {
                 established_ms: c.stats.established_ms,
+                last_cxid: -1,
                 last_zxid: -1,
                 ..ConnStats::default()
             };
@@ -340,6 +476,7 @@ impl Core {
         let ip = addr.ip();
         let n = self.per_ip.entry(ip).or_insert(0);
         if self.cfg.max_client_cnxns > 0 && *n >= self.cfg.max_client_cnxns {
+            self.stats.connections_rejected += 1;
             tracing::warn!(%ip, max = self.cfg.max_client_cnxns, "too many connections from this address (maxClientCnxns); closing");
             self.actions.push(Action::Close { conn });
             return;
@@ -388,7 +525,7 @@ impl Core {
         }
     }
 
-    fn record_latency(&mut self, ms: i64) {
+    fn record_latency(&mut self, conn: ConnId, now_ms: i64, ms: i64, write: bool) {
         let s = &mut self.stats;
         if s.latency_count == 0 || ms < s.latency_min_ms {
             s.latency_min_ms = ms;
@@ -396,6 +533,19 @@ impl Core {
         s.latency_max_ms = s.latency_max_ms.max(ms);
         s.latency_total_ms += ms;
         s.latency_count += 1;
+        let samples = if write {
+            &mut s.update_latencies_ms
+        } else {
+            &mut s.read_latencies_ms
+        };
+        if samples.len() < LATENCY_SAMPLES_MAX {
+            samples.push(ms);
+        }
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.stats.last_response_ms = now_ms;
+            c.stats.last_latency_ms = ms;
+            c.stats.latency.add(ms);
+        }
     }
 
     fn send(&mut self, conn: ConnId, frame: Vec<u8>) {
@@ -421,6 +571,7 @@ impl Core {
     }
 
     fn on_connect_request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
+        self.stats.connection_requests += 1;
         let Ok(req) = ConnectRequest::decode(frame) else {
             tracing::debug!(conn, "malformed ConnectRequest; closing");
             return self.close_conn(conn);
@@ -595,6 +746,9 @@ impl Core {
         self.touch(session, now_ms);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_cxid = h.xid;
+            if let Some(label) = op_label(h.op) {
+                c.stats.last_op = label;
+            }
         }
         let request = match Request::decode(h.op, r.rest()) {
             Ok(req) => req,
@@ -646,7 +800,7 @@ impl Core {
                     }
                 } else {
                     let reply = self.read(conn, session, h.xid, req, now_ms);
-                    self.record_latency(0);
+                    self.record_latency(conn, now_ms, 0, false);
                     self.send(conn, reply);
                 }
             }
@@ -761,6 +915,7 @@ impl Core {
         };
         self.send(conn, frame_of(|w| hdr.write(w)));
         if !ok {
+            self.stats.auth_failed += 1;
             tracing::info!(conn, scheme = %a.scheme, "authentication failed: no such scheme; closing");
             self.close_conn(conn);
         }
@@ -879,13 +1034,44 @@ impl Core {
         }
     }
 
+    /// Bytes each txn writes under its top-level znode, as ZooKeeper's DataTree counts them.
+    fn tally_writes(&mut self, txn: &Txn) {
+        let map = &mut self.stats.writes_per_namespace;
+        let data_len = |d: &Option<Vec<u8>>| d.as_ref().map_or(0, |d| d.len()) as i64;
+        match txn {
+            Txn::Create { path, data, .. } | Txn::SetData { path, data, .. } => {
+                tally_namespace(map, path, path.len() as i64 + data_len(data))
+            }
+            Txn::Delete { path, .. } => tally_namespace(map, path, path.len() as i64),
+            Txn::CloseSession { paths: Some(paths) } => {
+                for p in paths {
+                    tally_namespace(map, p, p.len() as i64);
+                }
+            }
+            Txn::Multi(txns) => {
+                for t in txns {
+                    self.tally_writes(t);
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn apply(&mut self, f: Inflight, now_ms: i64) {
         assert!(
             f.header.zxid > self.tree.last_zxid() || self.tree.last_zxid() == 0,
             "txns are applied in zxid order"
         );
+        self.tally_writes(&f.txn);
         let applied = self.tree.apply(&f.header, &f.txn);
         self.pending.applied(f.header.zxid, f.digest_delta);
+        if self.cfg.digest_enabled && f.header.zxid % DIGEST_LOG_INTERVAL == 0 {
+            if self.digest_log.len() == DIGEST_LOG_LIMIT {
+                self.digest_log.pop_front();
+            }
+            self.digest_log
+                .push_back((f.header.zxid, self.tree.digest()));
+        }
         if let Some(expected) = f.digest {
             // The digest logged with the txn was computed from the pending view; the tree
             // must agree once the txn is applied, or replay would report a mismatch.
@@ -1020,7 +1206,7 @@ impl Core {
                     let recv_ms = *recv_ms;
                     c.queue.pop_front();
                     if recv_ms > 0 {
-                        self.record_latency(now_ms - recv_ms);
+                        self.record_latency(conn, now_ms, now_ms - recv_ms, true);
                     }
                     self.send(conn, frame);
                     if close {
@@ -1039,7 +1225,7 @@ impl Core {
                     };
                     let Some(session) = session else { return };
                     let frame = self.read(conn, session, xid, request, now_ms);
-                    self.record_latency(now_ms - recv_ms);
+                    self.record_latency(conn, now_ms, now_ms - recv_ms, false);
                     self.send(conn, frame);
                 }
                 _ => return,
@@ -1103,6 +1289,11 @@ impl Core {
                         if watch {
                             tree.add_watch(session, &path, WatchKind::Data);
                         }
+                        tally_namespace(
+                            &mut self.stats.reads_per_namespace,
+                            &path,
+                            path.len() as i64 + STAT_OVERHEAD_BYTES,
+                        );
                         reply(E::Ok, &|w| stat.write(w))
                     }
                     None => {
@@ -1124,6 +1315,12 @@ impl Core {
                     w.write_opt_buffer(n.data.as_deref());
                     n.client_stat().write(w);
                 });
+                let bytes = n.data.as_ref().map_or(0, |d| d.len()) + path.len();
+                tally_namespace(
+                    &mut self.stats.reads_per_namespace,
+                    &path,
+                    bytes as i64 + STAT_OVERHEAD_BYTES,
+                );
                 if watch {
                     tree.add_watch(session, &path, WatchKind::Data);
                 }
@@ -1147,6 +1344,12 @@ impl Core {
                         n.client_stat().write(w);
                     }
                 });
+                let bytes = n.children.iter().map(|c| c.len()).sum::<usize>() + path.len();
+                tally_namespace(
+                    &mut self.stats.reads_per_namespace,
+                    path,
+                    bytes as i64 + STAT_OVERHEAD_BYTES,
+                );
                 if watch {
                     tree.add_watch(session, path, WatchKind::Child);
                 }
@@ -1319,6 +1522,7 @@ impl Core {
             .map(|(&id, _)| id)
             .collect();
         for conn in idle {
+            self.stats.sessionless_expired += 1;
             tracing::debug!(conn, "no ConnectRequest within 10 s; closing");
             self.close_conn(conn);
         }

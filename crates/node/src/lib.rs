@@ -9,5 +9,5 @@ pub mod path;
 pub mod prep;
 
 pub use crate::core::{
-    frame_of, notification, Action, ConnId, ConnStats, Core, CoreConfig, Input, ServerStats,
+    frame_of, notification, Action, ConnId, ConnStats, Core, CoreConfig, Input, ServerStats, Tally,
 };

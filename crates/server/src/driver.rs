@@ -8,7 +8,9 @@
 //! A connection task splits frames (closing on a bad length, ZooKeeper's "Len error"), and
 //! answers a four-letter word if that is what the first four bytes spell. The core task
 //! handles events in arrival order, executes the core's actions, and reports appended txns
-//! as persisted once the batch is handled. Nothing here holds protocol logic.
+//! as persisted once the batch is handled. Operator commands (four-letter words, the
+//! AdminServer, `/metrics`) are events too, so they see the core between two batches. Nothing
+//! here holds protocol logic.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,8 +22,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use zooid_node::{Action, ConnId, Core, Input};
 
+use crate::commands::{self, Ctx, DiskFacts};
 use crate::fourlw;
-use crate::persist::{self, FromWriter, SnapshotPlan, ToWriter};
+use crate::metrics::{self, Registry};
+use crate::persist::{self, DiskTiming, FromWriter, SnapshotPlan, ToWriter};
 use zooid_storage::snapshot::IncrementalSnapshot;
 
 /// Events from connection tasks to the core task.
@@ -38,15 +42,48 @@ pub enum Event {
     Disconnect {
         conn: ConnId,
     },
+    /// A four-letter word on connection `addr`: counted as ZooKeeper counts it, answered
+    /// with its text if `allowed`, else with the whitelist's refusal.
     FourLetter {
-        word: String,
+        word: &'static str,
+        addr: SocketAddr,
+        allowed: bool,
+        args: Vec<(String, String)>,
+        disk: DiskFacts,
         reply: oneshot::Sender<String>,
     },
+    /// An AdminServer command by any of its names; the reply is its JSON.
+    Command {
+        name: String,
+        args: Vec<(String, String)>,
+        disk: DiskFacts,
+        reply: oneshot::Sender<String>,
+    },
+    /// The metrics in Prometheus' text format.
+    Metrics {
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// The channel connection tasks and the operator listeners send events on.
+pub fn event_channel() -> (mpsc::Sender<Event>, mpsc::Receiver<Event>) {
+    mpsc::channel(4096)
 }
 
 pub enum Outbound {
     Frame(Vec<u8>),
     Close,
+}
+
+/// How long `stmk` waits for its 8-byte argument.
+const STMK_ARG_WAIT: Duration = Duration::from_secs(1);
+
+/// Directory sizes and the newest snapshot, measured off the core task.
+pub async fn measure_disk(info: &Arc<fourlw::ServerInfo>) -> DiskFacts {
+    let info = Arc::clone(info);
+    tokio::task::spawn_blocking(move || DiskFacts::measure(&info))
+        .await
+        .unwrap_or_default()
 }
 
 /// Settings of the driver itself.
@@ -64,16 +101,25 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// Accept connections until `shutdown` flips.
+/// Accept connections until `shutdown` flips. `events` comes from [`event_channel`].
 pub async fn serve(
     listener: TcpListener,
     core: Core,
     cfg: DriverConfig,
     disk: Disk,
+    metrics: Registry,
+    events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let (tx, rx) = mpsc::channel::<Event>(4096);
-    let core_task = tokio::spawn(run_core(core, rx, cfg.clone(), disk, shutdown.clone()));
+    let (tx, rx) = events;
+    let core_task = tokio::spawn(run_core(
+        core,
+        rx,
+        cfg.clone(),
+        disk,
+        metrics,
+        shutdown.clone(),
+    ));
     let mut next_conn: ConnId = 1;
     loop {
         tokio::select! {
@@ -121,6 +167,7 @@ async fn run_core(
     mut rx: mpsc::Receiver<Event>,
     cfg: DriverConfig,
     mut disk: Disk,
+    mut metrics: Registry,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut outs: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
@@ -140,7 +187,15 @@ async fn run_core(
             }
             msg = disk.from_writer.recv() => match msg {
                 Some(FromWriter::Persisted(zxid)) => core.handle(now_ms(), Input::Persisted { zxid }),
+                Some(FromWriter::Timed(t)) => match t {
+                    DiskTiming::Fsync { ms, txns } => {
+                        metrics.observe("fsynctime", ms as i64);
+                        metrics.observe("sync_processor_batch_size", txns as i64);
+                    }
+                    DiskTiming::Snapshot { ms } => metrics.observe("snapshottime", ms as i64),
+                },
                 Some(FromWriter::Failed(e)) => {
+                    metrics.count("unrecoverable_error_count", 1);
                     tracing::error!(error = %e, "the txn log cannot be written; stopping so no write is acknowledged that might be lost (a restart recovers every acknowledged txn)");
                     if let Some(f) = disk.fatal.take() {
                         let _ = f.send(e);
@@ -161,25 +216,80 @@ async fn run_core(
                     outs.insert(conn, out);
                     core.handle(now, Input::Connect { conn, addr });
                 }
-                Event::Frame { conn, frame } => core.handle(
-                    now,
-                    Input::Frame {
-                        conn,
-                        frame: &frame,
-                    },
-                ),
+                Event::Frame { conn, frame } => {
+                    metrics.count("bytes_received_count", 4 + frame.len() as u64);
+                    core.handle(
+                        now,
+                        Input::Frame {
+                            conn,
+                            frame: &frame,
+                        },
+                    )
+                }
                 Event::Disconnect { conn } => {
                     outs.remove(&conn);
                     core.handle(now, Input::Disconnect { conn });
                 }
-                Event::FourLetter { word, reply } => {
-                    let _ = reply.send(fourlw::answer(&word, &mut core, &cfg.info, now));
+                Event::FourLetter {
+                    word,
+                    addr,
+                    allowed,
+                    args,
+                    disk,
+                    reply,
+                } => {
+                    // ZooKeeper counts the word as a packet of 4 bytes, answered or not.
+                    core.stats.packets_received += 1;
+                    metrics.count("bytes_received_count", 4);
+                    let text = match commands::by_word(word) {
+                        _ if !allowed => fourlw::refusal(word),
+                        Some(cmd) => cmd.run_text(&mut Ctx {
+                            core: &mut core,
+                            info: &cfg.info,
+                            metrics: &mut metrics,
+                            now_ms: now,
+                            asker: Some(addr),
+                            disk,
+                            args,
+                        }),
+                        None => String::new(),
+                    };
+                    // ... and its answer as a packet sent, once written.
+                    if !text.is_empty() {
+                        core.stats.packets_sent += 1;
+                    }
+                    let _ = reply.send(text);
+                }
+                Event::Command {
+                    name,
+                    args,
+                    disk,
+                    reply,
+                } => {
+                    let response = match commands::by_name(&name) {
+                        Some(cmd) => cmd.run(&mut Ctx {
+                            core: &mut core,
+                            info: &cfg.info,
+                            metrics: &mut metrics,
+                            now_ms: now,
+                            asker: None,
+                            disk,
+                            args,
+                        }),
+                        None => commands::Response::unknown(&name),
+                    };
+                    let _ = reply.send(response.to_json());
+                }
+                Event::Metrics { reply } => {
+                    let entries = metrics.collect(&core, 0);
+                    let _ = reply.send(metrics::prometheus_text(&entries));
                 }
             }
         }
         for a in core.take_actions() {
             match a {
                 Action::Send { conn, frame } => {
+                    metrics.frame_sent(&frame);
                     if let Some(o) = outs.get(&conn) {
                         let _ = o.send(Outbound::Frame(frame));
                     }
@@ -197,6 +307,7 @@ async fn run_core(
                 }
             }
         }
+        metrics.take_latencies(&mut core);
         if since_snapshot >= snapshot_at && snapshot.is_none() {
             // The next log file starts after what is queued now. The snapshot is named after
             // the last applied zxid; every txn after it is in that log or the one before.
@@ -239,22 +350,44 @@ async fn run_conn(
     }
     let first = [buf[0], buf[1], buf[2], buf[3]];
     if let Some(word) = fourlw::word_of(first) {
-        let text = if cfg.four_letter_words.iter().any(|w| w == "*" || w == word) {
-            let (reply, rx) = oneshot::channel();
-            if tx
-                .send(Event::FourLetter {
-                    word: word.to_owned(),
-                    reply,
-                })
-                .await
-                .is_err()
-            {
+        let allowed = fourlw::allowed(&cfg.four_letter_words, word, &cfg.info);
+        let mut args = Vec::new();
+        if allowed && word == "stmk" {
+            // The new trace mask follows as 8 bytes; without them ZooKeeper closes silently.
+            let _ = tokio::time::timeout(STMK_ARG_WAIT, async {
+                let mut tmp = [0u8; 64];
+                while buf.len() < 12 {
+                    match rd.read(&mut tmp).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    }
+                }
+            })
+            .await;
+            let Some(mask) = buf.get(4..12) else {
                 return;
-            }
-            rx.await.unwrap_or_default()
+            };
+            let mask = i64::from_be_bytes(mask.try_into().expect("8 bytes"));
+            args.push(("traceMask".to_owned(), mask.to_string()));
+        }
+        let disk = if allowed && matches!(word, "conf" | "dirs") {
+            measure_disk(&cfg.info).await
         } else {
-            format!("{word} is not executed because it is not in the whitelist.\n")
+            DiskFacts::default()
         };
+        let (reply, rx) = oneshot::channel();
+        let ev = Event::FourLetter {
+            word,
+            addr,
+            allowed,
+            args,
+            disk,
+            reply,
+        };
+        if tx.send(ev).await.is_err() {
+            return;
+        }
+        let text = rx.await.unwrap_or_default();
         let _ = wr.write_all(text.as_bytes()).await;
         let _ = wr.shutdown().await;
         return;

@@ -1,10 +1,13 @@
 //! The zooid server: turns a validated [`ServerConfig`] into a running standalone server (the
-//! tokio driver around the node core) and exposes a handle that tests and the binary use to
-//! start and stop it.
+//! tokio driver around the node core, the AdminServer and the metrics endpoint) and exposes a
+//! handle that tests and the binary use to start and stop it.
 
+pub mod admin;
+pub mod commands;
 pub mod driver;
 pub mod fourlw;
 pub mod lifecycle;
+pub mod metrics;
 pub mod persist;
 
 use std::net::SocketAddr;
@@ -62,11 +65,22 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     }
 }
 
+/// ZooKeeper's Prometheus metrics provider; the only `metricsProvider.className` that opens
+/// an endpoint.
+pub const PROMETHEUS_PROVIDER: &str =
+    "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
 /// A running server.
 pub struct ServerHandle {
     pub client_addr: SocketAddr,
+    /// Where the AdminServer listens (`admin.enableServer`), if it could bind.
+    pub admin_addr: Option<SocketAddr>,
+    /// Where `/metrics` is served (with the Prometheus metrics provider).
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The AdminServer and metrics listeners.
+    http_tasks: Vec<tokio::task::JoinHandle<()>>,
     fatal: Option<oneshot::Receiver<String>>,
     purge: Option<tokio::task::JoinHandle<()>>,
 }
@@ -90,6 +104,56 @@ impl ServerHandle {
         }
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        for t in self.http_tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// The AdminServer's listener, with `admin.enableServer`. A port that cannot be bound is
+/// logged and the server runs without it (ZooKeeper's standalone server would exit; clients
+/// matter more than the admin port).
+async fn bind_admin(cfg: &ServerConfig) -> Option<TcpListener> {
+    if !cfg.admin_enable_server {
+        return None;
+    }
+    let addr = SocketAddr::new(cfg.admin_server_address, cfg.admin_server_port);
+    match TcpListener::bind(addr).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "cannot start the AdminServer; serving without it (set admin.serverPort to a free port, or admin.enableServer=false)");
+            None
+        }
+    }
+}
+
+/// The `/metrics` listener, with ZooKeeper's Prometheus provider configured
+/// (`metricsProvider.className`; `metricsProvider.httpPort` alone does nothing, as in
+/// ZooKeeper). Like ZooKeeper, the server does not start without it.
+async fn bind_metrics(cfg: &ServerConfig) -> Result<Option<TcpListener>, StartError> {
+    match cfg.metrics_provider_class.as_deref() {
+        None => return Ok(None),
+        Some(PROMETHEUS_PROVIDER) => {}
+        Some(other) => {
+            tracing::warn!(class = other, "metricsProvider.className is not ZooKeeper's Prometheus provider; no metrics endpoint (mntr still reports them)");
+            return Ok(None);
+        }
+    }
+    let host = cfg
+        .metrics_provider_http_host
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let addr = SocketAddr::new(host, cfg.metrics_provider_http_port.unwrap_or(7000));
+    match TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(source) => {
+            let hint = match source.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    " (another process holds this port: stop it, or set metricsProvider.httpPort to a free port)"
+                }
+                _ => "",
+            };
+            Err(StartError::Bind { addr, source, hint })
+        }
     }
 }
 
@@ -114,6 +178,8 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         StartError::Bind { addr, source, hint }
     })?;
     let client_addr = listener.local_addr().unwrap_or(addr);
+    let admin_listener = bind_admin(cfg).await;
+    let metrics_listener = bind_metrics(cfg).await?;
 
     // Recover what the data directories hold.
     let snap_dir = zooid_storage::recovery::version_dir(&cfg.data_dir).map_err(|source| {
@@ -156,7 +222,12 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     // Like ZooKeeper, start from a snapshot of what was loaded, so the next start reads no
     // more log than what is written from now on.
     let last = tree.last_zxid();
+    let prometheus = cfg.metrics_provider_class.as_deref() == Some(PROMETHEUS_PROVIDER);
+    let mut registry = metrics::Registry::new(prometheus);
+    registry.observe("dbinittime", started.elapsed().as_millis() as i64);
+    registry.observe("startup_txns_loaded", recovered.replayed as i64);
     if recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0 {
+        let snap_started = std::time::Instant::now();
         zooid_storage::snapshot::write_snapshot(
             &snap_dir,
             &tree,
@@ -168,30 +239,31 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             dir: snap_dir.display().to_string(),
             source,
         })?;
+        registry.observe("snapshottime", snap_started.elapsed().as_millis() as i64);
     }
 
     let now = driver::now_ms();
     let core = Core::new(core_config(cfg), tree, now);
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     let info = fourlw::ServerInfo {
         client_port: client_addr.port(),
-        data_dir: cfg.data_dir.display().to_string(),
-        data_log_dir: cfg
-            .data_log_dir
-            .as_ref()
-            .unwrap_or(&cfg.data_dir)
-            .display()
-            .to_string(),
+        secure_client_port: cfg.secure_client_port.map_or(-1, i32::from),
+        snap_dir: absolute(&snap_dir),
+        log_dir: absolute(&log_dir),
         tick_ms: cfg.tick_ms,
         max_client_cnxns: cfg.max_client_cnxns,
         min_session_timeout_ms: cfg.min_session_timeout_ms,
         max_session_timeout_ms: cfg.max_session_timeout_ms,
         server_id: 0,
         client_addr: client_addr.to_string(),
+        read_only_mode_enabled: cfg.read_only_mode_enabled,
+        trace_mask: fourlw::DEFAULT_TRACE_MASK.into(),
     };
+    let info = Arc::new(info);
     let dcfg = driver::DriverConfig {
         max_frame_len: cfg.jute_max_buffer,
         four_letter_words: cfg.four_letter_words.clone(),
-        info: Arc::new(info),
+        info: Arc::clone(&info),
     };
     let (from_writer_tx, from_writer) = tokio::sync::mpsc::unbounded_channel();
     let log = zooid_storage::txnlog::TxnLog::new(
@@ -235,12 +307,29 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         })
     });
     let (shutdown, rx) = watch::channel(false);
-    let task = tokio::spawn(driver::serve(listener, core, dcfg, disk, rx));
+    let events = driver::event_channel();
+    let mut http_tasks = Vec::new();
+    let mut http_addr = |l: Option<TcpListener>, endpoint: admin::Endpoint| {
+        let l = l?;
+        let addr = l.local_addr().ok();
+        let serve = admin::serve(l, endpoint, events.0.clone(), Arc::clone(&info), rx.clone());
+        http_tasks.push(tokio::spawn(serve));
+        tracing::info!(?addr, ?endpoint, "serving HTTP");
+        addr
+    };
+    let admin_addr = http_addr(admin_listener, admin::Endpoint::Admin);
+    let metrics_addr = http_addr(metrics_listener, admin::Endpoint::Metrics);
+    let task = tokio::spawn(driver::serve(
+        listener, core, dcfg, disk, registry, events, rx,
+    ));
     tracing::info!(%client_addr, data_dir = %cfg.data_dir.display(), "zooid serving clients (standalone)");
     Ok(ServerHandle {
         client_addr,
+        admin_addr,
+        metrics_addr,
         shutdown,
         task,
+        http_tasks,
         fatal: Some(fatal_rx),
         purge,
     })

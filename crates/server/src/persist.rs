@@ -29,6 +29,18 @@ pub enum FromWriter {
     /// Every txn up to this zxid is on disk.
     Persisted(i64),
     Failed(String),
+    /// How long disk work took, for the metrics.
+    Timed(DiskTiming),
+}
+
+/// Durations the disk threads report (ZooKeeper's `fsynctime`, `sync_processor_batch_size`
+/// and `snapshottime`).
+#[derive(Debug, Clone, Copy)]
+pub enum DiskTiming {
+    /// One group commit: its fsync and the txns it covered.
+    Fsync { ms: u64, txns: u64 },
+    /// Writing one snapshot file (assemble, compress, fsync, rename).
+    Snapshot { ms: u64 },
 }
 
 /// Start the log writer thread.
@@ -40,18 +52,25 @@ pub fn spawn_log_writer(
     std::thread::Builder::new()
         .name("zooid-txnlog".into())
         .spawn(move || {
+            let mut appended = 0u64;
             while let Ok(first) = rx.recv() {
                 let mut last = None;
-                let mut result = write_one(first, &mut log, &mut last);
+                let mut result = write_one(first, &mut log, &mut last, &mut appended);
                 // Everything that queued up while the last fsync ran goes into this one.
                 while result.is_ok() {
                     match rx.try_recv() {
-                        Ok(msg) => result = write_one(msg, &mut log, &mut last),
+                        Ok(msg) => result = write_one(msg, &mut log, &mut last, &mut appended),
                         Err(_) => break,
                     }
                 }
                 if result.is_ok() && last.is_some() {
+                    let started = std::time::Instant::now();
                     result = log.commit().map_err(|e| e.to_string());
+                    let timing = DiskTiming::Fsync {
+                        ms: started.elapsed().as_millis() as u64,
+                        txns: std::mem::take(&mut appended),
+                    };
+                    let _ = done.send(FromWriter::Timed(timing));
                 }
                 if let Err(e) = result {
                     let _ = done.send(FromWriter::Failed(e));
@@ -69,11 +88,17 @@ pub fn spawn_log_writer(
     tx
 }
 
-fn write_one(msg: ToWriter, log: &mut TxnLog, last: &mut Option<i64>) -> Result<(), String> {
+fn write_one(
+    msg: ToWriter,
+    log: &mut TxnLog,
+    last: &mut Option<i64>,
+    appended: &mut u64,
+) -> Result<(), String> {
     match msg {
         ToWriter::Append { zxid, entry } => {
             log.append(zxid, &entry).map_err(|e| e.to_string())?;
             *last = Some(zxid);
+            *appended += 1;
         }
         ToWriter::Roll => log.roll().map_err(|e| e.to_string())?,
     }
@@ -102,11 +127,11 @@ pub fn spawn_snapshot_write(
         .spawn(move || {
             let started = std::time::Instant::now();
             match snapshot.write(&plan.dir, &plan.compression) {
-                Ok(path) => tracing::info!(
-                    file = %path.display(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "snapshot written"
-                ),
+                Ok(path) => {
+                    let ms = started.elapsed().as_millis() as u64;
+                    tracing::info!(file = %path.display(), ms, "snapshot written");
+                    let _ = done.send(FromWriter::Timed(DiskTiming::Snapshot { ms }));
+                }
                 Err(e) => {
                     let _ = done.send(FromWriter::Failed(format!("writing a snapshot: {e}")));
                 }

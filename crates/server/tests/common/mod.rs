@@ -52,6 +52,8 @@ impl TestServer {
         cfg.min_session_timeout_ms = 400;
         cfg.max_session_timeout_ms = 20000;
         cfg.four_letter_words = vec!["*".into()];
+        // No AdminServer on 0.0.0.0:8080; tests that want it set a loopback port.
+        cfg.admin_enable_server = false;
         cfg
     }
 
