@@ -259,6 +259,16 @@ impl ClientCore {
         self.path_watch(OpCode::GetChildren, path, watch)
     }
 
+    /// A packet outside the reply queue: auth (xid -4) or setWatches (xid -8). Its reply is
+    /// [`Event::Special`].
+    pub fn send_special(&mut self, special_xid: i32, req: &Request) {
+        assert!(
+            special_xid == xid::AUTH || special_xid == xid::SET_WATCHES,
+            "only auth and setWatches travel outside the reply queue"
+        );
+        self.frame(special_xid, opcode_of(req), |w| req.encode_body(w));
+    }
+
     /// A ping (xid -2); its reply is [`Event::Pong`].
     pub fn send_ping(&mut self) {
         self.frame(xid::PING, OpCode::Ping, |_| {});

@@ -22,7 +22,9 @@ const USAGE: &str = "usage:
   zooid cleanup -n N [zoo.cfg | DIR [LOGDIR]]       keep the newest N snapshots (N >= 3) and
                                                     the logs they need; delete the rest
   zooid bench [--server H:P] [--workload W] ...     load a ZooKeeper-protocol server and report
-                                                    ops/s and latency (zooid bench --help)";
+                                                    ops/s and latency (zooid bench --help)
+  zooid cli [-server H:P[,H:P...][/chroot]]         the zkCli.sh shell: interactive with history
+            [-timeout MS] [-r] [command args...]    and tab completion, or one command and exit";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,6 +55,7 @@ fn main() -> ExitCode {
         ["datadir", "check", dir, logdir] => check_datadir(Path::new(dir), Path::new(logdir)),
         ["cleanup", "-n", n, rest @ ..] => cleanup(n, rest),
         ["bench", rest @ ..] => zooid_client::bench::main(rest),
+        ["cli", rest @ ..] => zooid_client::shell::main(rest),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
