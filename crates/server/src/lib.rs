@@ -220,27 +220,16 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         "data loaded"
     );
     // Like ZooKeeper, start from a snapshot of what was loaded, so the next start reads no
-    // more log than what is written from now on.
+    // more log than what is written from now on. It is taken in the background like any
+    // other snapshot: clients are served meanwhile, and the old snapshot and logs stay
+    // valid until it is written.
     let last = tree.last_zxid();
     let prometheus = cfg.metrics_provider_class.as_deref() == Some(PROMETHEUS_PROVIDER);
     let mut registry = metrics::Registry::new(prometheus);
     registry.observe("dbinittime", started.elapsed().as_millis() as i64);
     registry.observe("startup_txns_loaded", recovered.replayed as i64);
-    if recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0 {
-        let snap_started = std::time::Instant::now();
-        zooid_storage::snapshot::write_snapshot(
-            &snap_dir,
-            &tree,
-            last,
-            Some((last, tree.digest())),
-            &cfg.snapshot_compression_method,
-        )
-        .map_err(|source| StartError::Snapshot {
-            dir: snap_dir.display().to_string(),
-            source,
-        })?;
-        registry.observe("snapshottime", snap_started.elapsed().as_millis() as i64);
-    }
+    let snapshot_at_start =
+        recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0;
 
     let now = driver::now_ms();
     let core = Core::new(core_config(cfg), tree, now);
@@ -283,6 +272,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             snap_count: cfg.snap_count.max(2),
         },
         fatal: Some(fatal_tx),
+        snapshot_at_start,
     };
     let purge = (cfg.autopurge_purge_interval_hours > 0).then(|| {
         let retain = cfg.autopurge_snap_retain_count as usize;
