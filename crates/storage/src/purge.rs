@@ -29,6 +29,11 @@ pub fn purge(snap_dir: &Path, log_dir: &Path, retain: usize) -> Result<Vec<PathB
         return Ok(Vec::new());
     }
     let oldest_kept = snaps[retain - 1].0;
+    // Background snapshots are written without fsync: make the ones kept durable before
+    // deleting what recovery would otherwise fall back on.
+    for (_, path) in &snaps[..retain] {
+        snapshot::make_durable(path)?;
+    }
     let mut doomed: Vec<PathBuf> = snaps[retain..].iter().map(|(_, p)| p.clone()).collect();
     let logs = txnlog::log_files(log_dir)?; // oldest first
                                             // The newest log starting at or before the oldest kept snapshot stays.

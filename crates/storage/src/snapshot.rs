@@ -1185,8 +1185,13 @@ pub struct IncrementalSnapshot {
     zxid: i64,
     sessions: Vec<(i64, i32)>,
     acls: std::collections::BTreeMap<i64, Vec<Acl>>,
-    stack: Vec<String>,
-    nodes: Vec<u8>,
+    /// Work left, depth first: nodes to write, and for each parent written, where its
+    /// children resume (after the named child). The stack stays as deep as the tree, however
+    /// wide a parent is.
+    stack: Vec<Visit>,
+    /// Encoded node records, one chunk per slice: never one growing buffer, whose doubling
+    /// would copy the whole snapshot on the core thread.
+    nodes: Vec<Vec<u8>>,
     visited: usize,
 }
 
@@ -1196,7 +1201,7 @@ impl IncrementalSnapshot {
             zxid: tree.last_zxid(),
             sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
             acls: tree.acls.entries().map(|(r, l)| (r, l.to_vec())).collect(),
-            stack: vec!["/".to_owned()],
+            stack: vec![Visit::Node("/".to_owned())],
             nodes: Vec::new(),
             visited: 0,
         }
@@ -1214,22 +1219,54 @@ impl IncrementalSnapshot {
 
     /// Encode up to `budget` more nodes of `tree`; true once every node has been visited.
     pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
-        let mut w = Writer::with_buf(std::mem::take(&mut self.nodes));
-        for _ in 0..budget {
-            let Some(path) = self.stack.pop() else {
+        let mut w = Writer::new();
+        let mut written = 0;
+        while written < budget {
+            let Some(visit) = self.stack.pop() else {
                 break;
             };
-            // Deleted since its parent was written: replay of the delete covers it.
-            let Some(node) = tree.get(&path) else {
-                continue;
-            };
-            encode_node(&mut w, &path, node);
-            self.visited += 1;
-            for child in node.children.iter().rev() {
-                self.stack.push(zooid_tree::join(&path, child));
+            match visit {
+                Visit::Node(path) => {
+                    // Deleted since its parent was written: replay of the delete covers it.
+                    let Some(node) = tree.get(&path) else {
+                        continue;
+                    };
+                    encode_node(&mut w, &path, node);
+                    self.visited += 1;
+                    written += 1;
+                    self.stack.push(Visit::Children {
+                        parent: path,
+                        after: None,
+                    });
+                }
+                Visit::Children { parent, after } => {
+                    let Some(node) = tree.get(&parent) else {
+                        continue;
+                    };
+                    let next = match &after {
+                        None => node.children.iter().next(),
+                        Some(a) => node
+                            .children
+                            .range::<str, _>((
+                                std::ops::Bound::Excluded(&**a),
+                                std::ops::Bound::Unbounded,
+                            ))
+                            .next(),
+                    };
+                    if let Some(name) = next {
+                        let child = zooid_tree::join(&parent, name);
+                        self.stack.push(Visit::Children {
+                            parent,
+                            after: Some(name.clone()),
+                        });
+                        self.stack.push(Visit::Node(child));
+                    }
+                }
             }
         }
-        self.nodes = w.into_inner();
+        if !w.is_empty() {
+            self.nodes.push(w.into_inner());
+        }
         self.stack.is_empty()
     }
 
@@ -1252,12 +1289,30 @@ impl IncrementalSnapshot {
     }
 }
 
+/// fsync a snapshot file and its directory (before anything older is deleted on its account).
+pub fn make_durable(path: &Path) -> Result<(), SnapError> {
+    File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(path))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// One item of an incremental snapshot's work stack.
+enum Visit {
+    Node(String),
+    Children {
+        parent: String,
+        after: Option<Box<str>>,
+    },
+}
+
 /// A snapshot whose nodes are all encoded, ready to be written off the core thread.
 pub struct FinishedSnapshot {
     zxid: i64,
     sessions: Vec<(i64, i32)>,
     acls: std::collections::BTreeMap<i64, Vec<Acl>>,
-    nodes: Vec<u8>,
+    nodes: Vec<Vec<u8>>,
     digest: (i64, i64),
 }
 
@@ -1274,8 +1329,11 @@ impl FinishedSnapshot {
             &acls,
             |e| {
                 e.spill()?;
-                e.adler.update(&self.nodes);
-                e.out.write_all(&self.nodes)
+                for chunk in &self.nodes {
+                    e.adler.update(chunk);
+                    e.out.write_all(chunk)?;
+                }
+                Ok(())
             },
             Some(self.digest),
             out,
@@ -1284,15 +1342,19 @@ impl FinishedSnapshot {
 
     /// The uncompressed stream.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.nodes.len() + 4096);
+        let mut out = Vec::with_capacity(self.nodes.iter().map(Vec::len).sum::<usize>() + 4096);
         self.encode_to(&mut out)
             .expect("Vec<u8> accepts every write");
         out
     }
 
-    /// Write `snapshot.<zxid>` into `dir` atomically, as [`write_snapshot`] does.
+    /// Write `snapshot.<zxid>` into `dir` under a temporary name and rename it into place,
+    /// without fsync, as ZooKeeper writes its background snapshots: a 100 MB flush would hold
+    /// up the txn log's fsyncs behind it. Nothing depends on the file until [`make_durable`]
+    /// (called before purging what it replaces); a crash before then leaves at worst a
+    /// damaged newest snapshot, which recovery skips for the older one and the logs after it.
     pub fn write(&self, dir: &Path, compression: &str) -> Result<PathBuf, SnapError> {
-        write_file(dir, self.zxid, compression, |w| self.encode_to(w))
+        write_file(dir, self.zxid, compression, false, |w| self.encode_to(w))
     }
 }
 
@@ -1359,13 +1421,14 @@ pub fn write_snapshot(
     digest: Option<(i64, i64)>,
     compression: &str,
 ) -> Result<PathBuf, SnapError> {
-    write_file(dir, zxid, compression, |w| encode_to(tree, digest, w))
+    write_file(dir, zxid, compression, true, |w| encode_to(tree, digest, w))
 }
 
 fn write_file(
     dir: &Path,
     zxid: i64,
     compression: &str,
+    sync: bool,
     encode: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> Result<PathBuf, SnapError> {
     if zxid < 0 {
@@ -1378,10 +1441,15 @@ fn write_file(
     let result = (|| {
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
         let file = write_stream(file, mode, encode).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
+        if sync {
+            file.sync_all().map_err(io_err(&tmp))?;
+        }
         drop(file);
         fs::rename(&tmp, &target).map_err(io_err(&target))?;
-        sync_dir(dir).map_err(io_err(dir))
+        if sync {
+            sync_dir(dir).map_err(io_err(dir))?;
+        }
+        Ok(())
     })();
     if result.is_err() {
         // Best effort: the temporary name is never read, this only saves the space.

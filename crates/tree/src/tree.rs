@@ -164,6 +164,77 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     digest_with_stat(&digest_prefix(path, node.data.as_deref()), &node.stat)
 }
 
+/// Nodes by path, in 64 hash maps chosen by the path's hash. One map of a million nodes
+/// rehashes and moves every entry at once when it grows, stalling requests for a large part
+/// of a second; a shard grows one sixty-fourth at a time.
+#[derive(Debug, Clone)]
+struct NodeMap {
+    shards: Vec<FxHashMap<Box<str>, Node>>,
+    len: usize,
+}
+
+const NODE_SHARDS: usize = 64;
+
+impl Default for NodeMap {
+    fn default() -> Self {
+        NodeMap {
+            shards: (0..NODE_SHARDS).map(|_| FxHashMap::default()).collect(),
+            len: 0,
+        }
+    }
+}
+
+impl NodeMap {
+    fn shard(path: &str) -> usize {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = rustc_hash::FxBuildHasher.build_hasher();
+        h.write(path.as_bytes());
+        // The high bits: hashbrown uses the low ones inside each shard.
+        (h.finish() >> 58) as usize % NODE_SHARDS
+    }
+
+    fn get(&self, path: &str) -> Option<&Node> {
+        self.shards[Self::shard(path)].get(path)
+    }
+
+    fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
+        self.shards[Self::shard(path)].get_mut(path)
+    }
+
+    fn contains_key(&self, path: &str) -> bool {
+        self.shards[Self::shard(path)].contains_key(path)
+    }
+
+    fn insert(&mut self, path: Box<str>, node: Node) -> Option<Node> {
+        let old = self.shards[Self::shard(&path)].insert(path, node);
+        if old.is_none() {
+            self.len += 1;
+        }
+        old
+    }
+
+    fn remove(&mut self, path: &str) -> Option<Node> {
+        let old = self.shards[Self::shard(path)].remove(path);
+        if old.is_some() {
+            self.len -= 1;
+        }
+        old
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Box<str>, &Node)> {
+        self.shards.iter().flat_map(|m| m.iter())
+    }
+
+    fn clear(&mut self) {
+        self.shards.iter_mut().for_each(FxHashMap::clear);
+        self.len = 0;
+    }
+}
+
 /// What applying one (sub-)txn produced, for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnResult {
@@ -187,7 +258,7 @@ pub struct Applied {
 
 #[derive(Debug, Clone)]
 pub struct DataTree {
-    nodes: FxHashMap<Box<str>, Node>,
+    nodes: NodeMap,
     pub acls: AclCache,
     /// Per session, in a model of ZooKeeper's Java hash set so orders match (see javaset).
     ephemerals: BTreeMap<SessionId, JavaHashSet>,
@@ -211,7 +282,7 @@ impl DataTree {
     /// An empty tree: `/`, `/zookeeper`, `/zookeeper/quota` and `/zookeeper/config`.
     pub fn new() -> DataTree {
         let mut t = DataTree {
-            nodes: FxHashMap::default(),
+            nodes: NodeMap::default(),
             acls: AclCache::default(),
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
