@@ -2,9 +2,13 @@
 //! panicking; the caller drops the message or closes the connection as the variant's doc says
 //! ZooKeeper would. "Not enough bytes yet" is never an error: the incremental decoders report
 //! it as a separate outcome.
+//!
+//! [`ZabError`]: every way a well-formed message can break the Zab protocol (the learner then
+//! drops the connection and looks again), and every reason a leader refuses a proposal.
 
 use thiserror::Error;
 
+use crate::ids::{Epoch, Zxid};
 use crate::packet::PacketType;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -79,6 +83,68 @@ pub enum WireError {
     /// The snapshot stream after SNAP does not end with "BenWasHere".
     #[error("snapshot stream signature is {found:?}, not \"BenWasHere\"")]
     BadSnapshotSignature { found: String },
+}
+
+/// A Zab protocol failure ([`crate::Learner`]) or a refused call ([`crate::Leader`]). For a
+/// learner every variant means: close the connection to the leader and look again.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ZabError {
+    /// LEADERINFO names an epoch below the one we accepted (Java: "Leaders epoch ... is less
+    /// than accepted epoch").
+    #[error("leader epoch {leader} is below our accepted epoch {accepted}")]
+    EpochBehind { leader: Epoch, accepted: Epoch },
+    /// A leader that speaks a protocol older than Zab 1.0 (`0x10000`).
+    #[error("leader protocol version {0:#x} is older than Zab 1.0")]
+    OldProtocol(i32),
+    /// A packet the current phase does not allow (Java: exit code 13 or a dropped connection).
+    #[error("unexpected {ptype} while {phase}")]
+    Unexpected {
+        ptype: PacketType,
+        phase: &'static str,
+    },
+    /// A COMMIT that is not for the oldest pending txn (Java exits with code 12,
+    /// `UNMATCHED_TXN_COMMIT`).
+    #[error("COMMIT {zxid} does not match the next pending txn {pending:?}")]
+    UnmatchedCommit { zxid: Zxid, pending: Option<Zxid> },
+    /// A PROPOSAL or INFORM whose zxid does not follow the last one received.
+    #[error("{ptype} {zxid} does not follow {last}")]
+    OutOfOrder {
+        ptype: PacketType,
+        zxid: Zxid,
+        last: Zxid,
+    },
+    /// A PROPOSAL or INFORM whose packet zxid and txn header zxid differ.
+    #[error("{ptype} packet zxid {packet} but txn zxid {txn}")]
+    ZxidMismatch {
+        ptype: PacketType,
+        packet: Zxid,
+        txn: Zxid,
+    },
+    /// NEWLEADER for another epoch than LEADERINFO announced.
+    #[error("NEWLEADER {zxid} is not the start of epoch {epoch}")]
+    BadNewLeader { zxid: Zxid, epoch: Epoch },
+    /// Nothing from the leader for longer than initLimit (before NEWLEADER) or syncLimit.
+    #[error("no packet from the leader for {silent_ms} ms")]
+    LeaderSilent { silent_ms: u64 },
+    /// COMMITANDACTIVATE / INFORMANDACTIVATE: dynamic reconfig is not supported.
+    #[error("reconfig packets are not supported")]
+    ReconfigUnsupported,
+    /// A learner call that needs UPTODATE first (forwarding, revalidation).
+    #[error("the learner is not serving yet")]
+    NotServing,
+    /// The state machine failed or stepped down earlier; make a new one.
+    #[error("the Zab role has stopped")]
+    Stopped,
+    /// `Leader::propose` before the NEWLEADER quorum.
+    #[error("the leader is not established yet")]
+    NotEstablished,
+    /// `Leader::propose` with a txn whose zxid is not `Leader::next_zxid`.
+    #[error("proposal zxid {got}, expected {expected}")]
+    WrongZxid { got: Zxid, expected: Zxid },
+    /// The zxid counter would reach 0xffffffff: Java forces a new election (and epoch). The
+    /// leader has stopped.
+    #[error("zxid counter exhausted in epoch {0}; a new election must start a new epoch")]
+    ZxidExhausted(Epoch),
 }
 
 impl WireError {

@@ -1,0 +1,1553 @@
+//! The leader's side of Zab (`zab.md` §4-§8, §12; `Leader.lead`, `getEpochToPropose`,
+//! `waitForEpochAck`, `waitForNewLeaderAck`, `processAck`, `LearnerHandler.run`), sans-IO:
+//! every learner connection is a [`ConnId`] the caller chose; the leader takes their decoded
+//! packets, its own "durable through zxid" reports, proposals and `now_ms`, and returns
+//! [`Output`]s.
+//!
+//! ```text
+//! Discovery        FOLLOWERINFO/OBSERVERINFO from anyone; once I + voters form a quorum:
+//!                  epoch = max(acceptedEpoch of all so far, mine) + 1,
+//!                  WriteAcceptedEpoch, LEADERINFO to all (later learners get it at once)
+//! AwaitEpochAcks   ACKEPOCH (lastZxid, currentEpoch|-1): a learner ahead of me is closed;
+//!                  voters with currentEpoch != -1 and lastZxid != -1 count;
+//!                  quorum ─► WriteCurrentEpoch, then sync every learner that acked:
+//!                  DIFF|TRUNC|SNAP(+StreamSnapshot), PROPOSAL+COMMIT..., outstanding
+//!                  PROPOSALs (followers), NEWLEADER e<<32 (config text); live traffic follows
+//! AwaitNewLeaderAcks  first packet after NEWLEADER must be ACK e<<32; quorum of voters
+//!                  (me once my history is durable) ─► Established, UPTODATE to all acked
+//! Broadcast        propose ─► PROPOSAL to followers; COMMIT in zxid order once a quorum of
+//!                  voters ACKed (me after my fsync) ─► COMMIT to followers, INFORM to
+//!                  observers, Output::Commit; PING every tick/2; SYNC after the outstanding
+//!                  proposals commit; REQUEST/REVALIDATE/PING touches go to the caller
+//! every tick       a learner silent for initLimit (before UPTODATE) or syncLimit,
+//!                  or with a proposal un-ACKed for syncLimit, is closed; fewer than a quorum
+//!                  of voters connected ─► StepDown; a discovery phase longer than initLimit
+//!                  ─► StepDown
+//! ```
+//!
+//! Contract with the caller: it executes outputs in order (the epoch writes are durable before
+//! the next output, `StreamSnapshot` writes the tree as it is at that moment, which reflects
+//! exactly the `Commit`s output so far); it logs each proposed txn itself and reports with
+//! [`Leader::on_persisted`]; on `StepDown` it closes every connection and looks again.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use zooid_proto::TxnEntry;
+
+use crate::error::ZabError;
+use crate::ids::{Epoch, ServerId, Zxid};
+use crate::learner::LearnerKind;
+use crate::message::{ForwardedRequest, QuorumMessage, SessionTouch, ZAB_PROTOCOL_VERSION};
+use crate::quorum::{QuorumVerifier, Timing};
+use crate::sync::{plan_sync, SyncSource, SyncStart, TxnLogReader};
+
+/// `zookeeper.commitLogCount`: committed txns kept in memory for DIFF syncs.
+pub const DEFAULT_COMMIT_LOG_COUNT: usize = 500;
+
+/// A learner connection, named by the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaderConfig {
+    pub my_id: ServerId,
+    pub quorum: QuorumVerifier,
+    pub timing: Timing,
+    /// Size of the in-memory committed window (Java: at least 500).
+    pub commit_log_count: usize,
+    /// `zookeeper.forceSnapshotSync`.
+    pub force_snapshot_sync: bool,
+    /// NEWLEADER's payload: the QuorumVerifier text (`config_text::render`).
+    pub config_text: Vec<u8>,
+    /// Our committed config version; a learner with a higher one is refused.
+    pub config_version: i64,
+}
+
+/// What the leader has on disk when it starts leading.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaderStart {
+    pub accepted_epoch: Epoch,
+    pub current_epoch: Epoch,
+    /// The last logged zxid (the tree reflects the whole log; may be an epoch start after a
+    /// SNAP).
+    pub last_zxid: Zxid,
+    /// How far the log is known durable.
+    pub durable_zxid: Zxid,
+    /// The newest logged txns, oldest first (the last `commit_log_count` are kept). The new
+    /// leader's whole log is its history: Zab commits it in the new epoch.
+    pub history: Vec<TxnEntry>,
+}
+
+/// Why the leader gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepDownReason {
+    /// No quorum of FOLLOWERINFOs within initLimit ("Timeout while waiting for epoch").
+    DiscoveryTimeout,
+    /// No quorum of ACKEPOCHs within initLimit.
+    EpochAckTimeout,
+    /// No quorum of NEWLEADER ACKs within initLimit.
+    NewLeaderAckTimeout,
+    /// Fewer than a quorum of voters connected ("Not sufficient followers synced").
+    LostQuorum,
+    /// The zxid counter of this epoch is used up.
+    ZxidExhausted,
+}
+
+/// Why a learner connection is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The first packet was not FOLLOWERINFO/OBSERVERINFO.
+    NotALearner,
+    /// The learner claims our own id.
+    SameIdAsLeader,
+    /// A newer connection from the same server id.
+    Replaced,
+    /// Its config version is above ours ("Follower is ahead of the leader").
+    ConfigAhead,
+    /// Its (currentEpoch, lastZxid) is above ours ("Follower is ahead of the leader").
+    FollowerAhead,
+    /// Its protocol is older than Zab 1.0.
+    OldProtocol,
+    /// A packet its phase does not allow.
+    Unexpected,
+    /// Silent for initLimit / syncLimit.
+    Silent,
+    /// A proposal left un-ACKed for syncLimit ("transaction timeout").
+    AckTimeout,
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Send {
+        conn: ConnId,
+        msg: QuorumMessage,
+    },
+    /// Right after the SNAP just sent on `conn`: write the tree (taken now, reflecting `zxid`)
+    /// as the snapshot stream, then "BenWasHere".
+    StreamSnapshot {
+        conn: ConnId,
+        zxid: Zxid,
+    },
+    Close {
+        conn: ConnId,
+        reason: CloseReason,
+    },
+    WriteAcceptedEpoch(Epoch),
+    WriteCurrentEpoch(Epoch),
+    /// A quorum ACKed NEWLEADER: serve clients, answer notifications with this epoch, and
+    /// number txns from [`Leader::next_zxid`].
+    Established {
+        epoch: Epoch,
+    },
+    /// Apply this proposed txn to the tree and answer its client (zxid order).
+    Commit {
+        zxid: Zxid,
+    },
+    /// A client request forwarded by a learner: turn it into a txn (or answer a sync with
+    /// [`Leader::sync`]).
+    Request {
+        conn: ConnId,
+        sid: ServerId,
+        request: ForwardedRequest,
+    },
+    /// A learner asks whether a session is alive; answer with [`Leader::revalidate_reply`].
+    Revalidate {
+        conn: ConnId,
+        sid: ServerId,
+        session_id: i64,
+        timeout_ms: i32,
+    },
+    /// Sessions a learner saw activity on (from its PING reply).
+    Touch {
+        sid: ServerId,
+        touches: Vec<SessionTouch>,
+    },
+    StepDown(StepDownReason),
+}
+
+/// Where the leader is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LeaderPhase {
+    Discovery,
+    AwaitEpochAcks,
+    AwaitNewLeaderAcks,
+    Broadcast,
+    Stopped,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    AwaitInfo,
+    /// Info received, the epoch is not chosen yet.
+    AwaitEpoch,
+    AwaitAckEpoch,
+    /// ACKEPOCH received, waiting for the quorum of them.
+    AwaitEpochQuorum,
+    AwaitNewLeaderAck,
+    /// NEWLEADER ACKed, waiting for the quorum of them.
+    AwaitEstablished,
+    Synced,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    sid: Option<ServerId>,
+    kind: LearnerKind,
+    stage: Stage,
+    peer_last_zxid: Zxid,
+    last_heard_ms: u64,
+    /// Proposals sent and not ACKed by this learner: (zxid, sent at).
+    unacked: VecDeque<(Zxid, u64)>,
+}
+
+impl Peer {
+    /// The sender has started: live traffic and PINGs go to it.
+    fn forwarding(&self) -> bool {
+        self.stage >= Stage::AwaitNewLeaderAck
+    }
+
+    /// UPTODATE goes out. A learner ACKs the proposals it got while syncing only from now on,
+    /// so their ACK clock starts now.
+    fn up_to_date(&mut self, now_ms: u64) {
+        self.stage = Stage::Synced;
+        for (_, at) in self.unacked.iter_mut() {
+            *at = now_ms;
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Proposal {
+    entry: TxnEntry,
+    acks: BTreeSet<ServerId>,
+}
+
+/// One leadership; see the module docs. Make a new one for each election won.
+#[derive(Debug, Clone)]
+pub struct Leader {
+    cfg: LeaderConfig,
+    phase: LeaderPhase,
+    phase_deadline_ms: u64,
+    accepted_epoch: Epoch,
+    current_epoch: Epoch,
+    /// (currentEpoch, lastZxid) when leadership began, for the "ahead" check.
+    summary: (Epoch, Zxid),
+    epoch: Option<Epoch>,
+    durable: Zxid,
+    /// The last zxid of the history we started with; must be durable before we count
+    /// ourselves for NEWLEADER.
+    history_end: Zxid,
+    committed: VecDeque<TxnEntry>,
+    last_committed: Zxid,
+    last_processed: Zxid,
+    outstanding: BTreeMap<Zxid, Proposal>,
+    last_proposed: Zxid,
+    peers: BTreeMap<ConnId, Peer>,
+    max_accepted: Epoch,
+    info_sids: BTreeSet<ServerId>,
+    epoch_ack_sids: BTreeSet<ServerId>,
+    newleader_ack_sids: BTreeSet<ServerId>,
+    /// Forwarded syncs waiting for a commit: (the last proposal outstanding then, conn).
+    pending_syncs: VecDeque<(Zxid, ConnId)>,
+    next_ping_ms: u64,
+    next_check_ms: u64,
+}
+
+impl Leader {
+    /// Start leading (the election chose us). Panics on a history out of order or a
+    /// non-voting leader: programmer errors.
+    pub fn new(cfg: LeaderConfig, start: LeaderStart, now_ms: u64) -> (Leader, Vec<Output>) {
+        assert!(
+            cfg.quorum.is_voter(cfg.my_id),
+            "only a voter can lead ({} is not one)",
+            cfg.my_id
+        );
+        assert!(
+            start
+                .history
+                .windows(2)
+                .all(|w| w[0].header.zxid < w[1].header.zxid),
+            "the leader's history must be in zxid order"
+        );
+        if let Some(last) = start.history.last() {
+            assert!(
+                Zxid(last.header.zxid) <= start.last_zxid,
+                "history goes past last_zxid"
+            );
+        }
+        let keep = start
+            .history
+            .len()
+            .saturating_sub(cfg.commit_log_count.max(1));
+        let committed: VecDeque<TxnEntry> = start.history.into_iter().skip(keep).collect();
+        let mut leader = Leader {
+            phase: LeaderPhase::Discovery,
+            phase_deadline_ms: now_ms.saturating_add(cfg.timing.init_ms()),
+            accepted_epoch: start.accepted_epoch,
+            current_epoch: start.current_epoch,
+            summary: (start.current_epoch, start.last_zxid),
+            epoch: None,
+            durable: start.durable_zxid.min(start.last_zxid),
+            history_end: start.last_zxid,
+            committed,
+            last_committed: start.last_zxid,
+            last_processed: start.last_zxid,
+            outstanding: BTreeMap::new(),
+            last_proposed: start.last_zxid,
+            peers: BTreeMap::new(),
+            max_accepted: start.accepted_epoch,
+            info_sids: BTreeSet::new(),
+            epoch_ack_sids: BTreeSet::new(),
+            newleader_ack_sids: BTreeSet::new(),
+            pending_syncs: VecDeque::new(),
+            next_ping_ms: now_ms,
+            next_check_ms: now_ms,
+            cfg,
+        };
+        let mut out = Vec::new();
+        leader.advance(now_ms, &mut out);
+        (leader, out)
+    }
+
+    pub fn phase(&self) -> LeaderPhase {
+        self.phase
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.phase == LeaderPhase::Broadcast
+    }
+
+    /// The new epoch, once chosen.
+    pub fn epoch(&self) -> Option<Epoch> {
+        self.epoch
+    }
+
+    pub fn last_committed(&self) -> Zxid {
+        self.last_committed
+    }
+
+    pub fn last_proposed(&self) -> Zxid {
+        self.last_proposed
+    }
+
+    /// The zxid the next proposal must carry.
+    pub fn next_zxid(&self) -> Zxid {
+        Zxid(self.last_proposed.0 + 1)
+    }
+
+    /// Proposals not committed yet.
+    pub fn outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// Server ids of the connected learners that ACKed NEWLEADER.
+    pub fn synced_learners(&self) -> BTreeSet<ServerId> {
+        self.peers
+            .values()
+            .filter(|p| p.stage >= Stage::AwaitEstablished)
+            .filter_map(|p| p.sid)
+            .collect()
+    }
+
+    /// When `on_tick` next has something to do.
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        match self.phase {
+            LeaderPhase::Stopped => None,
+            LeaderPhase::Broadcast => Some(self.next_ping_ms.min(self.next_check_ms)),
+            _ => Some(self.phase_deadline_ms.min(self.next_ping_ms)),
+        }
+    }
+
+    fn ping_due(&self) -> bool {
+        self.peers.values().any(Peer::forwarding)
+    }
+
+    // ---- connections --------------------------------------------------------------------
+
+    /// A learner connected (optional: the first packet registers it too).
+    pub fn on_connect(&mut self, conn: ConnId, now_ms: u64) {
+        if self.phase == LeaderPhase::Stopped {
+            return;
+        }
+        self.peers.entry(conn).or_insert(Peer {
+            sid: None,
+            kind: LearnerKind::Follower,
+            stage: Stage::AwaitInfo,
+            peer_last_zxid: Zxid::NONE,
+            last_heard_ms: now_ms,
+            unacked: VecDeque::new(),
+        });
+    }
+
+    /// The connection is gone (closed by the learner or the network).
+    pub fn on_disconnect(&mut self, conn: ConnId, _now_ms: u64) {
+        self.peers.remove(&conn);
+        self.pending_syncs.retain(|(_, c)| *c != conn);
+    }
+
+    fn close(&mut self, conn: ConnId, reason: CloseReason, out: &mut Vec<Output>) {
+        self.on_disconnect(conn, 0);
+        out.push(Output::Close { conn, reason });
+    }
+
+    fn send(out: &mut Vec<Output>, conn: ConnId, msg: QuorumMessage) {
+        out.push(Output::Send { conn, msg });
+    }
+
+    /// A decoded packet from a learner. `log` serves DIFFs older than the in-memory window.
+    pub fn on_message(
+        &mut self,
+        conn: ConnId,
+        msg: QuorumMessage,
+        now_ms: u64,
+        log: &dyn TxnLogReader,
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.phase == LeaderPhase::Stopped {
+            return out;
+        }
+        self.on_connect(conn, now_ms);
+        let peer = self.peers.get_mut(&conn).expect("registered above");
+        peer.last_heard_ms = now_ms;
+        match peer.stage {
+            Stage::AwaitInfo => self.on_info(conn, msg, &mut out),
+            Stage::AwaitAckEpoch => match msg {
+                QuorumMessage::AckEpoch {
+                    zxid,
+                    current_epoch,
+                } => self.on_ack_epoch(conn, zxid, current_epoch, now_ms, log, &mut out),
+                _ => self.close(conn, CloseReason::Unexpected, &mut out),
+            },
+            Stage::AwaitNewLeaderAck => {
+                let epoch = self.epoch.expect("chosen before any sync");
+                match msg {
+                    QuorumMessage::Ack { zxid } if zxid == Zxid::epoch_start(epoch) => {
+                        self.on_newleader_ack(conn, now_ms, &mut out)
+                    }
+                    // Java: the first packet after NEWLEADER must be its ACK.
+                    _ => self.close(conn, CloseReason::Unexpected, &mut out),
+                }
+            }
+            Stage::AwaitEstablished | Stage::Synced => {
+                self.on_broadcast_message(conn, msg, now_ms, &mut out)
+            }
+            // The Java handler is blocked in a wait and reads nothing; a learner has nothing
+            // to say here.
+            Stage::AwaitEpoch | Stage::AwaitEpochQuorum => {
+                self.close(conn, CloseReason::Unexpected, &mut out)
+            }
+        }
+        out
+    }
+
+    fn on_info(&mut self, conn: ConnId, msg: QuorumMessage, out: &mut Vec<Output>) {
+        let (zxid, info, kind) = match msg {
+            QuorumMessage::FollowerInfo { zxid, info } => (zxid, info, LearnerKind::Follower),
+            QuorumMessage::ObserverInfo { zxid, info } => (zxid, info, LearnerKind::Observer),
+            _ => return self.close(conn, CloseReason::NotALearner, out),
+        };
+        if info.sid == self.cfg.my_id {
+            return self.close(conn, CloseReason::SameIdAsLeader, out);
+        }
+        if info.protocol_version.unwrap_or(0) < ZAB_PROTOCOL_VERSION {
+            return self.close(conn, CloseReason::OldProtocol, out);
+        }
+        if info.config_version.unwrap_or(0) > self.cfg.config_version {
+            return self.close(conn, CloseReason::ConfigAhead, out);
+        }
+        let older: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|(c, p)| **c != conn && p.sid == Some(info.sid))
+            .map(|(c, _)| *c)
+            .collect();
+        for c in older {
+            self.close(c, CloseReason::Replaced, out);
+        }
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        peer.sid = Some(info.sid);
+        peer.kind = kind;
+        let epoch = match self.epoch {
+            Some(e) => e,
+            None => {
+                // getEpochToPropose: observers raise the epoch too, only voters count.
+                self.max_accepted = self.max_accepted.max(zxid.epoch());
+                if kind == LearnerKind::Follower && self.cfg.quorum.is_voter(info.sid) {
+                    self.info_sids.insert(info.sid);
+                }
+                peer.stage = Stage::AwaitEpoch;
+                let now_ms = peer.last_heard_ms;
+                return self.advance(now_ms, out);
+            }
+        };
+        peer.stage = Stage::AwaitAckEpoch;
+        Self::send(out, conn, leader_info(epoch));
+    }
+
+    fn on_ack_epoch(
+        &mut self,
+        conn: ConnId,
+        zxid: Zxid,
+        current_epoch: Option<Epoch>,
+        now_ms: u64,
+        log: &dyn TxnLogReader,
+        out: &mut Vec<Output>,
+    ) {
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        let sid = peer.sid.expect("identified");
+        if let Some(ce) = current_epoch {
+            if (ce, zxid) > self.summary {
+                return self.close(conn, CloseReason::FollowerAhead, out);
+            }
+            if zxid != Zxid::NONE
+                && peer.kind == LearnerKind::Follower
+                && self.cfg.quorum.is_voter(sid)
+            {
+                self.epoch_ack_sids.insert(sid);
+            }
+        }
+        peer.peer_last_zxid = zxid;
+        peer.stage = Stage::AwaitEpochQuorum;
+        if self.phase >= LeaderPhase::AwaitNewLeaderAcks {
+            self.sync_peer(conn, now_ms, log, out);
+        } else {
+            self.advance_with(now_ms, log, out);
+        }
+    }
+
+    /// Queue the sync for one learner, the live traffic it needs, and NEWLEADER.
+    fn sync_peer(
+        &mut self,
+        conn: ConnId,
+        now_ms: u64,
+        log: &dyn TxnLogReader,
+        out: &mut Vec<Output>,
+    ) {
+        let epoch = self.epoch.expect("chosen before any sync");
+        let peer = self.peers.get(&conn).expect("registered");
+        let plan = plan_sync(
+            peer.peer_last_zxid,
+            &SyncSource {
+                last_processed: self.last_processed,
+                committed: &self.committed,
+                force_snapshot: self.cfg.force_snapshot_sync,
+                log,
+            },
+        );
+        match plan.start {
+            SyncStart::Diff(zxid) => Self::send(out, conn, QuorumMessage::Diff { zxid }),
+            SyncStart::Trunc(zxid) => Self::send(out, conn, QuorumMessage::Trunc { zxid }),
+            SyncStart::Snap(zxid) => {
+                Self::send(out, conn, QuorumMessage::Snap { zxid });
+                out.push(Output::StreamSnapshot { conn, zxid });
+            }
+        }
+        for entry in plan.txns {
+            let zxid = Zxid(entry.header.zxid);
+            Self::send(out, conn, QuorumMessage::Proposal { zxid, entry });
+            Self::send(out, conn, QuorumMessage::Commit { zxid });
+        }
+        // startForwarding: committed txns are all in the window above; the outstanding
+        // proposals are all above it, and only followers get them.
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        if peer.kind == LearnerKind::Follower {
+            for (&zxid, p) in &self.outstanding {
+                peer.unacked.push_back((zxid, now_ms));
+                out.push(Output::Send {
+                    conn,
+                    msg: QuorumMessage::Proposal {
+                        zxid,
+                        entry: p.entry.clone(),
+                    },
+                });
+            }
+        }
+        peer.stage = Stage::AwaitNewLeaderAck;
+        Self::send(
+            out,
+            conn,
+            QuorumMessage::NewLeader {
+                zxid: Zxid::epoch_start(epoch),
+                config: Some(self.cfg.config_text.clone()),
+            },
+        );
+    }
+
+    fn on_newleader_ack(&mut self, conn: ConnId, now_ms: u64, out: &mut Vec<Output>) {
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        let sid = peer.sid.expect("identified");
+        if peer.kind == LearnerKind::Follower && self.cfg.quorum.is_voter(sid) {
+            self.newleader_ack_sids.insert(sid);
+        }
+        if self.phase == LeaderPhase::Broadcast {
+            peer.up_to_date(now_ms);
+            Self::send(out, conn, QuorumMessage::UpToDate);
+        } else {
+            peer.stage = Stage::AwaitEstablished;
+            self.advance(now_ms, out);
+        }
+    }
+
+    fn on_broadcast_message(
+        &mut self,
+        conn: ConnId,
+        msg: QuorumMessage,
+        now_ms: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        let sid = peer.sid.expect("identified");
+        match msg {
+            QuorumMessage::Ack { zxid } => {
+                // The ACK after UPTODATE has counter 0; ACKs of committed zxids are late.
+                if zxid.is_epoch_start() {
+                    return;
+                }
+                while peer.unacked.front().is_some_and(|(z, _)| *z <= zxid) {
+                    peer.unacked.pop_front();
+                }
+                let counts = peer.kind == LearnerKind::Follower && self.cfg.quorum.is_voter(sid);
+                if let (true, Some(p)) = (counts, self.outstanding.get_mut(&zxid)) {
+                    p.acks.insert(sid);
+                    self.try_commit(now_ms, out);
+                }
+            }
+            QuorumMessage::PingReply { touches, .. } if !touches.is_empty() => {
+                out.push(Output::Touch { sid, touches });
+            }
+            QuorumMessage::Request(request) if peer.stage == Stage::Synced => {
+                out.push(Output::Request { conn, sid, request })
+            }
+            QuorumMessage::Revalidate {
+                session_id,
+                timeout_ms,
+            } if peer.stage == Stage::Synced => out.push(Output::Revalidate {
+                conn,
+                sid,
+                session_id,
+                timeout_ms,
+            }),
+            // Java logs an unexpected packet here and goes on.
+            _ => {}
+        }
+    }
+
+    // ---- phases -------------------------------------------------------------------------
+
+    /// `advance_with` where no learner can be waiting for its sync: from a FOLLOWERINFO, a
+    /// NEWLEADER ACK or our own fsync (a learner's ACKEPOCH comes with the log reader).
+    fn advance(&mut self, now_ms: u64, out: &mut Vec<Output>) {
+        self.advance_with(now_ms, &crate::sync::NoTxnLog, out)
+    }
+
+    /// Move through the discovery phases as far as the quorums allow.
+    fn advance_with(&mut self, now_ms: u64, log: &dyn TxnLogReader, out: &mut Vec<Output>) {
+        let me = self.cfg.my_id;
+        if self.phase == LeaderPhase::Discovery {
+            if !self
+                .cfg
+                .quorum
+                .has_quorum(self.info_sids.iter().chain([&me]))
+            {
+                return;
+            }
+            let epoch = Epoch(self.max_accepted.0 + 1);
+            assert!(
+                epoch.0 < 1 << 31,
+                "epoch {epoch} does not fit the 32 bits of a zxid"
+            );
+            self.epoch = Some(epoch);
+            self.accepted_epoch = epoch;
+            self.last_proposed = Zxid::epoch_start(epoch);
+            out.push(Output::WriteAcceptedEpoch(epoch));
+            self.phase = LeaderPhase::AwaitEpochAcks;
+            self.phase_deadline_ms = now_ms.saturating_add(self.cfg.timing.init_ms());
+            for (&conn, peer) in self.peers.iter_mut() {
+                if peer.stage == Stage::AwaitEpoch {
+                    peer.stage = Stage::AwaitAckEpoch;
+                    out.push(Output::Send {
+                        conn,
+                        msg: leader_info(epoch),
+                    });
+                }
+            }
+        }
+        if self.phase == LeaderPhase::AwaitEpochAcks {
+            if !self
+                .cfg
+                .quorum
+                .has_quorum(self.epoch_ack_sids.iter().chain([&me]))
+            {
+                return;
+            }
+            let epoch = self.epoch.expect("chosen");
+            self.current_epoch = epoch;
+            out.push(Output::WriteCurrentEpoch(epoch));
+            self.phase = LeaderPhase::AwaitNewLeaderAcks;
+            self.phase_deadline_ms = now_ms.saturating_add(self.cfg.timing.init_ms());
+            let waiting: Vec<ConnId> = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.stage == Stage::AwaitEpochQuorum)
+                .map(|(c, _)| *c)
+                .collect();
+            for conn in waiting {
+                self.sync_peer(conn, now_ms, log, out);
+            }
+        }
+        if self.phase == LeaderPhase::AwaitNewLeaderAcks {
+            let me_durable = self.durable >= self.history_end;
+            let acks = self
+                .newleader_ack_sids
+                .iter()
+                .chain(me_durable.then_some(&me));
+            if !self.cfg.quorum.has_quorum(acks) {
+                return;
+            }
+            let epoch = self.epoch.expect("chosen");
+            self.phase = LeaderPhase::Broadcast;
+            // startZkServer: the tree now stands at the epoch's start.
+            self.last_processed = Zxid::epoch_start(epoch);
+            self.next_check_ms = now_ms.saturating_add(self.cfg.timing.tick_ms);
+            out.push(Output::Established { epoch });
+            for (&conn, peer) in self.peers.iter_mut() {
+                if peer.stage == Stage::AwaitEstablished {
+                    peer.up_to_date(now_ms);
+                    out.push(Output::Send {
+                        conn,
+                        msg: QuorumMessage::UpToDate,
+                    });
+                }
+            }
+        }
+    }
+
+    fn step_down(&mut self, reason: StepDownReason, out: &mut Vec<Output>) {
+        self.phase = LeaderPhase::Stopped;
+        self.peers.clear();
+        self.pending_syncs.clear();
+        out.push(Output::StepDown(reason));
+    }
+
+    // ---- broadcast ----------------------------------------------------------------------
+
+    /// Propose a txn numbered [`Leader::next_zxid`]. The caller logs it too and reports
+    /// durability with `on_persisted`.
+    pub fn propose(&mut self, entry: TxnEntry, now_ms: u64) -> Result<Vec<Output>, ZabError> {
+        match self.phase {
+            LeaderPhase::Broadcast => {}
+            LeaderPhase::Stopped => return Err(ZabError::Stopped),
+            _ => return Err(ZabError::NotEstablished),
+        }
+        let expected = self.next_zxid();
+        if expected.counter() == u32::MAX {
+            let epoch = self.epoch.expect("established");
+            let mut ignored = Vec::new();
+            self.step_down(StepDownReason::ZxidExhausted, &mut ignored);
+            return Err(ZabError::ZxidExhausted(epoch));
+        }
+        let got = Zxid(entry.header.zxid);
+        if got != expected {
+            return Err(ZabError::WrongZxid { got, expected });
+        }
+        let mut out = Vec::new();
+        for (&conn, peer) in self.peers.iter_mut() {
+            if peer.forwarding() && peer.kind == LearnerKind::Follower {
+                peer.unacked.push_back((got, now_ms));
+                out.push(Output::Send {
+                    conn,
+                    msg: QuorumMessage::Proposal {
+                        zxid: got,
+                        entry: entry.clone(),
+                    },
+                });
+            }
+        }
+        self.last_proposed = got;
+        self.outstanding.insert(
+            got,
+            Proposal {
+                entry,
+                acks: BTreeSet::new(),
+            },
+        );
+        // A single voter commits on its own fsync.
+        self.try_commit(now_ms, &mut out);
+        Ok(out)
+    }
+
+    /// Our own log is durable through `zxid`.
+    pub fn on_persisted(&mut self, zxid: Zxid, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        self.durable = self.durable.max(zxid);
+        match self.phase {
+            LeaderPhase::AwaitNewLeaderAcks => self.advance(now_ms, &mut out),
+            LeaderPhase::Broadcast => self.try_commit(now_ms, &mut out),
+            _ => {}
+        }
+        out
+    }
+
+    /// Commit, strictly in zxid order, every head proposal a quorum has ACKed.
+    fn try_commit(&mut self, _now_ms: u64, out: &mut Vec<Output>) {
+        let me = self.cfg.my_id;
+        while let Some(entry) = self.outstanding.first_entry() {
+            let zxid = *entry.key();
+            let me_durable = self.durable >= zxid;
+            let acks = entry.get().acks.iter().chain(me_durable.then_some(&me));
+            if !self.cfg.quorum.has_quorum(acks) {
+                return;
+            }
+            let p = entry.remove();
+            assert!(
+                zxid > self.last_committed,
+                "commit order: {zxid} after {}",
+                self.last_committed
+            );
+            self.last_committed = zxid;
+            self.last_processed = zxid;
+            for (&conn, peer) in &self.peers {
+                if !peer.forwarding() {
+                    continue;
+                }
+                let msg = match peer.kind {
+                    LearnerKind::Follower => QuorumMessage::Commit { zxid },
+                    LearnerKind::Observer => QuorumMessage::Inform {
+                        zxid,
+                        entry: p.entry.clone(),
+                    },
+                };
+                out.push(Output::Send { conn, msg });
+            }
+            self.committed.push_back(p.entry);
+            while self.committed.len() > self.cfg.commit_log_count.max(1) {
+                self.committed.pop_front();
+            }
+            out.push(Output::Commit { zxid });
+            while self.pending_syncs.front().is_some_and(|(z, _)| *z <= zxid) {
+                let (_, conn) = self.pending_syncs.pop_front().expect("checked");
+                Self::send(out, conn, QuorumMessage::Sync);
+            }
+        }
+    }
+
+    /// Answer a learner's forwarded `sync` (`processSync`): SYNC now if nothing is
+    /// outstanding, else once the last proposal outstanding now commits.
+    pub fn sync(&mut self, conn: ConnId) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.peers.get(&conn).map(|p| p.stage) != Some(Stage::Synced) {
+            return out;
+        }
+        if self.outstanding.is_empty() {
+            Self::send(&mut out, conn, QuorumMessage::Sync);
+        } else {
+            self.pending_syncs.push_back((self.last_proposed, conn));
+        }
+        out
+    }
+
+    /// The answer to a learner's REVALIDATE.
+    pub fn revalidate_reply(&mut self, conn: ConnId, session_id: i64, valid: bool) -> Vec<Output> {
+        if !self.peers.contains_key(&conn) {
+            return Vec::new();
+        }
+        vec![Output::Send {
+            conn,
+            msg: QuorumMessage::RevalidateReply { session_id, valid },
+        }]
+    }
+
+    // ---- time ---------------------------------------------------------------------------
+
+    /// Timers: discovery deadlines, silent learners, PINGs, the quorum check.
+    pub fn on_tick(&mut self, now_ms: u64) -> Vec<Output> {
+        let mut out = Vec::new();
+        match self.phase {
+            LeaderPhase::Stopped => return out,
+            LeaderPhase::Broadcast => {}
+            phase if now_ms >= self.phase_deadline_ms => {
+                let reason = match phase {
+                    LeaderPhase::Discovery => StepDownReason::DiscoveryTimeout,
+                    LeaderPhase::AwaitEpochAcks => StepDownReason::EpochAckTimeout,
+                    _ => StepDownReason::NewLeaderAckTimeout,
+                };
+                self.step_down(reason, &mut out);
+                return out;
+            }
+            _ => {}
+        }
+        let (init_ms, sync_ms) = (self.cfg.timing.init_ms(), self.cfg.timing.sync_ms());
+        let mut closing = Vec::new();
+        for (&conn, p) in &self.peers {
+            // Until UPTODATE a learner answers nothing (Java's sync loop ignores PINGs), and
+            // Java keeps initLimit on the socket until the NEWLEADER quorum.
+            let limit = if p.stage == Stage::Synced {
+                sync_ms
+            } else {
+                init_ms
+            };
+            if now_ms.saturating_sub(p.last_heard_ms) > limit {
+                closing.push((conn, CloseReason::Silent));
+            } else if p.stage == Stage::Synced
+                && p.unacked
+                    .front()
+                    .is_some_and(|(_, at)| now_ms.saturating_sub(*at) > sync_ms)
+            {
+                closing.push((conn, CloseReason::AckTimeout));
+            }
+        }
+        for (conn, reason) in closing {
+            self.close(conn, reason, &mut out);
+        }
+        if now_ms >= self.next_ping_ms {
+            if self.ping_due() {
+                let zxid = self.last_proposed;
+                for (&conn, p) in &self.peers {
+                    if p.forwarding() {
+                        out.push(Output::Send {
+                            conn,
+                            msg: QuorumMessage::Ping { zxid },
+                        });
+                    }
+                }
+            }
+            self.next_ping_ms = now_ms.saturating_add(self.cfg.timing.ping_interval_ms());
+        }
+        if self.phase == LeaderPhase::Broadcast && now_ms >= self.next_check_ms {
+            self.next_check_ms = now_ms.saturating_add(self.cfg.timing.tick_ms);
+            let me = self.cfg.my_id;
+            let connected: BTreeSet<ServerId> = self
+                .peers
+                .values()
+                .filter(|p| p.kind == LearnerKind::Follower)
+                .filter_map(|p| p.sid)
+                .chain([me])
+                .collect();
+            if !self.cfg.quorum.has_quorum(&connected) {
+                self.step_down(StepDownReason::LostQuorum, &mut out);
+            }
+        }
+        out
+    }
+}
+
+fn leader_info(epoch: Epoch) -> QuorumMessage {
+    QuorumMessage::LeaderInfo {
+        zxid: Zxid::epoch_start(epoch),
+        protocol_version: ZAB_PROTOCOL_VERSION,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::LearnerInfo;
+    use crate::sync::NoTxnLog;
+    use zooid_proto::{OpCode, Txn, TxnHeader};
+
+    const TICK: u64 = 100;
+
+    fn z(epoch: i64, counter: u32) -> Zxid {
+        Zxid::new(Epoch(epoch), counter)
+    }
+
+    fn entry(zxid: Zxid) -> TxnEntry {
+        TxnEntry {
+            header: TxnHeader {
+                session_id: 7,
+                cxid: zxid.counter() as i32,
+                zxid: zxid.0,
+                time_ms: 0,
+                op: OpCode::CreateSession.code(),
+            },
+            txn: Txn::CreateSession { timeout_ms: 1000 },
+            digest: None,
+        }
+    }
+
+    fn cfg(voters: &[i64], observers: &[i64]) -> LeaderConfig {
+        LeaderConfig {
+            my_id: ServerId(1),
+            quorum: QuorumVerifier::new(
+                voters.iter().map(|&s| ServerId(s)).collect(),
+                observers.iter().map(|&s| ServerId(s)).collect(),
+            ),
+            timing: Timing {
+                tick_ms: TICK,
+                init_limit: 10,
+                sync_limit: 5,
+            },
+            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
+            force_snapshot_sync: false,
+            config_text: b"version=0".to_vec(),
+            config_version: 0,
+        }
+    }
+
+    fn start(epoch: i64, history: &[Zxid]) -> LeaderStart {
+        let last = history.last().copied().unwrap_or(Zxid::ZERO);
+        LeaderStart {
+            accepted_epoch: Epoch(epoch),
+            current_epoch: Epoch(epoch),
+            last_zxid: last,
+            durable_zxid: last,
+            history: history.iter().map(|&x| entry(x)).collect(),
+        }
+    }
+
+    fn follower_info(sid: i64, accepted: i64) -> QuorumMessage {
+        QuorumMessage::FollowerInfo {
+            zxid: Zxid::epoch_start(Epoch(accepted)),
+            info: LearnerInfo::new(ServerId(sid), 0),
+        }
+    }
+
+    fn observer_info(sid: i64, accepted: i64) -> QuorumMessage {
+        QuorumMessage::ObserverInfo {
+            zxid: Zxid::epoch_start(Epoch(accepted)),
+            info: LearnerInfo::new(ServerId(sid), 0),
+        }
+    }
+
+    fn ack_epoch(last: Zxid, current: Option<i64>) -> QuorumMessage {
+        QuorumMessage::AckEpoch {
+            zxid: last,
+            current_epoch: current.map(Epoch),
+        }
+    }
+
+    fn ack(zxid: Zxid) -> QuorumMessage {
+        QuorumMessage::Ack { zxid }
+    }
+
+    /// Messages sent on `conn`, in order.
+    fn sent(out: &[Output], conn: u64) -> Vec<QuorumMessage> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send { conn: c, msg } if c.0 == conn => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn types(msgs: &[QuorumMessage]) -> Vec<&'static str> {
+        msgs.iter().map(|m| m.packet_type().name()).collect()
+    }
+
+    fn msg(l: &mut Leader, conn: u64, m: QuorumMessage, now: u64) -> Vec<Output> {
+        l.on_message(ConnId(conn), m, now, &NoTxnLog)
+    }
+
+    /// A leader of epoch `epoch + 1` established with followers 2 and 3 (conns 2, 3).
+    fn established(history: &[Zxid], epoch: i64) -> Leader {
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3], &[4]), start(epoch, history), 0);
+        let last = history.last().copied().unwrap_or(Zxid::ZERO);
+        for sid in [2, 3] {
+            msg(&mut l, sid as u64, follower_info(sid, epoch), 0);
+        }
+        for sid in [2, 3] {
+            msg(&mut l, sid as u64, ack_epoch(last, Some(epoch)), 0);
+        }
+        let e = Zxid::epoch_start(Epoch(epoch + 1));
+        for sid in [2, 3] {
+            msg(&mut l, sid as u64, ack(e), 0);
+        }
+        assert!(l.is_established());
+        l
+    }
+
+    #[test]
+    fn the_new_epoch_is_one_above_every_accepted_epoch_once_a_quorum_of_voters_connected() {
+        let (mut l, out) = Leader::new(cfg(&[1, 2, 3, 4, 5], &[6]), start(3, &[]), 0);
+        assert!(out.is_empty());
+        // An observer's accepted epoch counts for the maximum but not for the quorum.
+        assert!(msg(&mut l, 6, observer_info(6, 7), 0).is_empty());
+        assert!(msg(&mut l, 2, follower_info(2, 5), 0).is_empty());
+        assert_eq!(l.epoch(), None);
+        // Me + 2 + 3 = a quorum of five.
+        let out = msg(&mut l, 3, follower_info(3, 1), 0);
+        assert_eq!(out[0], Output::WriteAcceptedEpoch(Epoch(8)));
+        let leaderinfo = QuorumMessage::LeaderInfo {
+            zxid: z(8, 0),
+            protocol_version: ZAB_PROTOCOL_VERSION,
+        };
+        for conn in [2, 3, 6] {
+            assert_eq!(sent(&out, conn), vec![leaderinfo.clone()], "conn {conn}");
+        }
+        // A late learner gets the chosen epoch at once, whatever it accepted.
+        let out = msg(&mut l, 4, follower_info(4, 9), 0);
+        assert_eq!(
+            out,
+            vec![Output::Send {
+                conn: ConnId(4),
+                msg: leaderinfo
+            }]
+        );
+        assert_eq!(l.next_zxid(), z(8, 1));
+    }
+
+    #[test]
+    fn discovery_gives_up_after_init_limit() {
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3], &[4]), start(0, &[]), 0);
+        msg(&mut l, 4, observer_info(4, 0), 0);
+        assert!(l
+            .on_tick(10 * TICK - 1)
+            .iter()
+            .all(|o| !matches!(o, Output::StepDown(_))));
+        assert_eq!(
+            l.on_tick(10 * TICK),
+            vec![Output::StepDown(StepDownReason::DiscoveryTimeout)]
+        );
+        assert_eq!(l.phase(), LeaderPhase::Stopped);
+    }
+
+    #[test]
+    fn epoch_acks_count_only_voters_that_had_not_accepted_the_epoch() {
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3, 4, 5], &[6]), start(1, &[z(1, 1)]), 0);
+        for (sid, f) in [(2, true), (3, true), (4, true), (6, false)] {
+            let info = if f {
+                follower_info(sid, 1)
+            } else {
+                observer_info(sid, 1)
+            };
+            msg(&mut l, sid as u64, info, 0);
+        }
+        assert_eq!(l.epoch(), Some(Epoch(2)));
+        // -1: "I already accepted this epoch" does not count; observers never count.
+        assert!(msg(&mut l, 2, ack_epoch(z(1, 1), None), 0).is_empty());
+        assert!(msg(&mut l, 6, ack_epoch(z(1, 1), Some(1)), 0).is_empty());
+        assert!(msg(&mut l, 3, ack_epoch(z(1, 1), Some(1)), 0).is_empty());
+        assert_eq!(l.phase(), LeaderPhase::AwaitEpochAcks);
+        // The third voter (me, 3, 4) makes the quorum: currentEpoch first, then every waiting
+        // learner's sync, each ending with NEWLEADER.
+        let out = msg(&mut l, 4, ack_epoch(z(1, 1), Some(1)), 0);
+        assert_eq!(out[0], Output::WriteCurrentEpoch(Epoch(2)));
+        for conn in [2, 3, 4, 6] {
+            assert_eq!(
+                types(&sent(&out, conn)),
+                ["DIFF", "NEWLEADER"],
+                "conn {conn}"
+            );
+        }
+        assert_eq!(l.phase(), LeaderPhase::AwaitNewLeaderAcks);
+    }
+
+    #[test]
+    fn a_learner_ahead_of_the_leader_is_dropped() {
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3], &[]), start(1, &[z(1, 3)]), 0);
+        msg(&mut l, 2, follower_info(2, 1), 0);
+        let out = msg(&mut l, 2, ack_epoch(z(1, 4), Some(1)), 0);
+        assert_eq!(
+            out,
+            vec![Output::Close {
+                conn: ConnId(2),
+                reason: CloseReason::FollowerAhead
+            }]
+        );
+        let out = msg(&mut l, 3, follower_info(3, 1), 0);
+        assert!(sent(&out, 3).len() == 1);
+        // A higher currentEpoch is ahead whatever the zxid.
+        let out = msg(&mut l, 3, ack_epoch(z(1, 1), Some(2)), 0);
+        assert!(matches!(
+            out[..],
+            [Output::Close {
+                reason: CloseReason::FollowerAhead,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn newleader_needs_a_quorum_of_acks_and_the_leader_s_own_durable_history() {
+        let mut s = start(1, &[z(1, 1), z(1, 2)]);
+        s.durable_zxid = z(1, 1);
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3], &[4]), s, 0);
+        msg(&mut l, 2, follower_info(2, 1), 0);
+        msg(&mut l, 4, observer_info(4, 1), 0);
+        msg(&mut l, 2, ack_epoch(z(1, 2), Some(1)), 0);
+        msg(&mut l, 4, ack_epoch(z(1, 2), Some(1)), 0);
+        assert_eq!(l.phase(), LeaderPhase::AwaitNewLeaderAcks);
+        // The observer's ACK never counts; the follower's does, but my own log is not durable.
+        assert!(msg(&mut l, 4, ack(z(2, 0)), 0).is_empty());
+        assert!(msg(&mut l, 2, ack(z(2, 0)), 0).is_empty());
+        let out = l.on_persisted(z(1, 2), 5);
+        assert_eq!(out[0], Output::Established { epoch: Epoch(2) });
+        assert_eq!(sent(&out, 2), vec![QuorumMessage::UpToDate]);
+        assert_eq!(sent(&out, 4), vec![QuorumMessage::UpToDate]);
+        // Anything but the NEWLEADER ACK first kills the handler.
+        msg(&mut l, 3, follower_info(3, 1), 5);
+        msg(&mut l, 3, ack_epoch(z(1, 2), Some(1)), 5);
+        let out = msg(&mut l, 3, ack(z(1, 2)), 5);
+        assert!(matches!(
+            out[..],
+            [Output::Close {
+                reason: CloseReason::Unexpected,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn commits_need_a_voter_quorum_with_the_leader_s_fsync_and_go_in_zxid_order() {
+        let mut l = established(&[], 0);
+        msg(&mut l, 4, observer_info(4, 0), 0);
+        msg(&mut l, 4, ack_epoch(Zxid::ZERO, Some(0)), 0);
+        assert_eq!(
+            sent(&msg(&mut l, 4, ack(z(1, 0)), 0), 4),
+            [QuorumMessage::UpToDate]
+        );
+        let out = l.propose(entry(z(1, 1)), 1).unwrap();
+        assert_eq!(types(&sent(&out, 2)), ["PROPOSAL"]);
+        assert!(sent(&out, 4).is_empty(), "observers get no PROPOSAL");
+        l.propose(entry(z(1, 2)), 1).unwrap();
+        // An observer's ACK does not count; a follower's alone is not a quorum without my
+        // own fsync.
+        assert!(msg(&mut l, 4, ack(z(1, 1)), 2).is_empty());
+        assert!(msg(&mut l, 2, ack(z(1, 2)), 2).is_empty());
+        assert!(l.on_persisted(z(1, 2), 3).is_empty());
+        assert_eq!(l.outstanding(), 2);
+        // 2 is acked by {1, 2} but 1 only by {1}: nothing may commit before 1.
+        assert_eq!(l.last_committed(), Zxid::ZERO);
+        let out = msg(&mut l, 3, ack(z(1, 1)), 4);
+        let commits: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Commit { zxid } => Some(*zxid),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(commits, vec![z(1, 1), z(1, 2)]);
+        assert_eq!(types(&sent(&out, 2)), ["COMMIT", "COMMIT"]);
+        assert_eq!(types(&sent(&out, 4)), ["INFORM", "INFORM"]);
+        // Late and epoch-marker ACKs are ignored.
+        assert!(msg(&mut l, 3, ack(z(1, 2)), 5).is_empty());
+        assert!(msg(&mut l, 3, ack(z(1, 0)), 5).is_empty());
+    }
+
+    #[test]
+    fn proposals_need_the_next_zxid_and_an_established_leader() {
+        let (mut l, _) = Leader::new(cfg(&[1, 2, 3], &[]), start(0, &[]), 0);
+        assert_eq!(l.propose(entry(z(1, 1)), 0), Err(ZabError::NotEstablished));
+        let mut l = established(&[], 0);
+        assert_eq!(
+            l.propose(entry(z(1, 2)), 0),
+            Err(ZabError::WrongZxid {
+                got: z(1, 2),
+                expected: z(1, 1)
+            })
+        );
+        l.last_proposed = z(1, u32::MAX - 1);
+        assert_eq!(
+            l.propose(entry(z(1, u32::MAX)), 0),
+            Err(ZabError::ZxidExhausted(Epoch(1)))
+        );
+        assert_eq!(l.phase(), LeaderPhase::Stopped);
+    }
+
+    #[test]
+    fn a_learner_joining_during_broadcast_gets_the_outstanding_proposals_before_newleader() {
+        let mut l = established(&[z(1, 1), z(1, 2)], 1);
+        l.on_persisted(z(1, 2), 0);
+        l.propose(entry(z(2, 1)), 1).unwrap();
+        l.on_persisted(z(2, 1), 1);
+        msg(&mut l, 2, ack(z(2, 1)), 1);
+        l.propose(entry(z(2, 2)), 1).unwrap();
+        // Follower 3 reconnects with (1,1): DIFF, the committed txns above, the outstanding
+        // proposal, NEWLEADER; the commit of (2,2) then follows on the same stream.
+        msg(&mut l, 5, follower_info(3, 2), 2);
+        let out = msg(&mut l, 5, ack_epoch(z(1, 1), None), 2);
+        let m = sent(&out, 5);
+        assert_eq!(
+            types(&m),
+            [
+                "DIFF",
+                "PROPOSAL",
+                "COMMIT",
+                "PROPOSAL",
+                "COMMIT",
+                "PROPOSAL",
+                "NEWLEADER"
+            ]
+        );
+        assert_eq!(m[0], QuorumMessage::Diff { zxid: z(2, 1) });
+        assert!(matches!(&m[5], QuorumMessage::Proposal { zxid, .. } if *zxid == z(2, 2)));
+        assert!(msg(&mut l, 2, ack(z(2, 2)), 3).is_empty());
+        let out = l.on_persisted(z(2, 2), 3);
+        assert!(out.contains(&Output::Commit { zxid: z(2, 2) }));
+        assert_eq!(sent(&out, 5), vec![QuorumMessage::Commit { zxid: z(2, 2) }]);
+        // Its NEWLEADER ACK is answered with UPTODATE at once.
+        let out = msg(&mut l, 5, ack(z(2, 0)), 4);
+        assert_eq!(sent(&out, 5), vec![QuorumMessage::UpToDate]);
+    }
+
+    #[test]
+    fn an_observer_s_sync_is_a_snapshot_when_the_window_cannot_serve_it() {
+        let mut l = established(&[], 0);
+        msg(&mut l, 4, observer_info(4, 0), 0);
+        let out = msg(&mut l, 4, ack_epoch(Zxid::ZERO, Some(0)), 0);
+        assert_eq!(
+            out,
+            vec![
+                Output::Send {
+                    conn: ConnId(4),
+                    msg: QuorumMessage::Snap { zxid: z(1, 0) }
+                },
+                Output::StreamSnapshot {
+                    conn: ConnId(4),
+                    zxid: z(1, 0)
+                },
+                Output::Send {
+                    conn: ConnId(4),
+                    msg: QuorumMessage::NewLeader {
+                        zxid: z(1, 0),
+                        config: Some(b"version=0".to_vec())
+                    }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn pings_every_half_tick_and_silent_learners_are_closed() {
+        let mut l = established(&[], 0);
+        let out = l.on_tick(1);
+        assert_eq!(sent(&out, 2), vec![QuorumMessage::Ping { zxid: z(1, 0) }]);
+        assert!(l.on_tick(TICK / 2).is_empty());
+        assert_eq!(types(&sent(&l.on_tick(TICK / 2 + 1), 3)), ["PING"]);
+        // Learner 2 keeps talking; learner 3 is silent for more than syncLimit.
+        let ping = QuorumMessage::PingReply {
+            zxid: z(1, 0),
+            touches: vec![],
+        };
+        for t in (TICK..=5 * TICK).step_by(50) {
+            msg(&mut l, 2, ping.clone(), t);
+            let out = l.on_tick(t);
+            assert!(
+                !out.iter().any(|o| matches!(o, Output::Close { .. })),
+                "t={t}"
+            );
+        }
+        msg(&mut l, 2, ping, 5 * TICK + 1);
+        let out = l.on_tick(5 * TICK + 1);
+        let closed: Vec<_> = out
+            .iter()
+            .filter(|o| matches!(o, Output::Close { .. }))
+            .collect();
+        assert_eq!(
+            closed,
+            [&Output::Close {
+                conn: ConnId(3),
+                reason: CloseReason::Silent
+            }]
+        );
+        assert!(l.is_established(), "me + 2 is still a quorum of three");
+    }
+
+    #[test]
+    fn a_proposal_left_unacked_for_sync_limit_closes_the_learner() {
+        let mut l = established(&[], 0);
+        l.propose(entry(z(1, 1)), 0).unwrap();
+        msg(&mut l, 2, ack(z(1, 1)), 10);
+        for t in [100, 200, 300, 400, 500] {
+            msg(
+                &mut l,
+                2,
+                QuorumMessage::PingReply {
+                    zxid: z(1, 1),
+                    touches: vec![],
+                },
+                t,
+            );
+            msg(
+                &mut l,
+                3,
+                QuorumMessage::PingReply {
+                    zxid: z(1, 1),
+                    touches: vec![],
+                },
+                t,
+            );
+            l.on_tick(t);
+        }
+        let out = l.on_tick(501);
+        assert!(out.contains(&Output::Close {
+            conn: ConnId(3),
+            reason: CloseReason::AckTimeout
+        }));
+        assert!(!out.iter().any(|o| matches!(
+            o,
+            Output::Close {
+                conn: ConnId(2),
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_syncing_learner_s_ack_clock_starts_at_uptodate() {
+        let mut l = established(&[], 0);
+        l.propose(entry(z(1, 1)), 0).unwrap();
+        msg(&mut l, 5, follower_info(5, 0), 0);
+        msg(&mut l, 5, ack_epoch(Zxid::ZERO, Some(0)), 0);
+        // Slow to make its sync durable, quiet meanwhile: initLimit applies, not syncLimit.
+        for t in (100..=900).step_by(100) {
+            for conn in [2, 3] {
+                let ping = QuorumMessage::PingReply {
+                    zxid: z(1, 1),
+                    touches: vec![],
+                };
+                msg(&mut l, conn, ping, t);
+                msg(&mut l, conn, ack(z(1, 1)), t);
+            }
+            let out = l.on_tick(t);
+            assert!(
+                !out.iter().any(|o| matches!(o, Output::Close { .. })),
+                "t={t}"
+            );
+        }
+        assert_eq!(
+            sent(&msg(&mut l, 5, ack(z(1, 0)), 950), 5),
+            [QuorumMessage::UpToDate]
+        );
+        assert!(l
+            .on_tick(1000)
+            .iter()
+            .all(|o| !matches!(o, Output::Close { .. })));
+        // Everyone talks, but 5 never ACKs the proposal it got while syncing.
+        for conn in [2, 3, 5] {
+            let ping = QuorumMessage::PingReply {
+                zxid: z(1, 1),
+                touches: vec![],
+            };
+            msg(&mut l, conn, ping, 1400);
+        }
+        let out = l.on_tick(950 + 5 * TICK + 1);
+        assert!(out.contains(&Output::Close {
+            conn: ConnId(5),
+            reason: CloseReason::AckTimeout
+        }));
+    }
+
+    #[test]
+    fn the_leader_steps_down_when_fewer_than_a_quorum_of_voters_stay_connected() {
+        let mut l = established(&[], 0);
+        msg(&mut l, 4, observer_info(4, 1), 0);
+        l.on_disconnect(ConnId(2), 10);
+        assert!(l
+            .on_tick(10)
+            .iter()
+            .all(|o| !matches!(o, Output::StepDown(_))));
+        // The observer does not make up for follower 3.
+        l.on_disconnect(ConnId(3), 20);
+        let out = l.on_tick(TICK + 20);
+        assert_eq!(
+            out.last(),
+            Some(&Output::StepDown(StepDownReason::LostQuorum))
+        );
+        assert_eq!(l.phase(), LeaderPhase::Stopped);
+        assert!(msg(&mut l, 3, follower_info(3, 1), 200).is_empty());
+    }
+
+    #[test]
+    fn sync_waits_for_the_outstanding_proposals_to_commit() {
+        let mut l = established(&[], 0);
+        assert_eq!(sent(&l.sync(ConnId(2)), 2), vec![QuorumMessage::Sync]);
+        l.propose(entry(z(1, 1)), 0).unwrap();
+        assert!(l.sync(ConnId(2)).is_empty());
+        l.on_persisted(z(1, 1), 1);
+        let out = msg(&mut l, 3, ack(z(1, 1)), 2);
+        assert_eq!(
+            types(&sent(&out, 2)),
+            ["COMMIT", "SYNC"],
+            "SYNC goes after the COMMIT it waited for"
+        );
+    }
+
+    #[test]
+    fn requests_revalidations_and_touches_go_to_the_caller() {
+        let mut l = established(&[], 0);
+        let req = ForwardedRequest {
+            session_id: 9,
+            cxid: 1,
+            op: OpCode::Create.code(),
+            body: vec![1, 2],
+            authinfo: None,
+        };
+        let out = msg(&mut l, 2, QuorumMessage::Request(req.clone()), 1);
+        assert_eq!(
+            out,
+            vec![Output::Request {
+                conn: ConnId(2),
+                sid: ServerId(2),
+                request: req
+            }]
+        );
+        let out = msg(
+            &mut l,
+            3,
+            QuorumMessage::Revalidate {
+                session_id: 9,
+                timeout_ms: 4000,
+            },
+            1,
+        );
+        assert!(matches!(
+            out[..],
+            [Output::Revalidate {
+                session_id: 9,
+                timeout_ms: 4000,
+                ..
+            }]
+        ));
+        assert_eq!(
+            sent(&l.revalidate_reply(ConnId(3), 9, true), 3),
+            vec![QuorumMessage::RevalidateReply {
+                session_id: 9,
+                valid: true
+            }]
+        );
+        let touches = vec![SessionTouch {
+            session_id: 9,
+            timeout_ms: 4000,
+        }];
+        let out = msg(
+            &mut l,
+            3,
+            QuorumMessage::PingReply {
+                zxid: z(1, 0),
+                touches: touches.clone(),
+            },
+            2,
+        );
+        assert_eq!(
+            out,
+            vec![Output::Touch {
+                sid: ServerId(3),
+                touches
+            }]
+        );
+    }
+
+    #[test]
+    fn a_second_connection_from_the_same_sid_replaces_the_first() {
+        let mut l = established(&[], 0);
+        let out = msg(&mut l, 9, follower_info(2, 1), 1);
+        assert_eq!(
+            out[0],
+            Output::Close {
+                conn: ConnId(2),
+                reason: CloseReason::Replaced
+            }
+        );
+        assert_eq!(types(&sent(&out, 9)), ["LEADERINFO"]);
+        let out = msg(&mut l, 10, QuorumMessage::Ack { zxid: z(1, 0) }, 1);
+        assert_eq!(
+            out,
+            vec![Output::Close {
+                conn: ConnId(10),
+                reason: CloseReason::NotALearner
+            }]
+        );
+    }
+}
