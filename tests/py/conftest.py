@@ -7,6 +7,7 @@ Environment:
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -30,6 +31,15 @@ ORACLE_ONLY = os.environ.get("ZOOID_TEST_ORACLE_ONLY") == "1"
 # makes the oracle's warnings/errors visible in server.log.
 ORACLE_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 ORACLE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+
+
+def oracle_admin_classpath():
+    """ORACLE_CLASSPATH plus what the oracle's AdminServer needs: the servlet API and
+    Debian's unversioned jetty9 jars (the versioned names are the same jars)."""
+    import glob
+    jars = sorted(j for j in glob.glob("/usr/share/java/jetty9-*.jar")
+                  if not re.search(r"-\d[\w.]*\.jar$", j))
+    return ":".join([ORACLE_CLASSPATH, "/usr/share/java/servlet-api.jar"] + jars)
 
 # digest of "super:superpw" (sha1, base64) for DigestAuthenticationProvider.superDigest
 SUPER_USER, SUPER_PASSWORD = "super", "superpw"
@@ -119,7 +129,8 @@ def write_cfg(workdir, port, container_interval_ms, extra=None):
     return path
 
 
-def oracle_command(cfg_path, container_interval_ms):
+def oracle_command(cfg_path, container_interval_ms, admin=False):
+    """`admin`: run the AdminServer (zoo.cfg says where), with jetty on the classpath."""
     return [
         "java",
         "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
@@ -127,11 +138,11 @@ def oracle_command(cfg_path, container_interval_ms):
         f"-Dznode.container.checkIntervalMs={container_interval_ms}",
         f"-Dzookeeper.DigestAuthenticationProvider.superDigest={super_digest()}",
         "-Dzookeeper.4lw.commands.whitelist=*",
-        "-Dzookeeper.admin.enableServer=false",
+        f"-Dzookeeper.admin.enableServer={'true' if admin else 'false'}",
         "-Dzookeeper.forceSync=no",
         "-Dzookeeper.jmx.log4j.disable=true",
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=" + os.environ.get("ZOOID_ORACLE_LOG_LEVEL", "warn"),
-        "-cp", ORACLE_CLASSPATH, ORACLE_MAIN, cfg_path,
+        "-cp", oracle_admin_classpath() if admin else ORACLE_CLASSPATH, ORACLE_MAIN, cfg_path,
     ]
 
 
@@ -164,7 +175,8 @@ def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None):
         cfg_path = write_cfg(workdir, port, container_interval_ms, extra_cfg)
         log_path = os.path.join(workdir, "server.log")
         if real_kind == "oracle":
-            cmd = oracle_command(cfg_path, container_interval_ms)
+            admin = (extra_cfg or {}).get("admin.enableServer") == "true"
+            cmd = oracle_command(cfg_path, container_interval_ms, admin=admin)
         else:
             if not os.access(ZOOID_BIN, os.X_OK):
                 pytest.fail(f"zooid binary not found: {ZOOID_BIN} (set ZOOID_BIN or ZOOID_TEST_ORACLE_ONLY=1)")

@@ -101,6 +101,36 @@ const UNUSED_KEYS: &[&str] = &[
     "clientCnxnSocket",
 ];
 
+/// Keys of [`UNUSED_KEYS`] and [`UNUSED_PREFIXES`] that ZooKeeper's QuorumPeerConfig
+/// consumes (the others it passes on as `zookeeper.<key>` system properties).
+const UNUSED_FILE_KEYS: &[&str] = &[
+    "syncEnabled",
+    "electionAlg",
+    "quorumListenOnAllIPs",
+    "clientPortListenBacklog",
+    "maxCnxns",
+    "connectToLearnerMasterLimit",
+    "secureClientPortAddress",
+    "sslQuorum",
+    "portUnification",
+];
+
+/// Whether ZooKeeper's QuorumPeerConfig consumes zoo.cfg key `key` (as written) rather
+/// than setting the system property `zookeeper.<key>`.
+fn is_quorum_peer_config_key(key: &str) -> bool {
+    is_file_only(key)
+        || UNUSED_FILE_KEYS.contains(&key)
+        || [
+            "quorum.auth.",
+            "multiAddress.",
+            "group.",
+            "weight.",
+            "metricsProvider.",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+}
+
 const UNUSED_PREFIXES: &[&str] = &[
     "quorum.auth.",
     "multiAddress.",
@@ -252,6 +282,12 @@ pub struct ServerConfig {
     pub my_id: Option<ServerId>,
     /// Keys not mapped to a field, as written; most produced a [`Warning`].
     pub unknown: BTreeMap<String, String>,
+    /// The config file's text, as ZooKeeper's `initial_configuration` command shows it.
+    pub initial_config: Option<String>,
+    /// The Java system properties ZooKeeper would hold from this configuration: the `-D`
+    /// properties of `SERVER_JVMFLAGS`, then `zookeeper.<key>` for every zoo.cfg key its
+    /// QuorumPeerConfig does not consume itself.
+    pub system_properties: BTreeMap<String, String>,
 }
 
 impl ServerConfig {
@@ -303,6 +339,8 @@ impl ServerConfig {
             global_outstanding_limit: 1000,
             my_id: None,
             unknown: BTreeMap::new(),
+            initial_config: None,
+            system_properties: BTreeMap::new(),
         }
     }
 
@@ -356,8 +394,10 @@ impl ServerConfig {
         let mut settings = Settings::default();
         let mut server_lines: Vec<ServerLine> = Vec::new();
 
+        let mut system_properties = BTreeMap::new();
         if let Some(flags) = jvm_flags {
             for prop in jvm_flags::system_properties(flags, &mut warnings) {
+                system_properties.insert(prop.key.clone(), prop.value.clone());
                 let canonical = canonical_key(&prop.key).to_string();
                 if is_file_only(&canonical) {
                     warnings.push(Warning::at(
@@ -388,6 +428,9 @@ impl ServerConfig {
 
         let mut first_line: BTreeMap<String, usize> = BTreeMap::new();
         for entry in properties::parse(path, text, &mut warnings)? {
+            if !is_quorum_peer_config_key(&entry.key) {
+                system_properties.insert(format!("zookeeper.{}", entry.key), entry.value.clone());
+            }
             let canonical = canonical_key(&entry.key).to_string();
             let setting = Setting {
                 key: entry.key,
@@ -417,6 +460,8 @@ impl ServerConfig {
         config.apply_servers(server_lines, &mut warnings)?;
         config.validate(path, &deferred)?;
         config.collect_unknown(settings, &mut warnings);
+        config.initial_config = Some(text.to_string());
+        config.system_properties = system_properties;
         // SERVER_JVMFLAGS warnings (no line) first, then in file order.
         warnings.sort_by_key(|w| w.line);
         Ok((config, warnings))
@@ -1228,9 +1273,22 @@ jute.maxbuffer=2097152
 authProvider.sasl=org.example.Sasl
 ",
         );
-        let (a, wa) = parse(&with);
-        let (b, wb) = parse(&without);
+        let (mut a, wa) = parse(&with);
+        let (mut b, wb) = parse(&without);
         assert!(wa.is_empty() && wb.is_empty(), "{wa:?} {wb:?}");
+        // Like QuorumPeerConfig, keys it does not consume become `zookeeper.<key>` as written.
+        let sysp = |c: &ServerConfig, k: &str| c.system_properties.get(k).cloned();
+        assert_eq!(sysp(&b, "zookeeper.snapCount").as_deref(), Some("10"));
+        assert_eq!(
+            sysp(&a, "zookeeper.zookeeper.snapCount").as_deref(),
+            Some("10")
+        );
+        assert!(!a.system_properties.keys().any(|k| k.contains("dataDir")));
+        assert_eq!(b.initial_config.as_deref(), Some(without.as_str()));
+        for c in [&mut a, &mut b] {
+            c.initial_config = None;
+            c.system_properties.clear();
+        }
         assert_eq!(a, b);
         assert!(a.extended_types_enabled);
         assert_eq!(a.jute_max_buffer, 0x200000);

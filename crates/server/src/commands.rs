@@ -286,7 +286,8 @@ impl Response {
 pub struct DiskFacts {
     pub data_dir_size: u64,
     pub log_dir_size: u64,
-    /// (zxid, modification time in ms) of the newest snapshot.
+    /// (zxid, modification time in seconds, as ZooKeeper's SnapshotInfo) of the newest
+    /// snapshot.
     pub last_snapshot: Option<(i64, i64)>,
 }
 
@@ -331,7 +332,7 @@ fn last_snapshot(dir: &Path) -> Option<(i64, i64)> {
                 .ok()?
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()?
-                .as_millis() as i64;
+                .as_secs() as i64;
             Some((zxid, mtime))
         })
         .max()
@@ -453,7 +454,10 @@ pub static COMMANDS: &[Command] = &[
         word: None,
         run: |ctx| {
             let mut r = response(ctx, "icfg");
-            r.put("initial_configuration", Value::Null);
+            match &ctx.info.initial_config {
+                Some(text) => r.put("initial_configuration", text.clone()),
+                None => r.put("initial_configuration", Value::Null),
+            }
             r
         },
         text: no_text,
@@ -1198,14 +1202,76 @@ fn server_stats_text(r: &Response, with_clients: bool) -> String {
 
 fn system_properties(ctx: &mut Ctx<'_>) -> Response {
     let mut r = response(ctx, "sysp");
-    // The Java system properties a native server can state truthfully, sorted by name.
-    let mut props: Vec<(&str, String)> = vec![
+    let na = || "<NA>".to_string();
+    let os_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_else(|_| na());
+    let timezone = std::env::var("TZ")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/timezone").ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "UTC".into());
+    let language = std::env::var("LANG")
+        .ok()
+        .and_then(|l| l.get(..2).map(str::to_owned))
+        .filter(|l| l.chars().all(|c| c.is_ascii_lowercase()))
+        .unwrap_or_else(|| "en".into());
+    // The properties every JVM has: the ones a native server can state truthfully with
+    // its own values, the JVM-only ones as "<NA>" (like `environment`).
+    let mut props: std::collections::BTreeMap<String, String> = [
+        ("file.encoding", "UTF-8".into()),
         ("file.separator", "/".into()),
+        ("java.class.path", na()),
+        ("java.class.version", na()),
+        ("java.home", na()),
         ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.library.path", na()),
+        ("java.runtime.name", na()),
+        ("java.runtime.version", na()),
+        ("java.specification.maintenance.version", na()),
+        ("java.specification.name", na()),
+        ("java.specification.vendor", na()),
+        ("java.specification.version", na()),
+        ("java.vendor", "zooid".into()),
+        ("java.vendor.url", na()),
+        ("java.vendor.url.bug", na()),
+        ("java.version", "none (zooid is native)".into()),
+        ("java.version.date", na()),
+        ("java.vm.compressedOopsMode", na()),
+        ("java.vm.info", na()),
+        ("java.vm.name", na()),
+        ("java.vm.specification.name", na()),
+        ("java.vm.specification.vendor", na()),
+        ("java.vm.specification.version", na()),
+        ("java.vm.vendor", na()),
+        ("java.vm.version", na()),
+        ("jdk.debug", na()),
         ("line.separator", "\n".into()),
+        ("native.encoding", "UTF-8".into()),
         ("os.arch", java_os_arch()),
         ("os.name", java_os_name()),
+        ("os.version", os_version),
         ("path.separator", ":".into()),
+        ("sun.arch.data.model", (usize::BITS as usize).to_string()),
+        ("sun.boot.library.path", na()),
+        (
+            "sun.cpu.endian",
+            if cfg!(target_endian = "little") {
+                "little"
+            } else {
+                "big"
+            }
+            .into(),
+        ),
+        ("sun.io.unicode.encoding", na()),
+        (
+            "sun.java.command",
+            std::env::args().collect::<Vec<_>>().join(" "),
+        ),
+        ("sun.java.launcher", na()),
+        ("sun.jnu.encoding", "UTF-8".into()),
+        ("sun.management.compiler", na()),
         (
             "user.dir",
             std::env::current_dir()
@@ -1213,12 +1279,17 @@ fn system_properties(ctx: &mut Ctx<'_>) -> Response {
                 .unwrap_or_default(),
         ),
         ("user.home", std::env::var("HOME").unwrap_or_default()),
+        ("user.language", language),
         ("user.name", user_name().unwrap_or_default()),
-        ("zookeeper.version", version_string()),
-    ];
-    props.sort_by(|a, b| a.0.cmp(b.0));
+        ("user.timezone", timezone),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    // Then what the configuration sets, as ZooKeeper's QuorumPeerConfig does (sorted).
+    props.extend(ctx.info.system_properties.iter().cloned());
     for (k, v) in props {
-        r.put(k, v);
+        r.put(&k, v);
     }
     r
 }

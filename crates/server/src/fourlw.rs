@@ -48,6 +48,10 @@ pub struct ServerInfo {
     pub read_only_mode_enabled: bool,
     /// Set by `stmk`, read by `gtmk`; zooid's logging does not use it.
     pub trace_mask: AtomicI64,
+    /// The config file's text (`initial_configuration`); none without a file.
+    pub initial_config: Option<String>,
+    /// The system properties the configuration sets (`system_properties`), sorted.
+    pub system_properties: Vec<(String, String)>,
 }
 
 /// ZooKeeper's word for the bytes a telnet client sends on ctrl-C (IAC IP IAC DO): the

@@ -247,6 +247,8 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         client_addr: client_addr.to_string(),
         read_only_mode_enabled: cfg.read_only_mode_enabled,
         trace_mask: fourlw::DEFAULT_TRACE_MASK.into(),
+        initial_config: cfg.initial_config.clone(),
+        system_properties: cfg.system_properties.clone().into_iter().collect(),
     };
     let info = Arc::new(info);
     let dcfg = driver::DriverConfig {
