@@ -7,6 +7,7 @@ pub mod frame;
 pub mod jute;
 pub mod records;
 pub mod request;
+pub mod timefmt;
 pub mod txn;
 
 pub use consts::*;

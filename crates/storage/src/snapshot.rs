@@ -1462,28 +1462,9 @@ fn write_file(
 // Dump.
 // ---------------------------------------------------------------------------------------------
 
-/// `ms` since the epoch as an ISO-8601 UTC time (proleptic Gregorian calendar).
+/// `ms` since the epoch as an ISO-8601 UTC time.
 fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Days to civil date: shift to an era starting on 0000-03-01 so leap days end each year.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{milli:03}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
+    zooid_proto::timefmt::iso_utc(ms)
 }
 
 fn perms(p: i32) -> String {

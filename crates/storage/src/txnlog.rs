@@ -968,31 +968,7 @@ pub fn dump(path: &Path, with_data: bool, out: &mut dyn fmt::Write) -> Result<()
 }
 
 fn fmt_time(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let rem = ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
-}
-
-/// Proleptic Gregorian (year, month, day) of a count of days since 1970-01-01, by shifting
-/// to eras of 400 years that start on March 1st, where leap days fall at the end.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    zooid_proto::timefmt::iso_utc(ms)
 }
 
 fn fmt_data(data: &Option<Vec<u8>>, with_data: bool) -> String {
