@@ -25,7 +25,13 @@ fuzz_target!(|data: &[u8]| {
         read_only: Some(false),
     }
     .encode();
-    core.handle(1_000_000, Input::Frame { conn: 1, frame: &hello });
+    core.handle(
+        1_000_000,
+        Input::Frame {
+            conn: 1,
+            frame: &hello,
+        },
+    );
     let mut now = 1_000_000;
     let mut rest = data;
     // Each frame: one length byte, then that many bytes.

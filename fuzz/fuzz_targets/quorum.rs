@@ -5,8 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use zooid_zab::election::{next_frame, InitialMessage, Notification};
-use zooid_zab::packet::{Decoded, QuorumDecoder, QuorumLimits, Sender};
 use zooid_zab::message::QuorumMessage;
+use zooid_zab::packet::{Decoded, QuorumDecoder, QuorumLimits, Sender};
 
 fuzz_target!(|data: &[u8]| {
     let _ = InitialMessage::decode(data);
@@ -29,7 +29,9 @@ fuzz_target!(|data: &[u8]| {
                     }
                     at += consumed.max(1).min(data.len() - at);
                 }
-                Ok(Decoded::SnapshotChunk { consumed }) => at += consumed.max(1).min(data.len() - at),
+                Ok(Decoded::SnapshotChunk { consumed }) => {
+                    at += consumed.max(1).min(data.len() - at)
+                }
                 Ok(Decoded::SnapshotEnd { .. }) => {}
                 Ok(Decoded::NeedMore { .. }) | Err(_) => break,
             }
