@@ -481,6 +481,10 @@ fn decode_multi(code: OpCode, r: &mut Reader<'_>) -> Result<Request> {
                 if c.op != OpCode::CreateTtl {
                     // A createTTL record with non-TTL flags is a plain create in a multi.
                     c.ttl = None;
+                } else if c.ttl.is_none() {
+                    // TTL flags on a record without a ttl: ZooKeeper's implied ttl of -1,
+                    // which validation refuses (and which encodes back as a createTTL).
+                    c.ttl = Some(-1);
                 }
                 writes.push(MultiOp::Create(c))
             }
