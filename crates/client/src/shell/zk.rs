@@ -157,6 +157,14 @@ impl Zk {
         self.client.server_path(path)
     }
 
+    /// The reply if it succeeded, else the error it carries.
+    fn checked(reply: Reply, path: Option<&str>) -> ZkResult<Reply> {
+        if reply.err != 0 {
+            return Self::fail(&reply, path);
+        }
+        Ok(reply)
+    }
+
     fn fail<T>(reply: &Reply, path: Option<&str>) -> ZkResult<T> {
         Err(ZkError::Keeper(KeeperError::new(reply.err, path)))
     }
@@ -208,9 +216,7 @@ impl Zk {
             ttl: if is_ttl { ttl } else { None },
         });
         let reply = self.call(req, WatchOp::None).await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         let created = Reader::new(&reply.body)
             .read_string()
             .map_err(undecodable(Some(path)))?;
@@ -228,9 +234,7 @@ impl Zk {
                 WatchOp::None,
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        Self::checked(reply, Some(path))?;
         Ok(())
     }
 
@@ -315,9 +319,7 @@ impl Zk {
                 WatchOp::None,
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         Stat::decode(&reply.body).map_err(undecodable(Some(path)))
     }
 
@@ -331,9 +333,7 @@ impl Zk {
                 WatchOp::None,
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         let mut r = Reader::new(&reply.body);
         let bad = undecodable(Some(path));
         let acl = read_acls(&mut r).map_err(&bad)?;
@@ -356,9 +356,7 @@ impl Zk {
                 WatchOp::None,
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         Stat::decode(&reply.body).map_err(undecodable(Some(path)))
     }
 
@@ -382,9 +380,7 @@ impl Zk {
             Request::GetChildren { path: sp, watch }
         };
         let reply = self.call(req, w).await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         let mut r = Reader::new(&reply.body);
         let bad = undecodable(Some(path));
         let children = r.read_vec(4, |r| r.read_string()).map_err(&bad)?;
@@ -427,9 +423,7 @@ impl Zk {
                 WatchOp::Register(reg),
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        Self::checked(reply, Some(path))?;
         Ok(())
     }
 
@@ -450,9 +444,7 @@ impl Zk {
                 },
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        Self::checked(reply, Some(path))?;
         Ok(())
     }
 
@@ -485,9 +477,7 @@ impl Zk {
                 WatchOp::None,
             )
             .await;
-        if reply.err != 0 {
-            return Self::fail(&reply, Some(path));
-        }
+        let reply = Self::checked(reply, Some(path))?;
         Reader::new(&reply.body)
             .read_i32()
             .map_err(undecodable(Some(path)))
