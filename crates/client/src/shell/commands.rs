@@ -631,13 +631,8 @@ impl Shell {
     async fn set_quota(&mut self, words: Vec<String>) -> Result<bool, CliError> {
         const SPECS: &[Opt] = &[with_arg("n"), with_arg("b"), with_arg("N"), with_arg("B")];
         const GROUP: Group = Group {
-            names: &["n", "b", "N", "B"],
-            descriptions: &[
-                "num soft quota",
-                "bytes soft quota",
-                "num hard quota",
-                "bytes hard quota",
-            ],
+            names: QUOTA_OPTIONS,
+            descriptions: QUOTA_OPTION_DESCRIPTIONS,
             required: true,
         };
         let parsed = parse(SPECS, Some(GROUP), &words)?;
@@ -715,13 +710,8 @@ impl Shell {
     async fn del_quota(&mut self, words: Vec<String>) -> Result<bool, CliError> {
         const SPECS: &[Opt] = &[flag("n"), flag("b"), flag("N"), flag("B")];
         const GROUP: Group = Group {
-            names: &["n", "b", "N", "B"],
-            descriptions: &[
-                "num soft quota",
-                "bytes soft quota",
-                "num hard quota",
-                "bytes hard quota",
-            ],
+            names: QUOTA_OPTIONS,
+            descriptions: QUOTA_OPTION_DESCRIPTIONS,
             required: false,
         };
         let parsed = parse(SPECS, Some(GROUP), &words)?;
@@ -851,6 +841,15 @@ fn client_config_string(config: &str) -> String {
     let list: Vec<String> = servers.into_iter().map(|(_, a)| a).collect();
     format!("{version} {}", list.join(","))
 }
+
+/// setquota / delquota: the option group both take, as zkCli names and describes it.
+const QUOTA_OPTIONS: &[&str] = &["n", "b", "N", "B"];
+const QUOTA_OPTION_DESCRIPTIONS: &[&str] = &[
+    "num soft quota",
+    "bytes soft quota",
+    "num hard quota",
+    "bytes hard quota",
+];
 
 #[cfg(test)]
 mod tests {
