@@ -7,4 +7,5 @@ pub mod checksum;
 pub mod purge;
 pub mod recovery;
 pub mod snapshot;
+pub mod sync;
 pub mod txnlog;

@@ -85,6 +85,13 @@ pub enum SnapError {
         offset: u64,
         reason: String,
     },
+    /// `offset` is a position in the body that followed SNAP.
+    #[error("the snapshot stream received from the leader for zxid {zxid:#x} is malformed at byte {offset}: {reason}; nothing was written: drop the connection to the leader and sync again")]
+    SyncStream {
+        zxid: i64,
+        offset: u64,
+        reason: String,
+    },
     #[error("{} is not named snapshot.<hex zxid>[.gz|.snappy], so its zxid is unknown; rename it or move it out of the version-2 directory", path.display())]
     BadName { path: PathBuf },
     #[error("cannot name a snapshot after zxid {zxid}: zxids in file names are non-negative")]
@@ -988,7 +995,24 @@ fn usable_digest(path: &Path, d: Option<DigestSection>) -> Option<(i64, i64)> {
 /// Read and verify one snapshot file (decoder chosen by extension).
 pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapError> {
     let (zxid, mode) = name_of(path)?;
-    let mut src = Src::open(path, mode)?;
+    load(Src::open(path, mode)?, zxid)
+}
+
+/// Read and verify an uncompressed stream held in memory, as a snapshot named after `zxid`;
+/// `path` names it in errors.
+pub(crate) fn decode_stream(stream: &[u8], path: &Path, zxid: i64) -> Result<Snapshot, SnapError> {
+    let src = Src {
+        inner: Box::new(stream),
+        adler: Adler32::new(),
+        pos: 0,
+        len: Some(stream.len() as u64),
+        path,
+    };
+    load(src, zxid)
+}
+
+fn load(mut src: Src<'_>, zxid: i64) -> Result<Snapshot, SnapError> {
+    let path = src.path;
     let mut builder = Builder::new();
     let trailer = parse(&mut src, &mut |item| builder.add(item))?;
     let tree = builder
@@ -1086,6 +1110,13 @@ impl Enc<'_> {
         Ok(())
     }
 
+    /// Bytes encoded elsewhere, after what is buffered.
+    fn raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.spill()?;
+        self.adler.update(bytes);
+        self.out.write_all(bytes)
+    }
+
     fn seal(&mut self) -> io::Result<()> {
         self.spill()?;
         let sum = self.adler.value();
@@ -1121,6 +1152,43 @@ fn encode_parts(
     digest: Option<(i64, i64)>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    let body = |e: &mut Enc<'_>| {
+        e.w.write_len(sessions.len());
+        for &(id, timeout) in sessions {
+            e.w.write_i64(id);
+            e.w.write_i32(timeout);
+            e.spill_if_full()?;
+        }
+        // Written in full, unused lists included, as ZooKeeper does; readers purge them.
+        e.w.write_len(acls.len());
+        for &(r, list) in acls {
+            e.w.write_i64(r);
+            write_acls(&mut e.w, list);
+            e.spill_if_full()?;
+        }
+        nodes(e)?;
+        e.w.write_string("/");
+        Ok(())
+    };
+    encode_framed(body, digest, out)
+}
+
+/// A stream whose body (sessions through the end-of-nodes "/", what a leader sends after SNAP)
+/// was encoded already: header, `body`, the seals and the digest section.
+pub(crate) fn encode_around(
+    body: &[u8],
+    digest: Option<(i64, i64)>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    encode_framed(|e| e.raw(body), digest, out)
+}
+
+/// Header, the body `body` writes, the seals and the digest section.
+fn encode_framed(
+    body: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
+    digest: Option<(i64, i64)>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     let mut e = Enc {
         w: Writer::new(),
         adler: Adler32::new(),
@@ -1129,21 +1197,7 @@ fn encode_parts(
     e.w.write_i32(SNAP_MAGIC);
     e.w.write_i32(SNAP_VERSION);
     e.w.write_i64(SNAP_DBID);
-    e.w.write_len(sessions.len());
-    for &(id, timeout) in sessions {
-        e.w.write_i64(id);
-        e.w.write_i32(timeout);
-        e.spill_if_full()?;
-    }
-    // Written in full, unused lists included, as ZooKeeper does; readers purge them.
-    e.w.write_len(acls.len());
-    for &(r, list) in acls {
-        e.w.write_i64(r);
-        write_acls(&mut e.w, list);
-        e.spill_if_full()?;
-    }
-    nodes(&mut e)?;
-    e.w.write_string("/");
+    body(&mut e)?;
     e.seal()?;
     // No digest yet is written as ZooKeeper's empty ZxidDigest (0, 2, 0).
     let (zxid, value) = digest.unwrap_or((0, 0));
@@ -1327,14 +1381,7 @@ impl FinishedSnapshot {
         encode_parts(
             &self.sessions,
             &acls,
-            |e| {
-                e.spill()?;
-                for chunk in &self.nodes {
-                    e.adler.update(chunk);
-                    e.out.write_all(chunk)?;
-                }
-                Ok(())
-            },
+            |e| self.nodes.iter().try_for_each(|chunk| e.raw(chunk)),
             Some(self.digest),
             out,
         )
@@ -1396,7 +1443,7 @@ fn write_stream(
 }
 
 /// Make a rename in `dir` durable.
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
         File::open(dir)?.sync_all()?;
@@ -1424,7 +1471,7 @@ pub fn write_snapshot(
     write_file(dir, zxid, compression, true, |w| encode_to(tree, digest, w))
 }
 
-fn write_file(
+pub(crate) fn write_file(
     dir: &Path,
     zxid: i64,
     compression: &str,

@@ -147,7 +147,7 @@ pub fn log_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>, LogError> {
 /// §6.1: the files to read when replaying from `after_zxid + 1`: the newest file starting at or
 /// before `after_zxid` (it may hold later txns too) and every file after it. Older files hold
 /// only txns the snapshot already covers and are not even opened.
-fn files_for_replay(files: &[(i64, PathBuf)], after_zxid: i64) -> &[(i64, PathBuf)] {
+pub(crate) fn files_for_replay(files: &[(i64, PathBuf)], after_zxid: i64) -> &[(i64, PathBuf)] {
     let first = files
         .iter()
         .rposition(|(z, _)| *z <= after_zxid)
