@@ -65,6 +65,19 @@ impl Default for CoreConfig {
     }
 }
 
+/// What the core is in an ensemble: it decides where a write goes and who expires sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Writes are logged and applied here once durable; sessions expire here.
+    Standalone,
+    /// Writes (local and forwarded) get their zxid here; they are applied once committed
+    /// (`Input::Persisted` then means "committed through"); sessions expire here.
+    Leader,
+    /// Follower or observer: writes, syncs and re-attaches go to the leader; committed txns
+    /// arrive as `Input::Apply`; the leader expires sessions.
+    Learner,
+}
+
 #[derive(Debug)]
 pub enum Input<'a> {
     Connect {
@@ -78,11 +91,30 @@ pub enum Input<'a> {
     Disconnect {
         conn: ConnId,
     },
-    /// Every txn up to this zxid is durable.
+    /// Every txn up to this zxid is durable (standalone) or committed (leader).
     Persisted {
         zxid: i64,
     },
     Tick,
+    /// Leader: a client request a learner forwarded (REQUEST).
+    Forwarded {
+        session_id: i64,
+        cxid: i32,
+        op: i32,
+        body: &'a [u8],
+        auth: Vec<Id>,
+    },
+    /// Learner: a committed txn from the leader, in zxid order.
+    Apply {
+        entry: TxnEntry,
+    },
+    /// Learner: the leader answered the oldest forwarded sync.
+    SyncDone,
+    /// Learner: the leader's answer to a re-attach this member asked about.
+    Revalidated {
+        session_id: i64,
+        valid: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +125,17 @@ pub enum Action {
     Close { conn: ConnId },
     /// Make this log entry durable, then report `Input::Persisted`.
     Append { zxid: i64, entry: Vec<u8> },
+    /// Learner: send this client request to the leader (REQUEST).
+    Forward {
+        session_id: i64,
+        cxid: i32,
+        op: i32,
+        body: Vec<u8>,
+        /// The connection's identities; none for createSession.
+        auth: Option<Vec<Id>>,
+    },
+    /// Learner: ask the leader whether this session may re-attach here (REVALIDATE).
+    Revalidate { session_id: i64, timeout_ms: i32 },
 }
 
 #[derive(Debug)]
@@ -105,12 +148,26 @@ enum ConnState {
     Closing,
 }
 
+/// Which applied txn fills a queued write's reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// A write proposed here, by its zxid.
+    Zxid(i64),
+    /// A write forwarded to the leader, by its cxid (the client's xid), with the client's
+    /// opcode (the reply's shape depends on it).
+    Forwarded(i32, OpCode),
+    /// A sync forwarded to the leader: answered at `Input::SyncDone`.
+    Sync,
+    /// Nothing to wait for: `reply` is already there.
+    Ready,
+}
+
 /// An entry of a connection's reply FIFO.
 #[derive(Debug)]
 enum Queued {
     /// A write in flight; `reply` is filled when it is applied.
     Write {
-        zxid: i64,
+        key: Key,
         reply: Option<Vec<u8>>,
         close_after: bool,
         recv_ms: i64,
@@ -247,6 +304,8 @@ enum Origin {
         conn: ConnId,
         read_only: Option<bool>,
     },
+    /// Expiry, containers, TTLs, and (on a leader) requests forwarded by learners: nobody to
+    /// answer here.
     Internal,
 }
 
@@ -305,6 +364,15 @@ pub struct Core {
     per_ip: FxHashMap<IpAddr, u32>,
     /// (zxid, tree digest) of recent zxids that are multiples of 128 (`hash`).
     digest_log: VecDeque<(i64, i64)>,
+    role: Role,
+    /// Learner: new sessions forwarded to the leader, waiting for their createSession.
+    connecting: FxHashMap<i64, (ConnId, Option<bool>)>,
+    /// Learner: re-attaches waiting for the leader's REVALIDATE answer.
+    revalidating: FxHashMap<i64, (ConnId, i32, Option<bool>)>,
+    /// Learner: forwarded syncs, oldest first, with the path to answer with.
+    syncs: VecDeque<(ConnId, i32, String)>,
+    /// Learner: sessions with activity since the driver last asked (for PING replies).
+    touched: BTreeMap<i64, i32>,
 }
 
 impl Core {
@@ -346,6 +414,62 @@ impl Core {
             stats: ServerStats::default(),
             per_ip: FxHashMap::default(),
             digest_log: VecDeque::new(),
+            role: Role::Standalone,
+            connecting: FxHashMap::default(),
+            revalidating: FxHashMap::default(),
+            syncs: VecDeque::new(),
+            touched: BTreeMap::new(),
+        }
+    }
+
+    /// A core for one role in an ensemble (a fresh one for every role, as ZooKeeper reloads
+    /// its database on every role change).
+    pub fn with_role(cfg: CoreConfig, tree: DataTree, now_ms: i64, role: Role) -> Core {
+        let mut core = Core::new(cfg, tree, now_ms);
+        core.role = role;
+        core
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The tree, for the core of the next role; the watches of this core's sessions go (their
+    /// clients re-register them where they reconnect).
+    pub fn into_tree(self) -> DataTree {
+        let mut tree = self.tree;
+        for &session in self.sessions.keys() {
+            tree.watches.remove_session(session);
+        }
+        tree
+    }
+
+    /// Leader: number the next txn `zxid` (the first of the new epoch once established).
+    pub fn set_next_zxid(&mut self, zxid: i64) {
+        self.next_zxid = zxid;
+    }
+
+    /// Learner: sessions with client activity since the last call, with their timeouts.
+    pub fn take_touched(&mut self) -> BTreeMap<i64, i32> {
+        std::mem::take(&mut self.touched)
+    }
+
+    /// Leader: a learner saw activity on this session.
+    pub fn touch_session(&mut self, session_id: i64, now_ms: i64) {
+        self.touch(session_id, now_ms);
+    }
+
+    /// Leader: a client re-attaches on a learner; the session is valid if it is alive here.
+    /// A valid session gets a fresh deadline with its new timeout.
+    pub fn revalidate(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) -> bool {
+        let deadline = self.deadline(now_ms, timeout_ms);
+        match self.sessions.get_mut(&session_id) {
+            Some(s) if !s.closing => {
+                s.timeout_ms = timeout_ms;
+                s.deadline_ms = deadline;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -469,6 +593,18 @@ impl Core {
             Input::Disconnect { conn } => self.on_disconnect(conn),
             Input::Persisted { zxid } => self.on_persisted(zxid, now_ms),
             Input::Tick => self.on_tick(now_ms),
+            Input::Forwarded {
+                session_id,
+                cxid,
+                op,
+                body,
+                auth,
+            } => self.on_forwarded(session_id, cxid, op, body, auth, now_ms),
+            Input::Apply { entry } => self.on_apply(entry, now_ms),
+            Input::SyncDone => self.on_sync_done(now_ms),
+            Input::Revalidated { session_id, valid } => {
+                self.on_revalidated(session_id, valid, now_ms)
+            }
         }
     }
 
@@ -605,6 +741,19 @@ impl Core {
                     closing: false,
                 },
             );
+            if self.role == Role::Learner {
+                // The leader makes the createSession txn; the session is ours once it
+                // comes back committed.
+                self.connecting.insert(session, (conn, req.read_only));
+                self.actions.push(Action::Forward {
+                    session_id: session,
+                    cxid: 0,
+                    op: OpCode::CreateSession.code(),
+                    body: timeout.to_be_bytes().to_vec(),
+                    auth: None,
+                });
+                return;
+            }
             self.propose(
                 session,
                 0,
@@ -630,35 +779,68 @@ impl Core {
                 }
             }
         }
-        let valid = req.passwd.as_slice() == auth::session_password(session).as_slice()
-            && self.sessions.get(&session).is_some_and(|s| !s.closing);
+        let password_ok = req.passwd.as_slice() == auth::session_password(session).as_slice();
+        if password_ok && self.role == Role::Learner {
+            // Only the leader knows whether the session is still alive.
+            if let Some(c) = self.conns.get_mut(&conn) {
+                c.state = ConnState::Connecting(Vec::new());
+            }
+            self.revalidating
+                .insert(session, (conn, timeout, req.read_only));
+            self.actions.push(Action::Revalidate {
+                session_id: session,
+                timeout_ms: timeout,
+            });
+            return;
+        }
+        let valid = password_ok && self.sessions.get(&session).is_some_and(|s| !s.closing);
+        self.finish_reattach(conn, session, timeout, req.read_only, valid, now_ms);
+    }
+
+    /// Answer a re-attach: the session's ConnectResponse, or the all-zero refusal.
+    fn finish_reattach(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+        read_only: Option<bool>,
+        valid: bool,
+        now_ms: i64,
+    ) {
         if !valid {
             let resp = ConnectResponse {
                 protocol_version: 0,
                 timeout_ms: 0,
                 session_id: 0,
                 passwd: vec![0; 16],
-                read_only: req.read_only.map(|_| false),
+                read_only: read_only.map(|_| false),
             };
             self.send(conn, frame_of(|w| resp.write(w)));
             return self.close_conn(conn);
         }
         let deadline = self.deadline(now_ms, timeout);
-        if let Some(s) = self.sessions.get_mut(&session) {
-            s.conn = Some(conn);
-            s.timeout_ms = timeout;
-            s.deadline_ms = deadline;
-        }
-        if let Some(c) = self.conns.get_mut(&conn) {
+        let s = self.sessions.entry(session).or_insert(Session {
+            timeout_ms: timeout,
+            deadline_ms: deadline,
+            conn: None,
+            closing: false,
+        });
+        s.conn = Some(conn);
+        s.timeout_ms = timeout;
+        s.deadline_ms = deadline;
+        let backlog = match self.conns.get_mut(&conn).map(|c| {
             c.session = Some(session);
-            c.state = ConnState::Open;
-        }
+            std::mem::replace(&mut c.state, ConnState::Open)
+        }) {
+            Some(ConnState::Connecting(b)) => b,
+            _ => Vec::new(),
+        };
         let resp = ConnectResponse {
             protocol_version: 0,
             timeout_ms: timeout,
             session_id: session,
             passwd: auth::session_password(session).to_vec(),
-            read_only: req.read_only.map(|_| false),
+            read_only: read_only.map(|_| false),
         };
         tracing::debug!(
             session = format_args!("{session:#x}"),
@@ -666,6 +848,22 @@ impl Core {
             "session re-attached"
         );
         self.send(conn, frame_of(|w| resp.write(w)));
+        for frame in backlog {
+            self.on_request(conn, &frame, now_ms);
+        }
+    }
+
+    fn on_revalidated(&mut self, session: i64, valid: bool, now_ms: i64) {
+        let Some((conn, timeout, read_only)) = self.revalidating.remove(&session) else {
+            return;
+        };
+        let waiting = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, ConnState::Connecting(_)) && c.session.is_none());
+        if waiting {
+            self.finish_reattach(conn, session, timeout, read_only, valid, now_ms);
+        }
     }
 
     /// ZooKeeper's expiry buckets: deadlines are rounded up to the next tick.
@@ -744,17 +942,23 @@ impl Core {
             return self.close_conn(conn);
         };
         self.touch(session, now_ms);
+        if self.role == Role::Learner {
+            if let Some(s) = self.sessions.get(&session) {
+                self.touched.insert(session, s.timeout_ms);
+            }
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_cxid = h.xid;
             if let Some(label) = op_label(h.op) {
                 c.stats.last_op = label;
             }
         }
-        let request = match Request::decode(h.op, r.rest()) {
+        let body = r.rest();
+        let request = match Request::decode(h.op, body) {
             Ok(req) => req,
             Err(e) => {
                 tracing::debug!(conn, op = h.op, error = %e, "undecodable request");
-                return self.on_malformed(conn, session, h, now_ms);
+                return self.on_malformed(conn, session, h, body, now_ms);
             }
         };
         match request {
@@ -787,7 +991,35 @@ impl Core {
                 });
                 self.reply_in_order(conn, frame);
             }
+            req if req.is_write() && self.role == Role::Learner => {
+                self.forward(conn, session, h, body, &req, now_ms)
+            }
             req if req.is_write() => self.on_write(conn, session, h.xid, req, now_ms),
+            Request::Sync { path } if self.role == Role::Learner => {
+                // Answered once the leader's SYNC comes back, after every txn it had
+                // proposed before it is applied here.
+                self.syncs.push_back((conn, h.xid, path));
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.push_back(Queued::Write {
+                        key: Key::Sync,
+                        reply: None,
+                        close_after: false,
+                        recv_ms: now_ms,
+                    });
+                }
+                self.actions.push(Action::Forward {
+                    session_id: session,
+                    cxid: h.xid,
+                    op: h.op,
+                    body: body.to_vec(),
+                    auth: Some(
+                        self.conns
+                            .get(&conn)
+                            .map(|c| c.auth.clone())
+                            .unwrap_or_default(),
+                    ),
+                });
+            }
             req => {
                 let queued = self.conns.get(&conn).is_some_and(|c| !c.queue.is_empty());
                 if queued {
@@ -809,7 +1041,14 @@ impl Core {
 
     /// A body that does not decode: writes become an error txn (consuming a zxid, as in
     /// ZooKeeper), reads get MARSHALLINGERROR at once.
-    fn on_malformed(&mut self, conn: ConnId, session: i64, h: RequestHeader, now_ms: i64) {
+    fn on_malformed(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        h: RequestHeader,
+        body: &[u8],
+        now_ms: i64,
+    ) {
         let is_write = matches!(
             OpCode::from_i32(h.op),
             Some(
@@ -827,7 +1066,11 @@ impl Core {
                     | OpCode::CreateSession
             )
         );
-        if is_write {
+        if is_write && self.role == Role::Learner {
+            // The leader turns it into the error txn.
+            let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
+            self.forward_raw(conn, session, h, body, op, false, now_ms);
+        } else if is_write {
             let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
             let txn = Txn::Error {
                 err: zooid_proto::ErrorCode::MarshallingError.code(),
@@ -856,10 +1099,59 @@ impl Core {
         }
     }
 
+    /// Learner: send a write to the leader; its reply waits in the FIFO for the txn.
+    fn forward(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        h: RequestHeader,
+        body: &[u8],
+        req: &Request,
+        now_ms: i64,
+    ) {
+        let op = write_op(req);
+        let close_after = matches!(req, Request::CloseSession);
+        if close_after {
+            if let Some(s) = self.sessions.get_mut(&session) {
+                s.closing = true;
+            }
+        }
+        self.forward_raw(conn, session, h, body, op, close_after, now_ms);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward_raw(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        h: RequestHeader,
+        body: &[u8],
+        op: OpCode,
+        close_after: bool,
+        now_ms: i64,
+    ) {
+        let auth = self.conns.get(&conn).map(|c| c.auth.clone());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(Queued::Write {
+                key: Key::Forwarded(h.xid, op),
+                reply: None,
+                close_after,
+                recv_ms: now_ms,
+            });
+        }
+        self.actions.push(Action::Forward {
+            session_id: session,
+            cxid: h.xid,
+            op: h.op,
+            body: body.to_vec(),
+            auth,
+        });
+    }
+
     fn enqueue_write(&mut self, conn: ConnId, zxid: i64, close_after: bool, recv_ms: i64) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
-                zxid,
+                key: Key::Zxid(zxid),
                 reply: None,
                 close_after,
                 recv_ms,
@@ -873,7 +1165,7 @@ impl Core {
         if queued {
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.queue.push_back(Queued::Write {
-                    zxid: 0,
+                    key: Key::Ready,
                     reply: Some(frame),
                     close_after: false,
                     recv_ms: 0,
@@ -922,26 +1214,102 @@ impl Core {
     }
 
     fn on_write(&mut self, conn: ConnId, session: i64, xid_: i32, req: Request, now_ms: i64) {
-        let op = match &req {
-            Request::Create(c) => c.op,
-            Request::Delete { .. } => OpCode::Delete,
-            Request::DeleteContainer { .. } => OpCode::DeleteContainer,
-            Request::SetData { .. } => OpCode::SetData,
-            Request::SetAcl { .. } => OpCode::SetAcl,
-            Request::Check { .. } => OpCode::Check,
-            Request::Multi(_) => OpCode::Multi,
-            Request::Reconfig { .. } => OpCode::Reconfig,
-            _ => OpCode::CloseSession,
-        };
+        let op = write_op(&req);
         let auth_ids = self
             .conns
             .get(&conn)
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         let zxid = self.next_zxid;
+        let (txn, changes, close_after) = self.prep_write(session, &req, &auth_ids, now_ms);
+        let z = self.propose(
+            session,
+            xid_,
+            now_ms,
+            txn,
+            Origin::Client {
+                conn,
+                xid: xid_,
+                op,
+            },
+            changes,
+        );
+        debug_assert_eq!(z, zxid);
+        self.enqueue_write(conn, zxid, close_after, now_ms);
+    }
+
+    /// Leader: a request a learner forwarded. Its client is answered by that learner when
+    /// the txn comes back committed, so nothing waits here.
+    fn on_forwarded(
+        &mut self,
+        session: i64,
+        cxid: i32,
+        op: i32,
+        body: &[u8],
+        auth: Vec<Id>,
+        now_ms: i64,
+    ) {
+        let known = self.sessions.get(&session).is_some_and(|s| !s.closing);
+        let (txn, changes) = match OpCode::from_i32(op) {
+            Some(OpCode::CreateSession) => {
+                let timeout = zooid_proto::Reader::new(body)
+                    .read_i32()
+                    .unwrap_or(self.cfg.min_session_timeout_ms)
+                    .clamp(
+                        self.cfg.min_session_timeout_ms,
+                        self.cfg.max_session_timeout_ms,
+                    );
+                let deadline_ms = self.deadline(now_ms, timeout);
+                self.sessions.entry(session).or_insert(Session {
+                    timeout_ms: timeout,
+                    deadline_ms,
+                    conn: None,
+                    closing: false,
+                });
+                let txn = Txn::CreateSession {
+                    timeout_ms: timeout,
+                };
+                (txn, Some(prep::Changes::default()))
+            }
+            // ZooKeeper's checkSession: a session the leader does not know has expired.
+            _ if !known => (
+                Txn::Error {
+                    err: zooid_proto::ErrorCode::SessionExpired.code(),
+                },
+                None,
+            ),
+            _ => {
+                self.touch(session, now_ms);
+                match Request::decode(op, body) {
+                    Ok(req) if req.is_write() => {
+                        let (txn, changes, _) = self.prep_write(session, &req, &auth, now_ms);
+                        (txn, changes)
+                    }
+                    _ => (
+                        Txn::Error {
+                            err: zooid_proto::ErrorCode::MarshallingError.code(),
+                        },
+                        None,
+                    ),
+                }
+            }
+        };
+        self.propose(session, cxid, now_ms, txn, Origin::Internal, changes);
+    }
+
+    /// Check a write against the tree and the pending view, in ZooKeeper's order, and build
+    /// its txn: (txn, its changes unless it is an error txn, whether the session closes).
+    fn prep_write(
+        &mut self,
+        session: i64,
+        req: &Request,
+        auth_ids: &[Id],
+        now_ms: i64,
+    ) -> (Txn, Option<prep::Changes>, bool) {
+        let zxid = self.next_zxid;
         let ctx = Ctx {
             session,
-            auth: &auth_ids,
+            auth: auth_ids,
             zxid,
             now_ms,
             extended_types: self.cfg.extended_types_enabled,
@@ -949,7 +1317,7 @@ impl Core {
         };
         let mut ov = Overlay::new(&self.tree, &self.pending);
         let mut close_after = false;
-        let txn = match &req {
+        let txn = match req {
             Request::Create(c) => {
                 prep::prep_op(&zooid_proto::MultiOp::Create(c.clone()), &mut ov, &ctx)
             }
@@ -1007,24 +1375,10 @@ impl Core {
             }
             _ => unreachable!("is_write() covers exactly these requests"),
         };
-        let (txn, changes) = match txn {
-            Ok(t) => (t, Some(ov.into_changes())),
-            Err(e) => (Txn::Error { err: e.code() }, None),
-        };
-        let z = self.propose(
-            session,
-            xid_,
-            now_ms,
-            txn,
-            Origin::Client {
-                conn,
-                xid: xid_,
-                op,
-            },
-            changes,
-        );
-        debug_assert_eq!(z, zxid);
-        self.enqueue_write(conn, zxid, close_after, now_ms);
+        match txn {
+            Ok(t) => (t, Some(ov.into_changes()), close_after),
+            Err(e) => (Txn::Error { err: e.code() }, None, close_after),
+        }
     }
 
     fn on_persisted(&mut self, zxid: i64, now_ms: i64) {
@@ -1096,7 +1450,11 @@ impl Core {
         match f.origin {
             Origin::Client { conn, xid, op } => {
                 let frame = reply_for(xid, zxid, op, &f.txn, &applied.result);
-                self.fill_reply(conn, zxid, frame, now_ms);
+                let key = match self.role {
+                    Role::Learner => Key::Forwarded(xid, op),
+                    _ => Key::Zxid(zxid),
+                };
+                self.fill_reply(conn, key, zxid, frame, now_ms);
                 if matches!(f.txn, Txn::CloseSession { .. }) {
                     self.forget_session(f.header.session_id);
                 }
@@ -1135,12 +1493,107 @@ impl Core {
                     }
                 }
             }
-            Origin::Internal => {
-                if matches!(f.txn, Txn::CloseSession { .. }) {
-                    self.forget_session(f.header.session_id);
+            Origin::Internal => match f.txn {
+                Txn::CloseSession { .. } => {
+                    // Expired (or closed through another member): its connection here, if
+                    // any, goes too.
+                    let session = f.header.session_id;
+                    if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
+                        self.close_conn(conn);
+                    }
+                    self.forget_session(session);
+                }
+                Txn::CreateSession { timeout_ms } => {
+                    let session = f.header.session_id;
+                    let deadline = self.deadline(now_ms, timeout_ms);
+                    self.sessions.entry(session).or_insert(Session {
+                        timeout_ms,
+                        deadline_ms: deadline,
+                        conn: None,
+                        closing: false,
+                    });
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// Learner: apply a committed txn, answering the local client whose request it is.
+    fn on_apply(&mut self, entry: TxnEntry, now_ms: i64) {
+        if entry.header.zxid <= self.tree.last_zxid() {
+            // The leader's Zab state machine delivers each zxid once, above what the tree
+            // reflects; anything else is a protocol fault, never worth a crash.
+            tracing::warn!(
+                zxid = format_args!("{:#x}", entry.header.zxid),
+                last = format_args!("{:#x}", self.tree.last_zxid()),
+                "ignoring a committed txn at or below the last applied zxid"
+            );
+            return;
+        }
+        let session = entry.header.session_id;
+        let origin = match &entry.txn {
+            Txn::CreateSession { .. } => match self.connecting.remove(&session) {
+                Some((conn, read_only)) => Origin::CreateSession { conn, read_only },
+                None => Origin::Internal,
+            },
+            _ => {
+                let cxid = entry.header.cxid;
+                let waiting = self
+                    .sessions
+                    .get(&session)
+                    .and_then(|s| s.conn)
+                    .and_then(|conn| {
+                        let c = self.conns.get(&conn)?;
+                        c.queue.iter().find_map(|q| match q {
+                            Queued::Write {
+                                key: Key::Forwarded(x, op),
+                                reply: None,
+                                ..
+                            } if *x == cxid => Some((conn, *op)),
+                            _ => None,
+                        })
+                    });
+                match waiting {
+                    Some((conn, op)) => Origin::Client {
+                        conn,
+                        xid: cxid,
+                        op,
+                    },
+                    None => Origin::Internal,
                 }
             }
+        };
+        let f = Inflight {
+            header: entry.header,
+            txn: entry.txn,
+            origin,
+            digest_delta: 0,
+            digest: None,
+        };
+        self.apply(f, now_ms);
+        if let Some(expected) = entry.digest.map(|d| d.tree_digest) {
+            if self.cfg.digest_enabled && self.tree.digest() != expected {
+                self.stats.digest_mismatches += 1;
+                tracing::error!(
+                    zxid = format_args!("{:#x}", entry.header.zxid),
+                    expected,
+                    actual = self.tree.digest(),
+                    "tree digest differs from the leader's for this txn"
+                );
+            }
         }
+    }
+
+    /// Learner: the leader's SYNC for our oldest forwarded sync.
+    fn on_sync_done(&mut self, now_ms: i64) {
+        let Some((conn, xid, path)) = self.syncs.pop_front() else {
+            return;
+        };
+        let Some(session) = self.conns.get(&conn).and_then(|c| c.session) else {
+            return;
+        };
+        let frame = self.read(conn, session, xid, Request::Sync { path }, now_ms);
+        self.fill_reply(conn, Key::Sync, self.tree.last_zxid(), frame, now_ms);
     }
 
     fn forget_session(&mut self, session: i64) {
@@ -1171,14 +1624,15 @@ impl Core {
         }
     }
 
-    /// Store the reply of the write `zxid` and flush the connection's FIFO.
-    fn fill_reply(&mut self, conn: ConnId, zxid: i64, frame: Vec<u8>, now_ms: i64) {
+    /// Store the reply of the write `key` (applied as `zxid`) and flush the connection's
+    /// FIFO.
+    fn fill_reply(&mut self, conn: ConnId, key: Key, zxid: i64, frame: Vec<u8>, now_ms: i64) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
         for q in c.queue.iter_mut() {
-            if let Queued::Write { zxid: z, reply, .. } = q {
-                if *z == zxid {
+            if let Queued::Write { key: k, reply, .. } = q {
+                if *k == key && reply.is_none() {
                     *reply = Some(frame);
                     break;
                 }
@@ -1526,6 +1980,10 @@ impl Core {
             tracing::debug!(conn, "no ConnectRequest within 10 s; closing");
             self.close_conn(conn);
         }
+        if self.role == Role::Learner {
+            // The leader expires sessions and deletes containers and TTL nodes.
+            return;
+        }
         let expired: Vec<i64> = self
             .sessions
             .iter()
@@ -1578,6 +2036,21 @@ impl Core {
                 self.propose(0, 0, now_ms, txn, Origin::Internal, Some(changes));
             }
         }
+    }
+}
+
+/// The opcode a write request's reply is shaped by.
+fn write_op(req: &Request) -> OpCode {
+    match req {
+        Request::Create(c) => c.op,
+        Request::Delete { .. } => OpCode::Delete,
+        Request::DeleteContainer { .. } => OpCode::DeleteContainer,
+        Request::SetData { .. } => OpCode::SetData,
+        Request::SetAcl { .. } => OpCode::SetAcl,
+        Request::Check { .. } => OpCode::Check,
+        Request::Multi(_) => OpCode::Multi,
+        Request::Reconfig { .. } => OpCode::Reconfig,
+        _ => OpCode::CloseSession,
     }
 }
 

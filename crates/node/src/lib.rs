@@ -9,5 +9,6 @@ pub mod path;
 pub mod prep;
 
 pub use crate::core::{
-    frame_of, notification, Action, ConnId, ConnStats, Core, CoreConfig, Input, ServerStats, Tally,
+    frame_of, notification, Action, ConnId, ConnStats, Core, CoreConfig, Input, Role, ServerStats,
+    Tally,
 };

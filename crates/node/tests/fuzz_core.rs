@@ -303,6 +303,9 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
                     core.handle(now, Input::Disconnect { conn });
                 }
                 Action::Send { .. } => sends += 1,
+                Action::Forward { .. } | Action::Revalidate { .. } => {
+                    panic!("seed {seed}: a standalone core forwarded to a leader")
+                }
             }
         }
         max_nodes = max_nodes.max(core.tree().node_count());

@@ -101,7 +101,14 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A member of an ensemble: the quorum peer and the events of its sockets.
+pub struct Ensemble {
+    pub peer: crate::ensemble::Peer,
+    pub events: mpsc::UnboundedReceiver<crate::peer_net::PeerEvent>,
+}
+
 /// Accept connections until `shutdown` flips. `events` comes from [`event_channel`].
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     core: Core,
@@ -109,6 +116,7 @@ pub async fn serve(
     disk: Disk,
     metrics: Registry,
     events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+    ensemble: Option<Ensemble>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (tx, rx) = events;
@@ -118,6 +126,7 @@ pub async fn serve(
         cfg.clone(),
         disk,
         metrics,
+        ensemble,
         shutdown.clone(),
     ));
     let mut next_conn: ConnId = 1;
@@ -164,17 +173,29 @@ fn next_snapshot_after(snap_count: u64) -> u64 {
     half + rand::random::<u64>() % half
 }
 
+/// How often the quorum peer's timers are looked at (election resends, pings, silence).
+const PEER_TICK: Duration = Duration::from_millis(50);
+
 async fn run_core(
     mut core: Core,
     mut rx: mpsc::Receiver<Event>,
     cfg: DriverConfig,
     mut disk: Disk,
     mut metrics: Registry,
+    ensemble: Option<Ensemble>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut outs: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut peer_tick = tokio::time::interval(PEER_TICK);
+    peer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut peer, mut peer_rx) = match ensemble {
+        Some(e) => (Some(e.peer), Some(e.events)),
+        None => (None, None),
+    };
+    let mut appended_seen = 0u64;
+    let mut generation = 0u64;
     let mut batch = Vec::with_capacity(256);
     let mut since_snapshot = 0u64;
     let mut snapshot = disk
@@ -191,7 +212,13 @@ async fn run_core(
             // that matter: requests never block fsync completions or the tick.
             biased;
             msg = disk.from_writer.recv() => match msg {
-                Some(FromWriter::Persisted(zxid)) => core.handle(now_ms(), Input::Persisted { zxid }),
+                Some(FromWriter::Persisted(zxid)) => match peer.as_mut() {
+                    Some(p) => {
+                        let mut node = node(&mut core, &mut outs, &mut disk);
+                        p.on_persisted(zxid, &mut node);
+                    }
+                    None => core.handle(now_ms(), Input::Persisted { zxid }),
+                },
                 Some(FromWriter::Timed(t)) => match t {
                     DiskTiming::Fsync { ms, txns } => {
                         metrics.observe("fsynctime", ms as i64);
@@ -209,8 +236,24 @@ async fn run_core(
                 }
                 None => break,
             },
+            ev = recv_peer(&mut peer_rx) => {
+                if let (Some(p), Some(ev)) = (peer.as_mut(), ev) {
+                    let mut node = node(&mut core, &mut outs, &mut disk);
+                    p.on_event(ev, &mut node);
+                }
+            }
+            _ = peer_tick.tick(), if peer.is_some() => {
+                if let Some(p) = peer.as_mut() {
+                    let mut node = node(&mut core, &mut outs, &mut disk);
+                    p.on_tick(&mut node);
+                }
+            }
             _ = tick.tick() => {
-                core.handle(now_ms(), Input::Tick);
+                // Only a serving core expires sessions: a leader still syncing must not
+                // number txns before its epoch is established.
+                if peer.as_ref().is_none_or(|p| p.serving) {
+                    core.handle(now_ms(), Input::Tick);
+                }
             }
             _ = shutdown.changed() => break,
             n = rx.recv_many(&mut batch, 256) => {
@@ -224,6 +267,11 @@ async fn run_core(
         for ev in batch.drain(..) {
             match ev {
                 Event::Connect { conn, addr, out } => {
+                    if peer.as_ref().is_some_and(|p| !p.serving) {
+                        // ZooKeeper's "not running" server: clients try another member.
+                        let _ = out.send(Outbound::Close);
+                        continue;
+                    }
                     outs.insert(conn, out);
                     core.handle(now, Input::Connect { conn, addr });
                 }
@@ -297,6 +345,17 @@ async fn run_core(
                 }
             }
         }
+        if let Some(p) = peer.as_mut() {
+            let mut node = node(&mut core, &mut outs, &mut disk);
+            p.core_actions(&mut node, Some(&mut metrics));
+            since_snapshot += p.appended - appended_seen;
+            appended_seen = p.appended;
+            if p.generation != generation {
+                // A new tree: a snapshot of the old one is void.
+                generation = p.generation;
+                snapshot = None;
+            }
+        }
         for a in core.take_actions() {
             match a {
                 Action::Send { conn, frame } => {
@@ -315,6 +374,9 @@ async fn run_core(
                     if disk.writer.send(ToWriter::Append { zxid, entry }).is_err() {
                         break;
                     }
+                }
+                Action::Forward { .. } | Action::Revalidate { .. } => {
+                    tracing::error!("a standalone core asked to reach a leader");
                 }
             }
         }
@@ -337,6 +399,28 @@ async fn run_core(
     }
     for o in outs.values() {
         let _ = o.send(Outbound::Close);
+    }
+}
+
+fn node<'a>(
+    core: &'a mut Core,
+    outs: &'a mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    disk: &'a mut Disk,
+) -> crate::ensemble::Node<'a> {
+    crate::ensemble::Node {
+        core,
+        outs,
+        writer: &disk.writer,
+        from_writer: &mut disk.from_writer,
+    }
+}
+
+async fn recv_peer(
+    rx: &mut Option<mpsc::UnboundedReceiver<crate::peer_net::PeerEvent>>,
+) -> Option<crate::peer_net::PeerEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -5,9 +5,11 @@
 pub mod admin;
 pub mod commands;
 pub mod driver;
+pub mod ensemble;
 pub mod fourlw;
 pub mod lifecycle;
 pub mod metrics;
+pub mod peer_net;
 pub mod persist;
 
 use std::net::SocketAddr;
@@ -38,6 +40,9 @@ pub enum StartError {
         dir: String,
         source: zooid_storage::recovery::RecoveryError,
     },
+    /// A replicated ensemble's settings that cannot work; the text says what to change.
+    #[error("{0}")]
+    Ensemble(String),
     #[error(
         "cannot write the start-up snapshot in {dir}: {source} (check free space and permissions)"
     )]
@@ -157,12 +162,125 @@ async fn bind_metrics(cfg: &ServerConfig) -> Result<Option<TcpListener>, StartEr
     }
 }
 
+/// This member's id from `dataDir/myid`, which an ensemble member must have and which must
+/// name one of the server.N lines.
+fn my_id(cfg: &ServerConfig) -> Result<zooid_config::ServerId, StartError> {
+    let path = cfg.data_dir.join("myid");
+    let id = zooid_config::read_myid(&cfg.data_dir)
+        .map_err(|e| StartError::Ensemble(e.to_string()))?
+        .ok_or_else(|| {
+            StartError::Ensemble(format!(
+                "{} is missing: a member of an ensemble needs the number of its server.N line there (e.g. echo 1 > {})",
+                path.display(),
+                path.display()
+            ))
+        })?;
+    if !cfg.servers.contains_key(&id) {
+        let ids: Vec<String> = cfg.servers.keys().map(|s| s.0.to_string()).collect();
+        return Err(StartError::Ensemble(format!(
+            "{} says {} but the configuration lists server.{}; write one of those ids in myid, or add a server.{} line",
+            path.display(),
+            id.0,
+            ids.join(", server."),
+            id.0
+        )));
+    }
+    Ok(id)
+}
+
+/// Resolve a server line's host and port, saying which line when it cannot be.
+fn member_addr(sid: u64, host: &str, port: u16) -> Result<SocketAddr, StartError> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            StartError::Ensemble(format!(
+                "server.{sid}: the host {host:?} does not resolve to an address (check the spelling, /etc/hosts, and that no space trails the value)"
+            ))
+        })
+}
+
+/// The ensemble's members and timing, from zoo.cfg.
+fn ensemble_config(
+    cfg: &ServerConfig,
+    my_id: zooid_config::ServerId,
+    core: CoreConfig,
+    snap_dir: std::path::PathBuf,
+    log_dir: std::path::PathBuf,
+) -> Result<ensemble::EnsembleConfig, StartError> {
+    use zooid_config::PeerRole;
+    let mut members = std::collections::BTreeMap::new();
+    let mut text_members = Vec::new();
+    for (sid, s) in &cfg.servers {
+        let id = zooid_zab::ServerId(sid.0 as i64);
+        let observer = s.role == PeerRole::Observer;
+        members.insert(
+            id,
+            ensemble::Member {
+                quorum: member_addr(sid.0, &s.host, s.quorum_port)?,
+                election: member_addr(sid.0, &s.host, s.election_port)?,
+                observer,
+            },
+        );
+        text_members.push(zooid_zab::ConfigMember {
+            sid: id,
+            host: s.host.clone(),
+            quorum_port: s.quorum_port,
+            election_port: s.election_port,
+            observer,
+            client: s.client_addr.as_ref().map(|(h, p)| format!("{h}:{p}")),
+        });
+    }
+    if cfg.servers[&my_id].role == PeerRole::Observer && cfg.peer_type != PeerRole::Observer {
+        tracing::warn!(
+            "server.{} is an observer but peerType is not observer; running as an observer",
+            my_id.0
+        );
+    }
+    Ok(ensemble::EnsembleConfig {
+        my_id: zooid_zab::ServerId(my_id.0 as i64),
+        members,
+        timing: zooid_zab::Timing {
+            tick_ms: cfg.tick_ms.max(1) as u64,
+            init_limit: cfg.init_limit.max(1),
+            sync_limit: cfg.sync_limit.max(1),
+        },
+        cnx_timeout: std::time::Duration::from_millis(cfg.cnx_timeout_ms.max(100) as u64),
+        config_text: zooid_zab::config_text::render(&text_members, 0).into_bytes(),
+        core,
+        snap_dir,
+        log_dir,
+    })
+}
+
+/// Bind a peer port of this member, naming the server line when it cannot be.
+async fn bind_peer(addr: SocketAddr, what: &str, sid: u64) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Bind {
+        addr,
+        source,
+        hint: if what == "quorum" {
+            " (the quorum port of this member's server.N line; another process holds it, or the host is not an address of this machine)"
+        } else {
+            " (the election port of this member's server.N line; another process holds it, or the host is not an address of this machine)"
+        },
+    })
+    .inspect_err(|_| tracing::error!(sid, what, "cannot bind a peer port"))
+}
+
 /// Bind the client port and start serving on the current tokio runtime.
 pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
+    let mut owned = cfg.clone();
+    let standalone = cfg.is_standalone();
+    if !standalone && owned.my_id.is_none() {
+        owned.my_id = Some(my_id(cfg)?);
+    }
+    let cfg = &owned;
     let addr = cfg.client_addr();
     let listener = TcpListener::bind(addr).await.map_err(|source| {
         let hint = match source.kind() {
@@ -232,7 +350,11 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0;
 
     let now = driver::now_ms();
-    let core = Core::new(core_config(cfg), tree, now);
+    let mut core_cfg = core_config(cfg);
+    if let Some(id) = cfg.my_id.filter(|_| !standalone) {
+        core_cfg.server_id = id.0 as u8;
+    }
+    let core = Core::new(core_cfg.clone(), tree, now);
     let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     let info = fourlw::ServerInfo {
         client_port: client_addr.port(),
@@ -299,6 +421,40 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         })
     });
     let (shutdown, rx) = watch::channel(false);
+    let ensemble = match cfg.my_id.filter(|_| !standalone) {
+        None => None,
+        Some(id) => {
+            let ecfg = ensemble_config(cfg, id, core_cfg, snap_dir.clone(), log_dir.clone())?;
+            let me = ecfg.members[&ecfg.my_id].clone();
+            let election_listener = bind_peer(me.election, "election", id.0).await?;
+            let quorum_listener = bind_peer(me.quorum, "quorum", id.0).await?;
+            let (peer_tx, peer_rx) = tokio::sync::mpsc::unbounded_channel();
+            let peers = ecfg
+                .members
+                .iter()
+                .filter(|(s, _)| **s != ecfg.my_id)
+                .map(|(s, m)| (*s, m.election))
+                .collect();
+            let to_election = peer_net::spawn_election(
+                ecfg.my_id,
+                election_listener,
+                me.election,
+                peers,
+                ecfg.cnx_timeout,
+                peer_tx.clone(),
+                rx.clone(),
+            );
+            let limits = zooid_zab::QuorumLimits::from_jute(cfg.jute_max_buffer as usize, 1024);
+            let links = peer_net::Links::new(limits, peer_tx);
+            links.spawn_listener(quorum_listener, rx.clone());
+            let peer = ensemble::Peer::start(ecfg, &core, to_election, links)
+                .map_err(StartError::Ensemble)?;
+            Some(driver::Ensemble {
+                peer,
+                events: peer_rx,
+            })
+        }
+    };
     let events = driver::event_channel();
     let mut http_tasks = Vec::new();
     let mut http_addr = |l: Option<TcpListener>, endpoint: admin::Endpoint| {
@@ -312,9 +468,14 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let admin_addr = http_addr(admin_listener, admin::Endpoint::Admin);
     let metrics_addr = http_addr(metrics_listener, admin::Endpoint::Metrics);
     let task = tokio::spawn(driver::serve(
-        listener, core, dcfg, disk, registry, events, rx,
+        listener, core, dcfg, disk, registry, events, ensemble, rx,
     ));
-    tracing::info!(%client_addr, data_dir = %cfg.data_dir.display(), "zooid serving clients (standalone)");
+    let mode = if standalone {
+        "standalone"
+    } else {
+        "ensemble member"
+    };
+    tracing::info!(%client_addr, data_dir = %cfg.data_dir.display(), mode, "zooid started");
     Ok(ServerHandle {
         client_addr,
         admin_addr,

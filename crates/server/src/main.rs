@@ -213,14 +213,6 @@ fn run_server(config: Option<PathBuf>) -> ExitCode {
             }
         },
     };
-    if !cfg.is_standalone() {
-        eprintln!(
-            "zooid: {} lists {} server.N members; replicated ensembles are not supported yet, so this server cannot join them. Remove the server.N lines to run standalone.",
-            config.as_deref().map(|p| p.display().to_string()).unwrap_or_default(),
-            cfg.servers.len()
-        );
-        return ExitCode::from(2);
-    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -23,6 +23,9 @@ pub enum ToWriter {
     },
     /// Start a new log file with the next append (after a snapshot).
     Roll,
+    /// Make everything appended durable, close the file and answer: the caller may now
+    /// change the log files (a TRUNC) before appending again.
+    Quiesce(mpsc::Sender<Result<(), String>>),
 }
 
 pub enum FromWriter {
@@ -101,6 +104,13 @@ fn write_one(
             *appended += 1;
         }
         ToWriter::Roll => log.roll().map_err(|e| e.to_string())?,
+        ToWriter::Quiesce(done) => {
+            // The answer says all of it is durable; no Persisted follows for what came before.
+            let r = log.roll().map_err(|e| e.to_string());
+            *last = None;
+            let _ = done.send(r.clone());
+            r?
+        }
     }
     Ok(())
 }

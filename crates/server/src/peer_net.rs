@@ -1,0 +1,448 @@
+//! The ensemble's sockets: the election port (one connection per pair of members) and the
+//! quorum port (one connection per learner to its leader). Bytes in, decoded messages out to
+//! the core task as [`PeerEvent`]s; nothing here decides anything.
+//!
+//! ```text
+//! election port   dial ─▶ InitialMessage, then [len][Notification]...   (both directions)
+//!                 only the higher sid keeps a connection: a lower sid dials only to make the
+//!                 higher one dial back (QuorumCnxManager's rule)
+//! quorum port     learner dials its leader; QuorumPackets both ways, a SNAP stream after SNAP
+//! ```
+//! Every member listens on its quorum port from the start; a connection that arrives before
+//! this member leads waits for the core task to adopt it (as leader) or close it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use zooid_zab::election::{self as wire, PROTOCOL_V2};
+use zooid_zab::{
+    Decoded, InitialMessage, Notification, QuorumDecoder, QuorumLimits, QuorumMessage, Sender,
+    ServerId,
+};
+
+/// A quorum-port connection, numbered by the process.
+pub type LinkId = u64;
+
+/// What the sockets report to the core task.
+pub enum PeerEvent {
+    Notification {
+        from: ServerId,
+        n: Notification,
+    },
+    /// A quorum connection is open (accepted, or dialed by [`dial_leader`]).
+    LinkUp {
+        link: LinkId,
+        out: mpsc::UnboundedSender<LinkOut>,
+    },
+    LinkMessage {
+        link: LinkId,
+        msg: QuorumMessage,
+    },
+    /// The items of a SNAP stream, up to (not including) "BenWasHere".
+    LinkSnapshot {
+        link: LinkId,
+        body: Vec<u8>,
+    },
+    /// The connection is gone (or the dial failed); `why` for the log.
+    LinkDown {
+        link: LinkId,
+        why: String,
+    },
+}
+
+/// What the core task writes on a quorum connection.
+pub enum LinkOut {
+    Msg(QuorumMessage),
+    /// Raw bytes (a SNAP stream and its signature).
+    Raw(Vec<u8>),
+    Close,
+}
+
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+// ---- election port ----------------------------------------------------------------------------
+
+/// Start the election port: listen on `listen`, reach `peers` (sid → election address) when
+/// there is something to say. Send `(to, notification)` on the returned channel.
+pub fn spawn_election(
+    my_id: ServerId,
+    listener: TcpListener,
+    my_addr: SocketAddr,
+    peers: BTreeMap<ServerId, SocketAddr>,
+    cnx_timeout: Duration,
+    events: mpsc::UnboundedSender<PeerEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) -> mpsc::UnboundedSender<(ServerId, Notification)> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(ServerId, Notification)>();
+    let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<ElectionConn>();
+    let hello = {
+        let mut b = Vec::new();
+        InitialMessage::V2 {
+            sid: my_id,
+            addresses: my_addr.to_string(),
+        }
+        .encode(&mut b);
+        debug_assert_eq!(i64::from_be_bytes(b[..8].try_into().unwrap()), PROTOCOL_V2);
+        b
+    };
+    // Accept: read the initial message; keep the connection only if the peer has the higher sid.
+    {
+        let conn_tx = conn_tx.clone();
+        let mut shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = listener.accept() => {
+                        let Ok((stream, _)) = r else { continue };
+                        let conn_tx = conn_tx.clone();
+                        tokio::spawn(async move {
+                            if let Some((sid, stream, rest)) = read_initial(stream, cnx_timeout).await {
+                                let _ = conn_tx.send(ElectionConn::Accepted { sid, stream, rest });
+                            }
+                        });
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+    tokio::spawn(async move {
+        let mut slots: HashMap<ServerId, Slot> = HashMap::new();
+        loop {
+            tokio::select! {
+                m = rx.recv() => {
+                    let Some((to, n)) = m else { return };
+                    let mut frame = Vec::new();
+                    n.encode_frame(&mut frame);
+                    let slot = slots.entry(to).or_default();
+                    slot.last = Some(frame.clone());
+                    match &slot.out {
+                        Some(out) if !out.is_closed() => { let _ = out.send(frame); }
+                        _ => {
+                            slot.out = None;
+                            if !slot.dialing {
+                                if let Some(&addr) = peers.get(&to) {
+                                    slot.dialing = true;
+                                    tokio::spawn(dial_election(to, addr, hello.clone(), my_id, cnx_timeout, conn_tx.clone()));
+                                }
+                            }
+                        }
+                    }
+                }
+                c = conn_rx.recv() => {
+                    let Some(c) = c else { return };
+                    match c {
+                        ElectionConn::Accepted { sid, stream, rest } => {
+                            if sid < my_id {
+                                // A lower sid only asks us to call: we own the connection.
+                                drop(stream);
+                                let slot = slots.entry(sid).or_default();
+                                let open = slot.out.as_ref().is_some_and(|o| !o.is_closed());
+                                if !open && !slot.dialing {
+                                    if let Some(&addr) = peers.get(&sid) {
+                                        slot.dialing = true;
+                                        tokio::spawn(dial_election(sid, addr, hello.clone(), my_id, cnx_timeout, conn_tx.clone()));
+                                    }
+                                }
+                                continue;
+                            }
+                            let slot = slots.entry(sid).or_default();
+                            slot.out = Some(run_election_conn(sid, stream, rest, slot.last.clone(), events.clone()));
+                        }
+                        ElectionConn::Dialed { sid, stream } => {
+                            let slot = slots.entry(sid).or_default();
+                            slot.dialing = false;
+                            if let Some(stream) = stream {
+                                slot.out = Some(run_election_conn(sid, stream, Vec::new(), slot.last.clone(), events.clone()));
+                            }
+                        }
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    });
+    tx
+}
+
+#[derive(Default)]
+struct Slot {
+    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    dialing: bool,
+    /// The last notification for this peer, re-sent on a new connection (Java's
+    /// `lastMessageSent`), as the one-slot send queue of `QuorumCnxManager`.
+    last: Option<Vec<u8>>,
+}
+
+enum ElectionConn {
+    Accepted {
+        sid: ServerId,
+        stream: TcpStream,
+        rest: Vec<u8>,
+    },
+    /// `stream` is None when the dial failed or the peer has the higher sid (it calls back).
+    Dialed {
+        sid: ServerId,
+        stream: Option<TcpStream>,
+    },
+}
+
+async fn read_initial(
+    mut stream: TcpStream,
+    timeout: Duration,
+) -> Option<(ServerId, TcpStream, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 1024];
+    let read = async {
+        loop {
+            match InitialMessage::decode(&buf) {
+                Ok(Some((m, used))) => return Some((m.sid(), used)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::info!(error = %e, "election port: bad initial message; closing");
+                    return None;
+                }
+            }
+            match stream.read(&mut tmp).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+    };
+    let (sid, used) = tokio::time::timeout(timeout, read).await.ok()??;
+    let _ = stream.set_nodelay(true);
+    Some((sid, stream, buf[used..].to_vec()))
+}
+
+async fn dial_election(
+    sid: ServerId,
+    addr: SocketAddr,
+    hello: Vec<u8>,
+    my_id: ServerId,
+    timeout: Duration,
+    conn_tx: mpsc::UnboundedSender<ElectionConn>,
+) {
+    let stream = async {
+        let mut s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .ok()?
+            .ok()?;
+        let _ = s.set_nodelay(true);
+        s.write_all(&hello).await.ok()?;
+        // The higher sid owns the connection: if that is the peer, it dials us back.
+        (sid < my_id).then_some(s)
+    }
+    .await;
+    let _ = conn_tx.send(ElectionConn::Dialed { sid, stream });
+}
+
+/// Run one election connection: frames in as events, frames out from the returned channel.
+fn run_election_conn(
+    sid: ServerId,
+    stream: TcpStream,
+    mut buf: Vec<u8>,
+    last: Option<Vec<u8>>,
+    events: mpsc::UnboundedSender<PeerEvent>,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (mut rd, mut wr) = stream.into_split();
+    if let Some(last) = last {
+        let _ = tx.send(last);
+    }
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tmp = vec![0u8; 8192];
+        'conn: loop {
+            loop {
+                match wire::next_frame(&buf) {
+                    Ok(Some((from, to))) => {
+                        match Notification::decode(&buf[from..to]) {
+                            Ok(n) => {
+                                if events
+                                    .send(PeerEvent::Notification { from: sid, n })
+                                    .is_err()
+                                {
+                                    break 'conn;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::info!(%sid, error = %e, "election port: bad notification; closing");
+                                break 'conn;
+                            }
+                        }
+                        buf.drain(..to);
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::info!(%sid, error = %e, "election port: bad frame; closing");
+                        break 'conn;
+                    }
+                }
+            }
+            match rd.read(&mut tmp).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&tmp[..n]),
+            }
+        }
+        writer.abort();
+    });
+    tx
+}
+
+// ---- quorum port ------------------------------------------------------------------------------
+
+/// Numbers quorum connections across the listener and the dialer.
+#[derive(Clone)]
+pub struct Links {
+    next: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    limits: QuorumLimits,
+    events: mpsc::UnboundedSender<PeerEvent>,
+}
+
+impl Links {
+    pub fn new(limits: QuorumLimits, events: mpsc::UnboundedSender<PeerEvent>) -> Links {
+        Links {
+            next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
+            limits,
+            events,
+        }
+    }
+
+    fn next_id(&self) -> LinkId {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Accept learners on the quorum port until shutdown.
+    pub fn spawn_listener(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let links = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    r = listener.accept() => {
+                        let Ok((stream, _)) = r else { continue };
+                        let _ = stream.set_nodelay(true);
+                        links.run(links.next_id(), stream, Sender::Learner);
+                    }
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+
+    /// Dial the leader's quorum port; the result arrives as LinkUp or LinkDown.
+    pub fn dial_leader(&self, addr: SocketAddr, timeout: Duration) -> LinkId {
+        let link = self.next_id();
+        let links = self.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    links.run(link, stream, Sender::Leader);
+                }
+                Ok(Err(e)) => {
+                    let why = format!("cannot connect to the leader at {addr}: {e}");
+                    let _ = links.events.send(PeerEvent::LinkDown { link, why });
+                }
+                Err(_) => {
+                    let why = format!("no answer from the leader at {addr} within {timeout:?}");
+                    let _ = links.events.send(PeerEvent::LinkDown { link, why });
+                }
+            }
+        });
+        link
+    }
+
+    fn run(&self, link: LinkId, stream: TcpStream, from: Sender) {
+        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<LinkOut>();
+        let events = self.events.clone();
+        if events
+            .send(PeerEvent::LinkUp { link, out: out_tx })
+            .is_err()
+        {
+            return;
+        }
+        let (mut rd, mut wr) = stream.into_split();
+        let writer = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            while let Some(first) = out_rx.recv().await {
+                let mut close = false;
+                let mut next = Some(first);
+                // Coalesce what is queued into one write.
+                while let Some(m) = next.take() {
+                    match m {
+                        LinkOut::Msg(msg) => msg.to_packet().encode(&mut buf),
+                        LinkOut::Raw(bytes) => buf.extend_from_slice(&bytes),
+                        LinkOut::Close => {
+                            close = true;
+                            break;
+                        }
+                    }
+                    if buf.len() < 1 << 20 {
+                        next = out_rx.try_recv().ok();
+                    }
+                }
+                if wr.write_all(&buf).await.is_err() || close {
+                    break;
+                }
+                buf.clear();
+            }
+            let _ = wr.shutdown().await;
+        });
+        let mut decoder = QuorumDecoder::new(from, self.limits);
+        tokio::spawn(async move {
+            let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+            let mut tmp = vec![0u8; READ_CHUNK];
+            let mut snapshot: Vec<u8> = Vec::new();
+            let why = 'conn: loop {
+                let mut at = 0;
+                loop {
+                    match decoder.decode(&buf[at..]) {
+                        Ok(Decoded::NeedMore { .. }) => break,
+                        Ok(Decoded::Packet { packet, consumed }) => {
+                            at += consumed;
+                            match QuorumMessage::decode(&packet, from) {
+                                Ok(msg) => {
+                                    if events.send(PeerEvent::LinkMessage { link, msg }).is_err() {
+                                        break 'conn String::from("server stopping");
+                                    }
+                                }
+                                Err(e) => break 'conn format!("bad quorum packet: {e}"),
+                            }
+                        }
+                        Ok(Decoded::SnapshotChunk { consumed }) => {
+                            snapshot.extend_from_slice(&buf[at..at + consumed]);
+                            at += consumed;
+                        }
+                        Ok(Decoded::SnapshotEnd { consumed, .. }) => {
+                            at += consumed;
+                            let body = std::mem::take(&mut snapshot);
+                            if events.send(PeerEvent::LinkSnapshot { link, body }).is_err() {
+                                break 'conn String::from("server stopping");
+                            }
+                        }
+                        Err(e) => break 'conn format!("bad quorum stream: {e}"),
+                    }
+                }
+                buf.drain(..at);
+                match rd.read(&mut tmp).await {
+                    Ok(0) => break String::from("closed by the peer"),
+                    Err(e) => break format!("read failed: {e}"),
+                    Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                }
+            };
+            writer.abort();
+            let _ = events.send(PeerEvent::LinkDown { link, why });
+        });
+    }
+}
