@@ -350,6 +350,15 @@ pub struct Ctx<'a> {
     pub disk: DiskFacts,
     /// Query parameters (HTTP) or the word's argument (`stmk`: `traceMask`).
     pub args: Vec<(String, String)>,
+    /// The ensemble role's figures; None for a standalone server.
+    pub peer: Option<crate::ensemble::PeerFacts>,
+}
+
+impl Ctx<'_> {
+    /// `standalone`, `leader`, `follower`, `observer` (ZooKeeper's server_state).
+    fn server_state(&self) -> &'static str {
+        self.peer.as_ref().map_or("standalone", |p| p.state)
+    }
 }
 
 impl Ctx<'_> {
@@ -1088,11 +1097,28 @@ fn set_trace_mask(ctx: &mut Ctx<'_>) -> Response {
 fn monitor(ctx: &mut Ctx<'_>) -> Response {
     let mut r = response(ctx, "mntr");
     r.put("version", version_string());
-    r.put("server_state", "standalone");
+    r.put("server_state", ctx.server_state());
     let extra = usize::from(ctx.asker.is_some());
     let entries = ctx.metrics.collect(ctx.core, extra);
     for (k, v) in metrics::mntr_pairs(&entries, ctx.metrics.prometheus) {
         r.put(&k, v);
+    }
+    if let Some(p) = &ctx.peer {
+        r.put("peer_state", p.peer_state.clone());
+        r.put("quorum_size", p.quorum_size as i64);
+        if p.state == "leader" {
+            // What ZooKeeper's leader adds to mntr.
+            r.put("learners", p.learners as i64);
+            r.put("followers", p.learners as i64);
+            r.put("synced_followers", p.synced_followers as i64);
+            r.put("synced_non_voting_followers", 0i64);
+            r.put("synced_observers", p.synced_observers as i64);
+            r.put("pending_syncs", p.pending_syncs as i64);
+            r.put("leader_uptime", p.leader_uptime_ms as i64);
+            r.put("last_proposal_size", p.last_proposal_size);
+            r.put("max_proposal_size", p.max_proposal_size);
+            r.put("min_proposal_size", p.min_proposal_size);
+        }
     }
     r
 }
@@ -1124,7 +1150,7 @@ fn server_stats(ctx: &mut Ctx<'_>, name: &str) -> Response {
         ("last_processed_zxid".into(), core.last_zxid().into()),
         ("data_dir_size".into(), ctx.disk.data_dir_size.into()),
         ("log_dir_size".into(), ctx.disk.log_dir_size.into()),
-        ("server_state".into(), "standalone".into()),
+        ("server_state".into(), ctx.server_state().into()),
         ("num_alive_client_connections".into(), connections.into()),
         ("uptime".into(), ctx.metrics.uptime_ms().into()),
         ("provider_null".into(), false.into()),

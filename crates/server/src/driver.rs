@@ -302,6 +302,14 @@ async fn run_core(
                     metrics.count("bytes_received_count", 4);
                     let text = match commands::by_word(word) {
                         _ if !allowed => fourlw::refusal(word),
+                        // ZooKeeper's answer while it is electing or syncing.
+                        _ if peer.as_ref().is_some_and(|p| !p.serving)
+                            && !matches!(word, "ruok" | "envi" | "conf" | "isro" | "dirs") =>
+                        {
+                            String::from(
+                                "This ZooKeeper instance is not currently serving requests\n",
+                            )
+                        }
                         Some(cmd) => cmd.run_text(&mut Ctx {
                             core: &mut core,
                             info: &cfg.info,
@@ -310,6 +318,7 @@ async fn run_core(
                             asker: Some(addr),
                             disk,
                             args,
+                            peer: peer.as_ref().map(|p| p.facts()),
                         }),
                         None => String::new(),
                     };
@@ -334,6 +343,7 @@ async fn run_core(
                             asker: None,
                             disk,
                             args,
+                            peer: peer.as_ref().map(|p| p.facts()),
                         }),
                         None => commands::Response::unknown(&name),
                     };

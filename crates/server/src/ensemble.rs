@@ -23,9 +23,9 @@ use zooid_node::{Action, ConnId, Core, CoreConfig, Input, Role as CoreRole};
 use zooid_proto::{TxnEntry, Writer};
 use zooid_zab::{
     ConnId as LinkConn, Election, ElectionConfig, Epoch, ForwardedRequest, Leader, LeaderConfig,
-    LeaderOutput, LeaderStart, Learner, LearnerAction, LearnerConfig, LearnerKind, LearnerStart,
-    Notification, Output as ElectionOutput, PeerState, QuorumMessage, QuorumVerifier, Role,
-    ServerId, Timing, TxnLogReader, Vote, Zxid, DEFAULT_COMMIT_LOG_COUNT,
+    LeaderOutput, LeaderPhase, LeaderStart, Learner, LearnerAction, LearnerConfig, LearnerKind,
+    LearnerStart, Notification, Output as ElectionOutput, PeerState, QuorumMessage, QuorumVerifier,
+    Role, ServerId, Timing, TxnLogReader, Vote, Zxid, DEFAULT_COMMIT_LOG_COUNT,
 };
 
 use crate::driver::Outbound;
@@ -114,6 +114,13 @@ pub struct Node<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct PeerFacts {
     pub state: &'static str,
+    /// ZooKeeper's `peer_state`: e.g. `following - broadcast`.
+    pub peer_state: String,
+    pub pending_syncs: usize,
+    pub leader_uptime_ms: u64,
+    pub last_proposal_size: i64,
+    pub max_proposal_size: i64,
+    pub min_proposal_size: i64,
     pub leader: Option<i64>,
     pub learners: usize,
     pub synced_followers: usize,
@@ -147,6 +154,10 @@ pub struct Peer {
     pub appended: u64,
     /// Changes whenever the core (and its tree) is replaced: a snapshot in progress is void.
     pub generation: u64,
+    /// When this member was established as leader.
+    led_since: Option<Instant>,
+    /// Sizes of proposals: last, max, min (-1 before the first).
+    proposal_sizes: (i64, i64, i64),
 }
 
 impl Peer {
@@ -184,6 +195,8 @@ impl Peer {
             elections: 0,
             appended: 0,
             generation: 0,
+            led_since: None,
+            proposal_sizes: (-1, -1, -1),
         };
         tracing::info!(
             myid = %peer.cfg.my_id,
@@ -203,6 +216,24 @@ impl Peer {
     pub fn facts(&self) -> PeerFacts {
         let quorum_size = self.cfg.voters().len() / 2 + 1;
         let epoch = self.current_epoch.0;
+        let zab_state = match &self.phase {
+            Phase::Looking => "",
+            _ if self.serving => " - broadcast",
+            Phase::Connecting { .. } => " - discovery",
+            Phase::Leading { leader, .. } if leader.phase() == LeaderPhase::Discovery => {
+                " - discovery"
+            }
+            _ => " - synchronization",
+        };
+        let peer_state = format!(
+            "{}{zab_state}",
+            match &self.phase {
+                Phase::Looking => "looking",
+                Phase::Leading { .. } => "leading",
+                _ if self.cfg.i_observe() => "observing",
+                _ => "following",
+            }
+        );
         match &self.phase {
             Phase::Leading { leader, links } => {
                 let synced = leader.synced_learners();
@@ -210,6 +241,12 @@ impl Peer {
                 let synced_observers = synced.iter().filter(|s| observers.contains(s)).count();
                 PeerFacts {
                     state: "leader",
+                    peer_state,
+                    pending_syncs: leader.pending_syncs(),
+                    leader_uptime_ms: self.led_since.map_or(0, |t| t.elapsed().as_millis() as u64),
+                    last_proposal_size: self.proposal_sizes.0,
+                    max_proposal_size: self.proposal_sizes.1,
+                    min_proposal_size: self.proposal_sizes.2,
                     leader: Some(self.cfg.my_id.0),
                     learners: links.len(),
                     synced_followers: synced.len() - synced_observers,
@@ -227,12 +264,14 @@ impl Peer {
                     "follower"
                 },
                 leader: Some(leader.0),
+                peer_state,
                 epoch,
                 quorum_size,
                 ..PeerFacts::default()
             },
             Phase::Looking => PeerFacts {
                 state: "looking",
+                peer_state,
                 epoch,
                 quorum_size,
                 ..PeerFacts::default()
@@ -605,6 +644,13 @@ impl Peer {
                     }
                     Action::Append { zxid, entry } => {
                         let decoded = TxnEntry::decode(&entry);
+                        let size = entry.len() as i64;
+                        let (_, max, min) = self.proposal_sizes;
+                        self.proposal_sizes = (
+                            size,
+                            max.max(size),
+                            if min < 0 { size } else { min.min(size) },
+                        );
                         self.last_logged = zxid;
                         self.appended += 1;
                         let _ = node.writer.send(ToWriter::Append { zxid, entry });
@@ -702,6 +748,7 @@ impl Peer {
                 LeaderOutput::Established { epoch } => {
                     node.core.set_next_zxid(leader.next_zxid().0);
                     self.serving = true;
+                    self.led_since = Some(Instant::now());
                     let v = self.election.current_vote();
                     self.election.answer_as(
                         PeerState::Leading,

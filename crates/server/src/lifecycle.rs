@@ -632,17 +632,6 @@ fn try_start(path: &Path, explicit: bool) -> Result<Started, StartFailure> {
     }
     let text = fs::read_to_string(path).unwrap_or_default();
     check_ensemble(cfg, &text, path)?;
-    if !cfg.is_standalone() {
-        // The server explains this itself; say it before spawning anything.
-        return Err(format!(
-            "zooid: {} lists {} server.N members; replicated ensembles are not supported yet, \
-             so this server cannot join them. Remove the server.N lines to run standalone.",
-            path.display(),
-            cfg.servers.len()
-        )
-        .into());
-    }
-
     // An earlier start that is still running? (An unreadable pid file, e.g. because dataDir
     // is not a directory, is explained by the checks below.)
     if let Ok(Some(pid)) = read_pid_file(&target.pid_file) {
@@ -783,7 +772,8 @@ fn spawn_and_wait(
         .into());
     }
 
-    match wait_until_serving(&mut child, target.client_addr, start_timeout()) {
+    let member = target.cfg.as_ref().is_some_and(|c| !c.is_standalone());
+    match wait_until_serving(&mut child, target.client_addr, start_timeout(), member) {
         Ready::Serving => Ok(Started::Now),
         Ready::Exited(status) => {
             remove_pid_file(&target.pid_file, pid);
@@ -829,14 +819,22 @@ enum Ready {
     TimedOut(Duration),
 }
 
-fn wait_until_serving(child: &mut Child, addr: SocketAddr, timeout: Duration) -> Ready {
+/// Wait for the child to serve clients; an ensemble member (`member`) only has to answer,
+/// since it cannot serve before a quorum of members is up.
+fn wait_until_serving(
+    child: &mut Child,
+    addr: SocketAddr,
+    timeout: Duration,
+    member: bool,
+) -> Ready {
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
             return Ready::Exited(status);
         }
         // The port was free when we checked, so an answer now comes from our child.
-        if four_letter(addr, "srvr", PROBE_TIMEOUT).is_ok_and(|r| reply_shows_serving(&r)) {
+        let reply = four_letter(addr, "srvr", PROBE_TIMEOUT).unwrap_or_default();
+        if reply_shows_serving(&reply) || (member && !reply.is_empty()) {
             return Ready::Serving;
         }
         if started.elapsed() >= timeout {
@@ -1028,7 +1026,14 @@ fn status(path: &Path, explicit: bool) -> u8 {
         return 0;
     }
     println!("Error contacting service. It is probably not running.");
-    if reply.contains("not in the whitelist") {
+    if reply.contains("not currently serving") {
+        eprintln!(
+            "zooid: the server on {} is running but not serving yet: it is electing a leader or \
+             syncing with one. An ensemble serves once a majority of its server.N members is up; \
+             start the others, and check that their quorum and election ports are reachable",
+            connect_addr(target.client_addr)
+        );
+    } else if reply.contains("not in the whitelist") {
         eprintln!(
             "zooid: the server on {} answered, but refuses srvr: add srvr to \
              4lw.commands.whitelist",
