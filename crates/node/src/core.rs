@@ -1251,7 +1251,9 @@ impl Core {
     ) {
         let known = self.sessions.get(&session).is_some_and(|s| !s.closing);
         let (txn, changes) = match OpCode::from_i32(op) {
-            Some(OpCode::CreateSession) => {
+            // A learner's new session. createSession's opcode sent by a client on a session
+            // it already has is a malformed request, as on a standalone server.
+            Some(OpCode::CreateSession) if !self.sessions.contains_key(&session) => {
                 let timeout = zooid_proto::Reader::new(body)
                     .read_i32()
                     .unwrap_or(self.cfg.min_session_timeout_ms)
@@ -1538,6 +1540,8 @@ impl Core {
             },
             _ => {
                 let cxid = entry.header.cxid;
+                // The leader's own closeSession (an expiry, cxid 0) answers no request.
+                let closing = matches!(entry.txn, Txn::CloseSession { .. });
                 let waiting = self
                     .sessions
                     .get(&session)
@@ -1549,7 +1553,9 @@ impl Core {
                                 key: Key::Forwarded(x, op),
                                 reply: None,
                                 ..
-                            } if *x == cxid => Some((conn, *op)),
+                            } if *x == cxid && (!closing || *op == OpCode::CloseSession) => {
+                                Some((conn, *op))
+                            }
                             _ => None,
                         })
                     });

@@ -3,13 +3,11 @@
 //! persistence acknowledged at random points. The core must never panic, and the tree's
 //! digest must always equal a from-scratch recomputation. A failure prints its seed.
 
-use std::net::{Ipv4Addr, SocketAddr};
+mod common;
 
+use common::{addr, connect_frame, frame};
 use zooid_node::{Action, Core, CoreConfig, Input};
-use zooid_proto::{
-    Acl, AuthPacket, ConnectRequest, CreateRequest, MultiOp, OpCode, ReadOp, Record, Request,
-    RequestHeader, SetWatches, Writer,
-};
+use zooid_proto::{Acl, AuthPacket, CreateRequest, MultiOp, OpCode, ReadOp, Request, SetWatches};
 use zooid_tree::{node_digest, DataTree};
 
 struct Rng(u64);
@@ -185,13 +183,6 @@ fn random_request(rng: &mut Rng) -> (i32, Request) {
     }
 }
 
-fn frame(xid: i32, op: i32, req: &Request) -> Vec<u8> {
-    let mut w = Writer::new();
-    RequestHeader { xid, op }.write(&mut w);
-    req.encode_body(&mut w);
-    w.into_inner()
-}
-
 fn mutate(rng: &mut Rng, mut f: Vec<u8>) -> Vec<u8> {
     match rng.below(4) {
         0 => {
@@ -234,7 +225,7 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
     let mut now = 1_000_000i64;
     let mut core = Core::new(cfg, DataTree::new(), now);
     let mut rng = Rng(seed | 1);
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
+    let addr = addr(40000);
     let mut next_conn = 1u64;
     let mut open: Vec<u64> = Vec::new();
     let mut unpersisted: Option<i64> = None;
@@ -246,15 +237,7 @@ fn run(seed: u64, steps: usize) -> (usize, usize) {
                 let conn = next_conn;
                 next_conn += 1;
                 core.handle(now, Input::Connect { conn, addr });
-                let req = ConnectRequest {
-                    protocol_version: 0,
-                    last_zxid_seen: 0,
-                    timeout_ms: 300,
-                    session_id: 0,
-                    passwd: vec![0; 16],
-                    read_only: Some(false),
-                };
-                let mut bytes = req.encode();
+                let mut bytes = connect_frame(0, &[0; 16], 300);
                 if rng.below(5) == 0 {
                     bytes = mutate(&mut rng, bytes);
                 }
