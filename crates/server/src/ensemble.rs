@@ -341,7 +341,7 @@ impl Peer {
         match role {
             Role::Leading => {
                 if let Err(e) = self.fresh_core(CoreRole::Leader, node) {
-                    return self.fatal(&e);
+                    return self.look_again(&format!("cannot lead: {e}"), node);
                 }
                 let history = self.history();
                 let lcfg = LeaderConfig {
@@ -382,7 +382,7 @@ impl Peer {
                     let _ = out.send(LinkOut::Close);
                 }
                 if let Err(e) = self.fresh_core(CoreRole::Learner, node) {
-                    return self.fatal(&e);
+                    return self.look_again(&format!("cannot follow: {e}"), node);
                 }
                 let Some(m) = self.cfg.members.get(&leader_sid) else {
                     return self.look_again("the elected leader is not in the configuration", node);
@@ -398,15 +398,6 @@ impl Peer {
                 };
             }
         }
-    }
-
-    fn fatal(&mut self, what: &str) {
-        tracing::error!(
-            error = what,
-            "cannot take up the elected role; looking again"
-        );
-        self.phase = Phase::Looking;
-        self.serving = false;
     }
 
     /// Replace the core with one for `role` over a tree that reflects exactly the log.
