@@ -712,6 +712,15 @@ fn configuration(ctx: &mut Ctx<'_>) -> Response {
     r.put("max_session_timeout", i.max_session_timeout_ms);
     r.put("server_id", i.server_id);
     r.put("client_port_listen_backlog", -1);
+    if let Some(q) = &i.quorum {
+        r.put("init_limit", q.init_limit);
+        r.put("sync_limit", q.sync_limit);
+        r.put("election_alg", 3);
+        r.put("election_port", q.election_port);
+        r.put("quorum_port", q.quorum_port);
+        r.put("peer_type", u32::from(q.peer_type));
+        r.put("membership", q.membership.clone());
+    }
     r
 }
 
@@ -730,7 +739,12 @@ fn configuration_text(ctx: &Ctx<'_>, r: &Response) -> String {
         r.int("max_session_timeout"),
         r.int("client_port_listen_backlog"),
         r.int("server_id"),
-    )
+    ) + &ctx.info.quorum.as_ref().map_or(String::new(), |q| {
+        format!(
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n{}\n",
+            q.init_limit, q.sync_limit, q.election_port, q.quorum_port, q.peer_type, q.membership
+        )
+    })
 }
 
 /// ZooKeeper's per-connection info (`ServerCnxn.getConnectionInfo`): the asking

@@ -52,6 +52,21 @@ pub struct ServerInfo {
     pub initial_config: Option<String>,
     /// The system properties the configuration sets (`system_properties`), sorted.
     pub system_properties: Vec<(String, String)>,
+    /// An ensemble member's settings, as `conf` lists them after serverId.
+    pub quorum: Option<QuorumInfo>,
+}
+
+/// What `conf` adds for a member of an ensemble.
+#[derive(Debug, Clone)]
+pub struct QuorumInfo {
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub election_port: u16,
+    pub quorum_port: u16,
+    /// 0 participant, 1 observer (ZooKeeper's LearnerType ordinal).
+    pub peer_type: u8,
+    /// The QuorumVerifier text: server.N lines and version.
+    pub membership: String,
 }
 
 /// ZooKeeper's word for the bytes a telnet client sends on ctrl-C (IAC IP IAC DO): the

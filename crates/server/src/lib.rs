@@ -355,6 +355,16 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         core_cfg.server_id = id.0 as u8;
     }
     let core = Core::new(core_cfg.clone(), tree, now);
+    let ecfg = match cfg.my_id.filter(|_| !standalone) {
+        Some(id) => Some(ensemble_config(
+            cfg,
+            id,
+            core_cfg,
+            snap_dir.clone(),
+            log_dir.clone(),
+        )?),
+        None => None,
+    };
     let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
     let info = fourlw::ServerInfo {
         client_port: client_addr.port(),
@@ -365,12 +375,23 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         max_client_cnxns: cfg.max_client_cnxns,
         min_session_timeout_ms: cfg.min_session_timeout_ms,
         max_session_timeout_ms: cfg.max_session_timeout_ms,
-        server_id: 0,
+        server_id: cfg.my_id.filter(|_| !standalone).map_or(0, |id| id.0),
         client_addr: client_addr.to_string(),
         read_only_mode_enabled: cfg.read_only_mode_enabled,
         trace_mask: fourlw::DEFAULT_TRACE_MASK.into(),
         initial_config: cfg.initial_config.clone(),
         system_properties: cfg.system_properties.clone().into_iter().collect(),
+        quorum: ecfg.as_ref().map(|e| {
+            let me = &e.members[&e.my_id];
+            fourlw::QuorumInfo {
+                init_limit: cfg.init_limit,
+                sync_limit: cfg.sync_limit,
+                election_port: me.election.port(),
+                quorum_port: me.quorum.port(),
+                peer_type: u8::from(me.observer),
+                membership: String::from_utf8_lossy(&e.config_text).into_owned(),
+            }
+        }),
     };
     let info = Arc::new(info);
     let dcfg = driver::DriverConfig {
@@ -421,13 +442,13 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         })
     });
     let (shutdown, rx) = watch::channel(false);
-    let ensemble = match cfg.my_id.filter(|_| !standalone) {
+    let ensemble = match ecfg {
         None => None,
-        Some(id) => {
-            let ecfg = ensemble_config(cfg, id, core_cfg, snap_dir.clone(), log_dir.clone())?;
+        Some(ecfg) => {
+            let id = ecfg.my_id.0 as u64;
             let me = ecfg.members[&ecfg.my_id].clone();
-            let election_listener = bind_peer(me.election, "election", id.0).await?;
-            let quorum_listener = bind_peer(me.quorum, "quorum", id.0).await?;
+            let election_listener = bind_peer(me.election, "election", id).await?;
+            let quorum_listener = bind_peer(me.quorum, "quorum", id).await?;
             let (peer_tx, peer_rx) = tokio::sync::mpsc::unbounded_channel();
             let peers = ecfg
                 .members
