@@ -1,15 +1,12 @@
 //! Deterministic simulation of Fast Leader Election: 3 or 5 voters and an observer, each an
 //! [`Election`], over a simulated network and clock, with faults. One seed fixes everything
-//! (histories, timing, faults); a failure panics with `seed N: ...`.
+//! (histories, timing, faults); a failure panics with `seed N: ...` (see the crate's docs for
+//! replaying it).
 //!
 //! ```text
-//! ZOOID_SIM_SEED=N    run only seed N (both ensemble sizes), ZOOID_SIM_TRACE=1 to print events
-//! ZOOID_SIM_SEEDS=K   seeds 0..K per ensemble size (default 500)
-//!
-//! network   per-pair random delay (reorders), loss, duplicates; partitions and single-link
-//!           cuts that heal; like QuorumCnxManager, a one-slot queue per peer while
-//!           disconnected and a re-send of the last message on every new connection (so
-//!           stale votes of older rounds and incarnations arrive after heals and restarts)
+//! network   the election port (net.rs): per-pair random delay (reorders), loss, duplicates,
+//!           a one-slot queue per peer while disconnected, a re-send of the last message on
+//!           every new connection; partitions and single-link cuts that heal
 //! members   crash (state lost, in-flight messages to them dropped) and restart with
 //!           Election::start and the same (epoch, zxid)
 //! after     a minimal stand-in for Zab, the caller of look_again: a learner connects to the
@@ -38,12 +35,17 @@
 //! capture shows Java doing the latter) and Zab repairs it. The run counts these splits.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 
 use zooid_zab::{
     total_order, DecidedBy, Election, ElectionConfig, Epoch, Notification, Output, PeerState, Role,
     Round, ServerId, Vote, Zxid,
 };
+
+use crate::clock::Clock;
+use crate::net::{random_link, random_partition, ElectionPort, InFlight, Links};
+use crate::rng::Rng;
+use crate::stats::Stats;
 
 const INIT_LIMIT_MS: u64 = 1_000;
 const CONNECT_TRIES: u32 = 5;
@@ -52,28 +54,6 @@ const HEARTBEAT_MS: u64 = 300;
 const STABLE_MS: u64 = 3_000;
 const QUIET_CAP_MS: u64 = 15 * 60_000;
 const MAX_EVENTS: u64 = 1_000_000;
-
-/// splitmix64: small, seedable, good enough to drive a simulation.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.below(hi - lo + 1)
-    }
-    fn permille(&mut self, p: u64) -> bool {
-        self.below(1000) < p
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -146,81 +126,20 @@ enum Ev {
     EndFaults,
 }
 
-struct Queued {
-    at: u64,
-    seq: u64,
-    ev: Ev,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // BinaryHeap is a max-heap: earliest first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-#[derive(Default, Debug, Clone, Copy)]
-struct Stats {
-    sim_ms: u64,
-    events: u64,
-    delivered: u64,
-    lost: u64,
-    duplicated: u64,
-    crashes: u64,
-    partitions: u64,
-    link_cuts: u64,
-    decisions: u64,
-    by_ensemble: u64,
-    look_again: u64,
-    same_round_splits: u64,
-}
-
-impl Stats {
-    fn add(&mut self, o: &Stats) {
-        self.sim_ms += o.sim_ms;
-        self.events += o.events;
-        self.delivered += o.delivered;
-        self.lost += o.lost;
-        self.duplicated += o.duplicated;
-        self.crashes += o.crashes;
-        self.partitions += o.partitions;
-        self.link_cuts += o.link_cuts;
-        self.decisions += o.decisions;
-        self.by_ensemble += o.by_ensemble;
-        self.look_again += o.look_again;
-        self.same_round_splits += o.same_round_splits;
-    }
-}
-
-struct Sim {
+/// One run of the election simulation.
+pub struct Sim {
     seed: u64,
     trace: bool,
     rng: Rng,
-    now: u64,
-    seq: u64,
-    queue: BinaryHeap<Queued>,
+    clock: Clock<Ev>,
     nodes: Vec<Node>,
     voters: BTreeSet<ServerId>,
     observers: BTreeSet<ServerId>,
     quorum: usize,
     // network
     max_delay_ms: u64,
-    loss_permille: u64,
-    dup_permille: u64,
-    cuts: BTreeMap<(usize, usize), u32>,
-    pending: BTreeMap<(usize, usize), Notification>,
-    last_sent: BTreeMap<(usize, usize), Notification>,
+    links: Links,
+    port: ElectionPort,
     faults_on: bool,
     fault_end_ms: u64,
     next_term: u64,
@@ -229,7 +148,8 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(seed: u64, voters_n: usize, trace: bool) -> Sim {
+    /// The run `seed` picks for `voters_n` voters and one observer.
+    pub fn new(seed: u64, voters_n: usize, trace: bool) -> Sim {
         let mut rng = Rng(seed ^ ((voters_n as u64) << 56));
         let total = voters_n + 1;
         let mut nodes = Vec::new();
@@ -262,22 +182,19 @@ impl Sim {
             1 | 2 => rng.range(20, 150),
             _ => rng.range(150, 600), // longer than the finalize wait
         };
+        let loss_permille = rng.below(4) * 80;
+        let dup_permille = rng.below(3) * 50;
         let mut sim = Sim {
             seed,
             trace,
-            now: 0,
-            seq: 0,
-            queue: BinaryHeap::new(),
+            clock: Clock::default(),
             nodes,
             voters,
             observers,
             quorum: voters_n / 2 + 1,
             max_delay_ms,
-            loss_permille: rng.below(4) * 80,
-            dup_permille: rng.below(3) * 50,
-            cuts: BTreeMap::new(),
-            pending: BTreeMap::new(),
-            last_sent: BTreeMap::new(),
+            links: Links::default(),
+            port: ElectionPort::new(max_delay_ms, loss_permille, dup_permille),
             faults_on: true,
             fault_end_ms: rng.range(2_000, 20_000),
             next_term: 1,
@@ -313,18 +230,14 @@ impl Sim {
             ));
         }
         panic!(
-            "seed {}: t={} ms: {what}{dump}\n  replay: ZOOID_SIM_SEED={} ZOOID_SIM_TRACE=1",
-            self.seed, self.now, self.seed
+            "seed {}: t={} ms: {what}{dump}",
+            self.seed,
+            self.clock.now()
         );
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.seq += 1;
-        self.queue.push(Queued {
-            at,
-            seq: self.seq,
-            ev,
-        });
+        self.clock.push(at, ev);
     }
 
     fn config(&self, node: usize) -> ElectionConfig {
@@ -341,66 +254,45 @@ impl Sim {
         (sid.0 - 1) as usize
     }
 
-    fn pair(a: usize, b: usize) -> (usize, usize) {
-        (a.min(b), a.max(b))
-    }
-
     fn connected(&self, a: usize, b: usize) -> bool {
-        self.nodes[a].alive && self.nodes[b].alive && !self.cuts.contains_key(&Self::pair(a, b))
+        self.nodes[a].alive && self.nodes[b].alive && self.links.linked(a, b)
     }
 
     // ---- network -----------------------------------------------------------------------------
 
-    fn transmit(&mut self, from: usize, to: usize, msg: Notification) {
-        if self.rng.permille(self.loss_permille) {
-            self.stats.lost += 1;
-            return;
-        }
-        let copies = if self.rng.permille(self.dup_permille) {
-            self.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let at = self.now + 1 + self.rng.below(self.max_delay_ms);
-            let to_incarnation = self.nodes[to].incarnation;
+    /// Put notifications on their way to live members' current incarnations.
+    fn in_flight(&mut self, sent: Vec<InFlight>) {
+        for f in sent {
+            let to_incarnation = self.nodes[f.to].incarnation;
             self.push(
-                at,
+                f.at_ms,
                 Ev::Deliver {
-                    from,
-                    to,
+                    from: f.from,
+                    to: f.to,
                     to_incarnation,
-                    msg: msg.clone(),
+                    msg: f.msg,
                 },
             );
         }
     }
 
     fn send(&mut self, from: usize, to: usize, msg: Notification) {
-        if self.connected(from, to) {
-            self.pending.remove(&(from, to));
-            self.last_sent.insert((from, to), msg.clone());
-            self.transmit(from, to, msg);
-        } else {
-            self.pending.insert((from, to), msg);
-        }
+        let connected = self.connected(from, to);
+        let now = self.clock.now();
+        let sent = self
+            .port
+            .send(&mut self.rng, now, (from, to), connected, msg);
+        self.in_flight(sent);
     }
 
-    /// A new connection between `a` and `b`: each side sends its queued message, or else
-    /// re-sends the last one (`QuorumCnxManager.SendWorker`).
+    /// A new connection between `a` and `b`, if both are up and linked.
     fn reconnect(&mut self, a: usize, b: usize) {
         if !self.connected(a, b) {
             return;
         }
-        for (x, y) in [(a, b), (b, a)] {
-            if let Some(m) = self.pending.remove(&(x, y)) {
-                self.last_sent.insert((x, y), m.clone());
-                self.transmit(x, y, m);
-            } else if let Some(m) = self.last_sent.get(&(x, y)).cloned() {
-                self.transmit(x, y, m);
-            }
-        }
+        let now = self.clock.now();
+        let sent = self.port.reconnect(&mut self.rng, now, a, b);
+        self.in_flight(sent);
     }
 
     // ---- members -----------------------------------------------------------------------------
@@ -409,15 +301,21 @@ impl Sim {
         let cfg = self.config(node);
         let n = &mut self.nodes[node];
         assert!(!n.alive);
+        if n.incarnation > 0 {
+            self.stats.restarts += 1;
+        }
         n.alive = true;
         n.phase = Phase::Looking;
         n.received.clear();
         n.last_proposal = None;
         n.tick_at = None;
-        let (e, out) = Election::start(cfg, n.zxid, n.epoch, self.now);
+        let (e, out) = Election::start(cfg, n.zxid, n.epoch, self.clock.now());
         n.election = Some(e);
         let incarnation = n.incarnation;
-        self.push(self.now + HEARTBEAT_MS, Ev::Heartbeat { node, incarnation });
+        self.push(
+            self.clock.now() + HEARTBEAT_MS,
+            Ev::Heartbeat { node, incarnation },
+        );
         self.handle(node, out);
         for other in 0..self.nodes.len() {
             if other != node {
@@ -433,15 +331,13 @@ impl Sim {
         n.election = None;
         n.phase = Phase::Looking;
         n.tick_at = None;
-        // The process's queues and lastMessageSent die with it; the peers' survive.
-        self.pending.retain(|(from, _), _| *from != node);
-        self.last_sent.retain(|(from, _), _| *from != node);
+        self.port.forget(node);
         self.stats.crashes += 1;
     }
 
     fn look_again(&mut self, node: usize) {
         self.stats.look_again += 1;
-        let now = self.now;
+        let now = self.clock.now();
         let n = &mut self.nodes[node];
         n.phase = Phase::Looking;
         n.received.clear();
@@ -511,7 +407,7 @@ impl Sim {
         if self.trace {
             println!(
                 "{:>7} sid {me} decides {role:?} {leader} by {by:?} {vote:?}",
-                self.now
+                self.clock.now()
             );
         }
         // Validity.
@@ -610,7 +506,7 @@ impl Sim {
                 established: false,
             };
             self.push(
-                self.now + INIT_LIMIT_MS,
+                self.clock.now() + INIT_LIMIT_MS,
                 Ev::InitLimit {
                     node,
                     incarnation,
@@ -622,7 +518,7 @@ impl Sim {
                 leader: self.index(leader),
                 tries: 0,
             };
-            let at = self.now + 1 + self.rng.below(self.max_delay_ms);
+            let at = self.clock.now() + 1 + self.rng.below(self.max_delay_ms);
             self.push(at, Ev::Connect { node, incarnation });
         }
     }
@@ -642,6 +538,7 @@ impl Sim {
     }
 
     fn establish(&mut self, leader: usize, term: u64) {
+        self.stats.elections += 1;
         self.nodes[leader].phase = Phase::Leading {
             term,
             established: true,
@@ -686,7 +583,7 @@ impl Sim {
             };
             let incarnation = self.nodes[node].incarnation;
             self.push(
-                self.now + CONNECT_RETRY_MS,
+                self.clock.now() + CONNECT_RETRY_MS,
                 Ev::Connect { node, incarnation },
             );
         } else {
@@ -720,54 +617,35 @@ impl Sim {
                 let node = self.rng.below(total as u64) as usize;
                 if self.nodes[node].alive {
                     self.crash(node);
-                    let at = self.now + self.rng.range(50, 5_000);
+                    let at = self.clock.now() + self.rng.range(50, 5_000);
                     self.push(at, Ev::Start { node });
                 }
             }
             3..=5 => {
-                let mut side = 0u64;
-                while side == 0 || side == (1 << total) - 1 {
-                    side = self.rng.below(1 << total);
-                }
-                let mut pairs = Vec::new();
-                for a in 0..total {
-                    for b in a + 1..total {
-                        if (side >> a) & 1 != (side >> b) & 1 {
-                            pairs.push((a, b));
-                        }
-                    }
-                }
+                let pairs = random_partition(&mut self.rng, total);
                 self.stats.partitions += 1;
                 self.cut(pairs);
             }
             6 | 7 => {
-                let a = self.rng.below(total as u64) as usize;
-                let b = (a + 1 + self.rng.below(total as u64 - 1) as usize) % total;
+                let pair = random_link(&mut self.rng, total);
                 self.stats.link_cuts += 1;
-                self.cut(vec![Self::pair(a, b)]);
+                self.cut(vec![pair]);
             }
             _ => {}
         }
-        let at = self.now + self.rng.range(100, 3_000);
+        let at = self.clock.now() + self.rng.range(100, 3_000);
         self.push(at, Ev::Fault);
     }
 
     fn cut(&mut self, pairs: Vec<(usize, usize)>) {
-        for p in &pairs {
-            *self.cuts.entry(*p).or_insert(0) += 1;
-        }
-        let at = self.now + self.rng.range(100, 6_000);
+        self.links.cut(&pairs);
+        let at = self.clock.now() + self.rng.range(100, 6_000);
         self.push(at, Ev::Heal { pairs });
     }
 
     fn heal(&mut self, pairs: Vec<(usize, usize)>) {
         for p in pairs {
-            let Some(c) = self.cuts.get_mut(&p) else {
-                continue;
-            };
-            *c -= 1;
-            if *c == 0 {
-                self.cuts.remove(&p);
+            if self.links.heal(p) {
                 self.reconnect(p.0, p.1);
             }
         }
@@ -775,11 +653,8 @@ impl Sim {
 
     fn end_faults(&mut self) {
         self.faults_on = false;
-        self.loss_permille = 0;
-        self.dup_permille = 0;
-        let pairs: Vec<_> = self.cuts.keys().copied().collect();
-        self.cuts.clear();
-        for (a, b) in pairs {
+        self.port.calm();
+        for (a, b) in self.links.heal_all() {
             self.reconnect(a, b);
         }
         for node in 0..self.nodes.len() {
@@ -883,9 +758,10 @@ impl Sim {
         }
     }
 
-    fn run(mut self) -> Stats {
-        while let Some(Queued { at, ev, .. }) = self.queue.pop() {
-            self.now = at;
+    /// Run until the ensemble settles and passes the final checks; the run's figures.
+    /// Panics with `seed N: ...` when an invariant breaks.
+    pub fn run(mut self) -> Stats {
+        while let Some((at, ev)) = self.clock.pop() {
             self.stats.events += 1;
             if self.stats.events > MAX_EVENTS {
                 self.fail("too many events: something keeps the ensemble busy");
@@ -901,10 +777,7 @@ impl Sim {
                     msg,
                 } => {
                     let n = &self.nodes[to];
-                    if n.alive
-                        && n.incarnation == to_incarnation
-                        && !self.cuts.contains_key(&Self::pair(from, to))
-                    {
+                    if n.alive && n.incarnation == to_incarnation && self.links.linked(from, to) {
                         self.stats.delivered += 1;
                         let from_sid = self.nodes[from].sid;
                         let n = &mut self.nodes[to];
@@ -975,7 +848,10 @@ impl Sim {
                 match (self.settled(), self.stable_since) {
                     (Some(leader), Some(since)) if at >= since + STABLE_MS => {
                         self.final_checks(leader);
+                        self.stats.runs = 1;
                         self.stats.sim_ms = at;
+                        self.stats.dropped = self.port.lost;
+                        self.stats.duplicated = self.port.duplicated;
                         return self.stats;
                     }
                     (Some(_), Some(_)) => {}
@@ -989,47 +865,4 @@ impl Sim {
         }
         self.fail("the event queue ran dry")
     }
-}
-
-fn env_u64(name: &str) -> Option<u64> {
-    std::env::var(name).ok().map(|v| {
-        v.parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, not {v:?}"))
-    })
-}
-
-fn run_seeds(voters: usize) {
-    let trace = std::env::var_os("ZOOID_SIM_TRACE").is_some();
-    let seeds: Vec<u64> = match env_u64("ZOOID_SIM_SEED") {
-        Some(one) => vec![one],
-        None => (0..env_u64("ZOOID_SIM_SEEDS").unwrap_or(500)).collect(),
-    };
-    let started = std::time::Instant::now();
-    let mut total = Stats::default();
-    for &seed in &seeds {
-        let stats = Sim::new(seed, voters, trace).run();
-        total.add(&stats);
-    }
-    println!(
-        "{voters} voters + 1 observer: {} seeds in {:?}: {total:?}",
-        seeds.len(),
-        started.elapsed()
-    );
-}
-
-#[test]
-fn three_voters_and_an_observer_elect_one_leader_through_faults() {
-    run_seeds(3);
-}
-
-#[test]
-fn five_voters_and_an_observer_elect_one_leader_through_faults() {
-    run_seeds(5);
-}
-
-#[test]
-fn a_seed_replays_identically() {
-    let a = Sim::new(42, 5, false).run();
-    let b = Sim::new(42, 5, false).run();
-    assert_eq!(format!("{a:?}"), format!("{b:?}"));
 }

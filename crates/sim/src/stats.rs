@@ -1,0 +1,206 @@
+//! What a run did, counted: the figures a long run reports (simulated time, faults injected
+//! by kind, elections, txns) and the finer counters the two simulations keep. Both
+//! simulations fill the same struct; a counter a simulation has no use for stays 0.
+//!
+//! The counters are observations only: counting never draws from the run's random numbers,
+//! so adding one does not change what any seed does.
+
+use std::fmt;
+
+#[derive(Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Runs summed into these figures (one per seed and ensemble size).
+    pub runs: u64,
+    /// Simulated time until each run settled, summed.
+    pub sim_ms: u64,
+    /// Events popped from the clock's queue.
+    pub events: u64,
+
+    // Faults injected.
+    /// Members crashed (volatile state lost).
+    pub crashes: u64,
+    /// Crashed members started again from what they had on disk.
+    pub restarts: u64,
+    /// Partitions of the members into two sides.
+    pub partitions: u64,
+    /// Single links cut.
+    pub link_cuts: u64,
+    /// Quorum-port connections reset (both ends see them closed).
+    pub resets: u64,
+    /// Crashes that tore an unsynced tail off the log.
+    pub torn_tails: u64,
+    /// Txns in those torn tails.
+    pub torn_txns: u64,
+    /// Messages lost: election notifications dropped by the network, quorum packets discarded
+    /// by a reset.
+    pub dropped: u64,
+    /// Election notifications delivered twice.
+    pub duplicated: u64,
+
+    // Election.
+    /// Election notifications delivered to a live member.
+    pub delivered: u64,
+    /// Members that decided (a leader, or their role under one).
+    pub decisions: u64,
+    /// Decisions that followed the ensemble's FOLLOWING/LEADING answers.
+    pub by_ensemble: u64,
+    /// Members that went back to LOOKING.
+    pub look_again: u64,
+    /// Decisions of another leader than a member already holds for the same round (FLE allows
+    /// them; Zab repairs them).
+    pub same_round_splits: u64,
+    /// Elections completed: a leader established with a quorum of synced followers.
+    pub elections: u64,
+
+    // Zab.
+    /// Established leaders that stepped down.
+    pub step_downs: u64,
+    /// Learners whose connection to the leader ended (closed, silent leader, behind).
+    pub learner_failures: u64,
+    /// Client writes proposed by a leader.
+    pub writes: u64,
+    /// Writes a learner forwarded to its leader.
+    pub forwarded: u64,
+    /// Client syncs a learner forwarded.
+    pub syncs: u64,
+    /// Txns committed (the committed sequence's length, summed).
+    pub committed: u64,
+    /// Learner syncs by DIFF, TRUNC and SNAP.
+    pub diff: u64,
+    pub trunc: u64,
+    pub snap: u64,
+}
+
+impl Stats {
+    pub fn add(&mut self, o: &Stats) {
+        let Stats {
+            runs,
+            sim_ms,
+            events,
+            crashes,
+            restarts,
+            partitions,
+            link_cuts,
+            resets,
+            torn_tails,
+            torn_txns,
+            dropped,
+            duplicated,
+            delivered,
+            decisions,
+            by_ensemble,
+            look_again,
+            same_round_splits,
+            elections,
+            step_downs,
+            learner_failures,
+            writes,
+            forwarded,
+            syncs,
+            committed,
+            diff,
+            trunc,
+            snap,
+        } = o;
+        self.runs += runs;
+        self.sim_ms += sim_ms;
+        self.events += events;
+        self.crashes += crashes;
+        self.restarts += restarts;
+        self.partitions += partitions;
+        self.link_cuts += link_cuts;
+        self.resets += resets;
+        self.torn_tails += torn_tails;
+        self.torn_txns += torn_txns;
+        self.dropped += dropped;
+        self.duplicated += duplicated;
+        self.delivered += delivered;
+        self.decisions += decisions;
+        self.by_ensemble += by_ensemble;
+        self.look_again += look_again;
+        self.same_round_splits += same_round_splits;
+        self.elections += elections;
+        self.step_downs += step_downs;
+        self.learner_failures += learner_failures;
+        self.writes += writes;
+        self.forwarded += forwarded;
+        self.syncs += syncs;
+        self.committed += committed;
+        self.diff += diff;
+        self.trunc += trunc;
+        self.snap += snap;
+    }
+
+    /// Faults injected, all kinds together.
+    pub fn faults(&self) -> u64 {
+        self.crashes
+            + self.partitions
+            + self.link_cuts
+            + self.resets
+            + self.torn_tails
+            + self.dropped
+            + self.duplicated
+    }
+}
+
+/// `1h 02m 03s`.
+fn hms(ms: u64) -> String {
+    let s = ms / 1000;
+    format!("{}h {:02}m {:02}s", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The summary a run of many seeds prints, one figure group a line, each line indented.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "  seeds run        {}", self.runs)?;
+        writeln!(
+            f,
+            "  simulated time   {} ms ({}), {} events",
+            self.sim_ms,
+            hms(self.sim_ms),
+            self.events
+        )?;
+        writeln!(
+            f,
+            "  faults           crashes {}, restarts {}, partitions {}, link cuts {}, resets {}, \
+             torn tails {} ({} txns), message drops {}, duplicates {}",
+            self.crashes,
+            self.restarts,
+            self.partitions,
+            self.link_cuts,
+            self.resets,
+            self.torn_tails,
+            self.torn_txns,
+            self.dropped,
+            self.duplicated
+        )?;
+        write!(
+            f,
+            "  elections        {} completed (leader established), {} member decisions \
+             ({} by the ensemble's answers), {} looked again",
+            self.elections, self.decisions, self.by_ensemble, self.look_again
+        )?;
+        if self.same_round_splits > 0 {
+            write!(f, ", {} same-round splits", self.same_round_splits)?;
+        }
+        if self.step_downs > 0 {
+            write!(f, ", {} leader step-downs", self.step_downs)?;
+        }
+        if self.writes + self.committed > 0 {
+            write!(
+                f,
+                "\n  txns             {} committed ({} proposed, {} forwarded by learners, {} \
+                 syncs); learners synced by DIFF {}, TRUNC {}, SNAP {}; {} learner failures",
+                self.committed,
+                self.writes,
+                self.forwarded,
+                self.syncs,
+                self.diff,
+                self.trunc,
+                self.snap,
+                self.learner_failures
+            )?;
+        }
+        Ok(())
+    }
+}
