@@ -1123,7 +1123,6 @@ fn monitor(ctx: &mut Ctx<'_>) -> Response {
         if p.state == "leader" {
             // What ZooKeeper's leader adds to mntr.
             r.put("learners", p.learners as i64);
-            r.put("followers", p.learners as i64);
             r.put("synced_followers", p.synced_followers as i64);
             r.put("synced_non_voting_followers", 0i64);
             r.put("synced_observers", p.synced_observers as i64);
@@ -1132,6 +1131,9 @@ fn monitor(ctx: &mut Ctx<'_>) -> Response {
             r.put("last_proposal_size", p.last_proposal_size);
             r.put("max_proposal_size", p.max_proposal_size);
             r.put("min_proposal_size", p.min_proposal_size);
+        }
+        if p.state == "observer" {
+            r.put("observer_master_id", p.leader.unwrap_or(-1));
         }
     }
     r
@@ -1176,6 +1178,15 @@ fn server_stats(ctx: &mut Ctx<'_>, name: &str) -> Response {
     r.put("read_only", false);
     r.put("server_stats", stats);
     r.put("client_response", client_response);
+    if let Some(p) = ctx.peer.as_ref().filter(|p| p.state == "leader") {
+        // The leader's BufferStats of proposal sizes.
+        let sizes = Value::Map(vec![
+            ("last_buffer_size".into(), p.last_proposal_size.into()),
+            ("min_buffer_size".into(), p.min_proposal_size.into()),
+            ("max_buffer_size".into(), p.max_proposal_size.into()),
+        ]);
+        r.put("proposal_stats", sizes);
+    }
     // ZooKeeper counts the root twice (as "" and "/").
     r.put("node_count", core.tree().node_count() + 1);
     r
@@ -1212,6 +1223,16 @@ fn server_stats_text(r: &Response, with_clients: bool) -> String {
         g("server_state"),
         r.int("node_count"),
     );
+    if let Some(p) = r.get("proposal_stats") {
+        let g = |k: &str| p.get(k).map(Value::text).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Proposal sizes last/min/max: {}/{}/{}",
+            g("last_buffer_size"),
+            g("min_buffer_size"),
+            g("max_buffer_size")
+        );
+    }
     out
 }
 

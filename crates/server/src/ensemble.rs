@@ -214,7 +214,8 @@ impl Peer {
     }
 
     pub fn facts(&self) -> PeerFacts {
-        let quorum_size = self.cfg.voters().len() / 2 + 1;
+        // What ZooKeeper's mntr calls the quorum size: the voting members.
+        let quorum_size = self.cfg.voters().len();
         let epoch = self.current_epoch.0;
         let zab_state = match &self.phase {
             Phase::Looking => "",
@@ -409,15 +410,34 @@ impl Peer {
             node.core,
             Core::new(self.cfg.core.clone(), zooid_tree::DataTree::new(), now),
         );
-        let tree = if old.tree().last_zxid() == self.last_logged {
-            old.into_tree()
-        } else {
-            drop(old);
-            self.reload()?
-        };
+        let mut tree = old.into_tree();
+        if tree.last_zxid() != self.last_logged && !self.catch_up(&mut tree) {
+            tree = self.reload()?;
+        }
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, role);
         self.generation += 1;
         Ok(())
+    }
+
+    /// Apply the txns logged after the tree's last zxid (proposals not committed when the
+    /// role ended), as recovery would replay them. False if the log does not continue the
+    /// tree exactly; the caller then reloads.
+    fn catch_up(&self, tree: &mut zooid_tree::DataTree) -> bool {
+        let from = tree.last_zxid();
+        let Ok(read) = zooid_storage::txnlog::read_log(&self.cfg.log_dir, from) else {
+            return false;
+        };
+        let mut applied = 0;
+        for e in read.entries.iter().filter(|e| e.header.zxid > from) {
+            if e.header.zxid > self.last_logged {
+                break;
+            }
+            tree.apply(&e.header, &e.txn);
+            applied += 1;
+        }
+        let ok = tree.last_zxid() == self.last_logged;
+        tracing::info!(applied, ok, "caught the tree up with the txn log");
+        ok
     }
 
     /// Load snapshot + log from disk, as at start-up.
@@ -435,9 +455,16 @@ impl Peer {
         Ok(r.tree)
     }
 
-    /// The newest logged txns (the leader's in-memory committed window).
+    /// The newest logged txns (the leader's in-memory committed window), read from the newest
+    /// log files only.
     fn history(&self) -> Vec<TxnEntry> {
-        let after = 0;
+        let files = zooid_storage::txnlog::log_files(&self.cfg.log_dir).unwrap_or_default();
+        // The window's start lies in the newest two files unless they hold fewer txns than
+        // the window; then an older file is missing from it, which costs DIFF range only.
+        let after = files
+            .len()
+            .checked_sub(2)
+            .map_or(0, |i| files[i].0.saturating_sub(1));
         match zooid_storage::txnlog::read_log(&self.cfg.log_dir, after) {
             Ok(r) => {
                 let n = r.entries.len();
@@ -937,10 +964,19 @@ impl Peer {
         zooid_storage::sync::remove_snapshots_above(&self.cfg.snap_dir, zxid.0)
             .map_err(|e| format!("cannot remove snapshots past the TRUNC point: {e}"))?;
         let tree = self.reload()?;
+        if tree.last_zxid() != zxid.0 {
+            // What is left on disk ends elsewhere, e.g. the TRUNC point lies inside a snapshot
+            // an earlier SNAP stored. Start over from what the disk holds: the leader will
+            // sync us from there.
+            return Err(format!(
+                "after TRUNC to {:#x} the data on disk ends at {:#x}",
+                zxid.0,
+                tree.last_zxid()
+            ));
+        }
         let now = crate::driver::now_ms();
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
         self.generation += 1;
-        self.last_logged = zxid.0;
         Ok(())
     }
 
