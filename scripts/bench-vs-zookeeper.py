@@ -14,8 +14,10 @@ goes first. Printed as Markdown tables with zooid / ZooKeeper ratios:
                ZooKeeper with -Xmx1g (plus the JVM's default heap with --zk-default-heap)
   start-up     restart on that dataDir: time until `ruok` answers `imok` and until a client
                read works
-  ensemble     (--ensemble) the same workloads on a 3-member ZooKeeper ensemble on loopback,
-               and leader failover time; zooid has no replication yet and says so
+  ensemble     (--ensemble) the same workloads on a 3-member ensemble of each on loopback
+               (load on a follower), and leader failover: SIGKILL the leader under write load,
+               time until a survivor reports Mode: leader and until the first write sent after
+               the kill is acknowledged
 
 Every server this script starts runs in its own process group and is stopped (SIGTERM, then
 SIGKILL) on every exit path, including Ctrl-C. Every load is bounded in time.
@@ -31,6 +33,7 @@ import contextlib
 import datetime
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -50,7 +53,6 @@ ZK_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
 HOST = "127.0.0.1"
 READY_TIMEOUT = 300.0       # start-up, including loading a large dataDir
 STOP_TIMEOUT = 30.0         # SIGTERM -> SIGKILL
-NOT_YET = "zooid: not available yet (no replication)"
 LOADED_WORKLOADS = ["create", "set", "get", "exists", "mixed"]
 
 
@@ -323,7 +325,7 @@ class Server:
         return m.group(1) if m else None
 
     def version(self):
-        m = re.search(r"version: (\S+)", four_letter(self.port, "srvr"))
+        m = re.search(r"version: ([^\s,]+)", four_letter(self.port, "srvr"))
         return m.group(1) if m else "?"
 
     def stop(self, sig=signal.SIGTERM):
@@ -462,6 +464,20 @@ def median_of(runs):
     return out
 
 
+def bench_args(opts, workload):
+    if workload == "latency":
+        return ["--value-size", str(opts.value_size), "--duration", f"{opts.duration}s",
+                "--prefix", "/bench", "--keep"]
+    return load_args(opts, workload, opts.duration)
+
+
+def log_result(r):
+    log(f"    {r['ops_per_sec']:.0f} ops/s  p99 {r['p99_ms']:.2f} ms  "
+        f"server CPU {r['server_cpu_pct']:.0f}%  generator CPU {r['generator_cpu_pct']:.0f}%"
+        f"  irq {r.get('irq_pct', 0):.0f}%  other processes {r.get('other_cpu_pct', 0):.0f}%"
+        + (f"  errors {r['errors']}" if r.get("errors") else ""))
+
+
 def run_workloads(opts, server, label):
     """Warm up, then each workload once on a running server."""
     results = {}
@@ -470,16 +486,8 @@ def run_workloads(opts, server, label):
     for w in opts.workloads:
         log(f"  {label}: {w} for {opts.duration}s")
         server.check_alive()
-        if w == "latency":
-            args = ["--value-size", str(opts.value_size), "--duration", f"{opts.duration}s",
-                    "--prefix", "/bench", "--keep"]
-        else:
-            args = load_args(opts, w, opts.duration)
-        results[w] = summarize(run_bench(opts, server.port, w, server.pid, args))
-        r = results[w]
-        log(f"    {r['ops_per_sec']:.0f} ops/s  p99 {r['p99_ms']:.2f} ms  "
-            f"server CPU {r['server_cpu_pct']:.0f}%  generator CPU {r['generator_cpu_pct']:.0f}%"
-            f"  irq {r.get('irq_pct', 0):.0f}%  other processes {r.get('other_cpu_pct', 0):.0f}%")
+        results[w] = summarize(run_bench(opts, server.port, w, server.pid, bench_args(opts, w)))
+        log_result(results[w])
     return results
 
 
@@ -594,15 +602,53 @@ def du_mib(path):
     return total / (1 << 20)
 
 
-class Ensemble:
-    """Three ZooKeeper QuorumPeerMain processes on loopback."""
+def ensemble_ports(n):
+    """`n` distinct free loopback ports below the kernel's ephemeral range. A member's ports
+    must stay free while it is down (the failover trials restart it on them), and a port in
+    the ephemeral range may meanwhile become the local end of an outgoing connection -- or a
+    writer retrying the dead member may connect to itself on it."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if low <= 13000:
+        return free_ports(n)
+    rng = random.SystemRandom()
+    ports = []
+    for _ in range(5000):
+        if len(ports) == n:
+            break
+        port = rng.randrange(12000, low)
+        if port in ports:
+            continue
+        s = socket.socket()
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        ports.append(port)
+    if len(ports) != n:
+        raise RuntimeError(f"could not find {n} free loopback ports below {low}")
+    return ports
 
-    def __init__(self, opts, base):
-        ports = free_ports(9)
+
+class Ensemble:
+    """Three members of one kind on loopback (zooid, or ZooKeeper's QuorumPeerMain), each with
+    its own client, quorum and election port, dataDir and myid, and the same zoo.cfg
+    otherwise (server.1..3 lines added to the standalone settings)."""
+
+    def __init__(self, opts, base, kind, label):
+        ports = ensemble_ports(9)
+        self.kind = kind
         self.spec = {"ports": [tuple(ports[i * 3:i * 3 + 3]) for i in range(3)]}
-        self.root = tempfile.mkdtemp(prefix="zk-ensemble-", dir=base)
-        self.members = [Server("zookeeper", os.path.join(self.root, f"s{i}"), opts.zooid_bin,
+        self.root = tempfile.mkdtemp(prefix=f"{kind}-ensemble-{label}-", dir=base)
+        self.members = [Server(kind, os.path.join(self.root, f"s{i}"), opts.zooid_bin,
                                ensemble=self.spec, myid=i) for i in (1, 2, 3)]
+        for i, m in enumerate(self.members, start=1):
+            m.myid = i
 
     def start(self):
         for m in self.members:
@@ -611,95 +657,280 @@ class Ensemble:
         return self
 
     def wait_quorum(self, members, timeout=120):
+        """Each of `members` answers imok and a read, and reports leader or follower; then
+        one member of the ensemble reports leader."""
+        deadline = time.monotonic() + timeout
         for m in members:
-            m.wait_ready(timeout=timeout,
+            m.wait_ready(timeout=max(1.0, deadline - time.monotonic()),
                          serving_mode=lambda s: s.mode() in ("leader", "follower"))
+        return self.wait_leader(max(1.0, deadline - time.monotonic()))
 
     def leader(self):
         for m in self.members:
-            if m.mode() == "leader":
+            if m.proc is not None and m.proc.poll() is None and m.mode() == "leader":
                 return m
         return None
+
+    def wait_leader(self, timeout=30.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.02)
+        raise RuntimeError(f"no member of the {self.kind} ensemble reports Mode: leader "
+                           f"within {timeout:.0f}s")
+
+    def check_alive(self):
+        dead = [m for m in self.members if m.proc is None or m.proc.poll() is not None]
+        if dead:
+            raise RuntimeError(
+                "ensemble member(s) exited: " + ", ".join(
+                    f"server.{m.myid} (exit {m.proc.returncode if m.proc else '-'})"
+                    for m in dead))
+
+    def log_tails(self, n=40):
+        parts = []
+        for m in self.members:
+            state = ("running" if m.proc is not None and m.proc.poll() is None
+                     else f"exited {m.proc.returncode}" if m.proc is not None else "not started")
+            parts.append(f"--- server.{m.myid} (client port {m.port}, {state}) {m.log_path}\n"
+                         + m.log_tail(n))
+        return "\n".join(parts)
 
     def stop(self):
         for m in self.members:
             m.stop()
 
 
-def part_ensemble(opts, base, out):
-    runs = []
-    failovers = []
-    for rnd in range(opts.rounds):
-        log(f"ensemble round {rnd + 1}/{opts.rounds}: zookeeper (3 members)")
-        ens = Ensemble(opts, base)
-        try:
-            ens.start()
-            out.setdefault("versions", {})["zookeeper"] = ens.members[0].version()
-            leader = ens.leader()
-            target = next(m for m in ens.members if m is not leader)
-            log(f"  load goes to a follower (port {target.port}); leader is port {leader.port}")
-            runs.append(run_workloads(opts, _PidOf(target), "zookeeper-ensemble"))
-            if rnd == opts.rounds - 1:
-                for t in range(opts.failover_trials):
-                    failovers.append(measure_failover(ens))
-        finally:
-            ens.stop()
-            if not opts.keep_data:
-                shutil.rmtree(ens.root, ignore_errors=True)
-    out["ensemble"] = {
-        "zookeeper": {w: median_of([r[w] for r in runs]) for w in opts.workloads},
-        "zooid": NOT_YET,
-        "target": "a follower",
-    }
-    out["ensemble_rounds"] = runs
-    out["failover"] = {
-        "zookeeper": {
-            "trials": failovers,
-            "new_leader_s": statistics.median(f["new_leader_s"] for f in failovers),
-            "write_ok_s": statistics.median(f["write_ok_s"] for f in failovers),
-        } if failovers else None,
-        "zooid": NOT_YET,
-    }
-
-
 class _PidOf:
-    """A member seen as the single server run_workloads expects."""
+    """A member seen as the single server run_bench expects; alive means every member is."""
 
-    def __init__(self, member):
-        self.port, self.pid, self.m = member.port, member.pid, member
+    def __init__(self, member, ens):
+        self.port, self.pid, self.m, self.ens = member.port, member.pid, member, ens
 
     def check_alive(self):
-        self.m.check_alive()
+        self.ens.check_alive()
 
 
-def measure_failover(ens, timeout=120.0):
-    """SIGKILL the leader; time until a survivor says it leads and until a write through a
-    survivor succeeds. Then restart the killed member and wait until it follows again."""
-    leader = ens.leader()
+def run_ensemble_workloads(opts, ens, target, label):
+    """Warm up, then each workload once through `target`, like run_workloads; a workload that
+    fails is recorded and the next one runs, unless a member has exited."""
+    results, errors = {}, {}
+    server = _PidOf(target, ens)
+    if opts.warmup > 0:
+        try:
+            run_bench(opts, server.port, "mixed", server.pid,
+                      load_args(opts, "mixed", opts.warmup))
+        except RuntimeError as e:
+            errors["warm-up"] = str(e)
+            log(f"  {label}: warm-up FAILED: {e}")
+    for w in opts.workloads:
+        server.check_alive()
+        log(f"  {label}: {w} for {opts.duration}s")
+        try:
+            results[w] = summarize(run_bench(opts, server.port, w, server.pid,
+                                             bench_args(opts, w)))
+        except RuntimeError as e:
+            errors[w] = str(e)
+            log(f"    FAILED: {e}")
+            continue
+        log_result(results[w])
+    server.check_alive()
+    return results, errors
+
+
+class WriteLoad:
+    """Writers that each hold one session and setData their own znode back to back, one
+    request in flight, starting spread over the members; after any error or a 1 s silence a
+    writer closes its session and connects to the next member. Records the moment the first
+    write sent after `armed` (the killed leader has been reaped) is acknowledged."""
+
+    def __init__(self, ports, writers, value_size, parent="/failover-load"):
+        self.ports = list(ports)
+        self.parent = parent
+        self.value = b"v" * value_size
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.armed = None          # monotonic time; writes sent from then on count
+        self.first_ack = None      # monotonic time of the first such write's reply
+        self.acked = 0
+        self.acked_after = 0
+        self.errors = {}
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True)
+                        for i in range(writers)]
+
+    def setup(self, port):
+        def make(c):
+            for path in [self.parent] + [f"{self.parent}/w{i}" for i in range(len(self.threads))]:
+                err = c.create(path, b"")
+                if err not in (0, -110):
+                    return err
+            return 0
+        err = try_op(port, make, timeout=5.0)
+        if err != 0:
+            raise RuntimeError(f"cannot create the failover writers' znodes: {err}")
+
+    def _error(self, what):
+        with self.lock:
+            self.errors[what] = self.errors.get(what, 0) + 1
+
+    def _run(self, i):
+        path = f"{self.parent}/w{i}"
+        idx = i % len(self.ports)
+        c = None
+        while not self.done.is_set():
+            if c is None:
+                try:
+                    c = MiniClient(self.ports[idx], timeout=1.0)
+                except (OSError, struct.error) as e:
+                    self._error(f"connect: {type(e).__name__}")
+                    idx = (idx + 1) % len(self.ports)
+                    self.done.wait(0.005)
+                    continue
+            sent = time.monotonic()
+            try:
+                err = c.set_data(path, self.value)
+            except (OSError, struct.error) as e:
+                err = type(e).__name__
+            if err == 0:
+                acked = time.monotonic()
+                with self.lock:
+                    self.acked += 1
+                    if self.armed is not None and sent >= self.armed:
+                        self.acked_after += 1
+                        if self.first_ack is None or acked < self.first_ack:
+                            self.first_ack = acked
+                continue
+            self._error(f"setData: {err}")
+            c.close()
+            c = None
+            idx = (idx + 1) % len(self.ports)
+        if c is not None:
+            c.close()
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.done.set()
+        for t in self.threads:
+            t.join(timeout=5)
+
+
+def measure_failover(opts, ens, timeout=120.0):
+    """Put write load on all three members, SIGKILL the leader, and time from the signal until
+    a survivor reports Mode: leader and until the first write sent after the leader was gone is
+    acknowledged. Then restart the killed member and wait until it serves again."""
+    leader = ens.wait_leader()
     survivors = [m for m in ens.members if m is not leader]
-    probe = "/failover-probe"
-    err = try_op(survivors[0].port, lambda c: c.create(probe, b"x"), timeout=5.0)
-    if err not in (0, -110):
-        raise RuntimeError(f"cannot create {probe}: {err}")
-    t0 = time.monotonic()
-    leader.stop(signal.SIGKILL)
-    new_leader = write_ok = None
-    i = 0
-    while (new_leader is None or write_ok is None) and time.monotonic() - t0 < timeout:
-        if new_leader is None and any(m.mode() == "leader" for m in survivors):
-            new_leader = time.monotonic() - t0
-        if write_ok is None:
-            m = survivors[i % 2]
-            i += 1
-            if try_op(m.port, lambda c: c.set_data(probe, b"y"), timeout=0.5) == 0:
-                write_ok = time.monotonic() - t0
-        time.sleep(0.005)
+    load = WriteLoad([m.port for m in ens.members], opts.failover_writers, opts.value_size)
+    load.setup(survivors[0].port)
+    load.start()
+    try:
+        time.sleep(1.0)
+        n0, t_n0 = load.acked, time.monotonic()
+        time.sleep(opts.failover_preload)
+        rate = (load.acked - n0) / (time.monotonic() - t_n0)
+        t0 = time.monotonic()
+        leader.stop(signal.SIGKILL)
+        reaped = time.monotonic() - t0
+        load.armed = time.monotonic()
+        new_leader = None
+        while time.monotonic() - t0 < timeout:
+            if new_leader is None and any(m.mode() == "leader" for m in survivors):
+                new_leader = time.monotonic() - t0
+            if new_leader is not None and load.first_ack is not None:
+                break
+            time.sleep(0.005)
+        write_ok = load.first_ack - t0 if load.first_ack is not None else None
+    finally:
+        load.stop()
+    trial = {"killed": f"server.{leader.myid}", "reaped_s": reaped, "new_leader_s": new_leader,
+             "write_ok_s": write_ok, "writers": opts.failover_writers,
+             "writes_per_sec_before": rate, "writes_acked_after_kill": load.acked_after,
+             "writer_errors": load.errors}
     if new_leader is None or write_ok is None:
-        raise RuntimeError("the ensemble did not recover within the timeout")
-    log(f"  failover: new leader after {new_leader:.2f}s, write ok after {write_ok:.2f}s")
+        trial["error"] = (f"not recovered within {timeout:.0f}s of the SIGKILL: new leader "
+                          f"{'at %.2fs' % new_leader if new_leader is not None else 'never'}, "
+                          f"first acknowledged write "
+                          f"{'at %.2fs' % write_ok if write_ok is not None else 'never'}; "
+                          f"writer errors {load.errors}")
+        return trial
+    log(f"  failover: killed server.{leader.myid} under {rate:.0f} writes/s; new leader after "
+        f"{new_leader:.2f}s, first write acknowledged after {write_ok:.2f}s")
     leader.start()
     ens.wait_quorum([leader])
-    return {"new_leader_s": new_leader, "write_ok_s": write_ok}
+    return trial
+
+
+def part_ensemble(opts, base, out):
+    kinds = ("zooid", "zookeeper")
+    runs = {k: [] for k in kinds}
+    failovers = {k: [] for k in kinds}
+    failures = {k: [] for k in kinds}   # what went wrong, with the members' log tails
+
+    def failed(kind, rnd, step, error, ens):
+        tails = ens.log_tails()
+        failures[kind].append({"round": rnd + 1, "step": step, "error": error,
+                               "workdir": ens.root, "log_tails": tails})
+        log(f"  {kind} ensemble, round {rnd + 1}, {step}: FAILED: {error}\n{tails}")
+
+    for rnd in range(opts.rounds):
+        order = kinds if rnd % 2 == 0 else kinds[::-1]
+        for kind in order:
+            log(f"ensemble round {rnd + 1}/{opts.rounds}: {kind} (3 members)")
+            ens = Ensemble(opts, base, kind, f"r{rnd}")
+            n_failed = len(failures[kind])
+            try:
+                ens.start()
+                out.setdefault("versions", {})[kind] = ens.members[0].version()
+                leader = ens.wait_leader()
+                target = next(m for m in ens.members if m is not leader)
+                log(f"  load goes to a follower (server.{target.myid}, port {target.port}); "
+                    f"leader is server.{leader.myid}")
+                res, errs = run_ensemble_workloads(opts, ens, target, f"{kind}-ensemble")
+                runs[kind].append(res)
+                for step, e in errs.items():
+                    failed(kind, rnd, step, e, ens)
+                if rnd == opts.rounds - 1:
+                    for t in range(opts.failover_trials):
+                        log(f"  {kind}: failover trial {t + 1}/{opts.failover_trials}")
+                        trial = measure_failover(opts, ens)
+                        failovers[kind].append(trial)
+                        if "error" in trial:
+                            failed(kind, rnd, f"failover trial {t + 1}", trial["error"], ens)
+                            break
+            except RuntimeError as e:
+                failed(kind, rnd, "ensemble", str(e), ens)
+            finally:
+                ens.stop()
+                if not opts.keep_data and len(failures[kind]) == n_failed:
+                    shutil.rmtree(ens.root, ignore_errors=True)
+
+    def fo_summary(trials):
+        good = [t for t in trials if "error" not in t]
+        if not good:
+            return None
+        return {key: statistics.median(t[key] for t in good) for key in
+                ("new_leader_s", "write_ok_s", "writes_per_sec_before")} | {
+            "min_new_leader_s": min(t["new_leader_s"] for t in good),
+            "max_new_leader_s": max(t["new_leader_s"] for t in good),
+            "min_write_ok_s": min(t["write_ok_s"] for t in good),
+            "max_write_ok_s": max(t["write_ok_s"] for t in good),
+            "trials_ok": len(good), "trials": len(trials)}
+
+    out["ensemble"] = {
+        kind: {w: median_of([r[w] for r in runs[kind] if w in r]) for w in opts.workloads}
+        for kind in kinds
+    }
+    out["ensemble"]["target"] = "a follower"
+    out["ensemble_rounds"] = runs
+    out["ensemble_failures"] = failures
+    out["failover"] = {kind: fo_summary(failovers[kind]) for kind in kinds}
+    out["failover_trials"] = failovers
 
 
 # --------------------------------------------------------------------------------------------
@@ -729,6 +960,7 @@ def lat4(r):
 
 def print_tables(opts, out, f):
     p = lambda s="": print(s, file=f)  # noqa: E731
+    get = lambda r, key: r.get(key) if r else None  # noqa: E731
     st = out.get("standalone")
     loaded = [w for w in opts.workloads if w != "latency"]
     if st and loaded:
@@ -811,32 +1043,73 @@ def print_tables(opts, out, f):
         p()
     ens = out.get("ensemble")
     if ens:
-        loaded_e = [w for w in opts.workloads]
         p("### 3-member ensemble (load on a follower; median of %d rounds)" % opts.rounds)
         p()
-        p("| workload | zooid ops/s | ZooKeeper ops/s | ratio | ZooKeeper p50/p99/p99.9/max ms"
-          " | follower CPU % | generator CPU % |")
-        p("|---|---|---:|---|---|---:|---:|")
-        for w in loaded_e:
-            k = ens["zookeeper"][w]
-            p(f"| {w} | {NOT_YET} | {fmt(k['ops_per_sec'])} | - | {lat4(k)} "
-              f"| {fmt(k['server_cpu_pct'])} | {fmt(k['generator_cpu_pct'])} |")
+        p("| workload | zooid ops/s | ZooKeeper ops/s | throughput ratio | zooid p50/p99/p99.9/max ms"
+          " | ZooKeeper p50/p99/p99.9/max ms | p99 ratio |")
+        p("|---|---:|---:|---:|---|---|---:|")
+        name = lambda w: (f"mixed {opts.read_percent}/{100 - opts.read_percent}"  # noqa: E731
+                          if w == "mixed" else "latency (1 x 1)" if w == "latency" else w)
+        for w in opts.workloads:
+            z, k = ens["zooid"][w], ens["zookeeper"][w]
+            p(f"| {name(w)} | {fmt(get(z, 'ops_per_sec')) if z else 'failed'} "
+              f"| {fmt(get(k, 'ops_per_sec')) if k else 'failed'} "
+              f"| **{ratio(get(z, 'ops_per_sec'), get(k, 'ops_per_sec'))}** "
+              f"| {lat4(z) if z else '-'} | {lat4(k) if k else '-'} "
+              f"| **{ratio(get(z, 'p99_ms'), get(k, 'p99_ms'))}** |")
+        p()
+        p("CPU in % of one core, medians over rounds. The follower is the member under load;"
+          " other processes include the leader and the other follower.")
+        p()
+        p("| workload | follower CPU zooid / ZK | generator CPU zooid run / ZK run"
+          " | irq zooid run / ZK run | other processes zooid run / ZK run"
+          " | generator errors zooid / ZK | rounds zooid / ZK |")
+        p("|---|---|---|---|---|---|---|")
+        for w in opts.workloads:
+            z, k = ens["zooid"][w], ens["zookeeper"][w]
+            pair = lambda key: f"{fmt(get(z, key))} / {fmt(get(k, key))}"  # noqa: E731
+            p(f"| {name(w)} | {pair('server_cpu_pct')} | {pair('generator_cpu_pct')} "
+              f"| {pair('irq_pct')} | {pair('other_cpu_pct')} | {pair('errors')} "
+              f"| {pair('rounds')} |")
         p()
     fo = out.get("failover")
     if fo:
-        p("### Leader failover (SIGKILL the leader of the 3-member ensemble)")
+        p(f"### Leader failover (SIGKILL the leader of the 3-member ensemble under write load:"
+          f" {opts.failover_writers} writers, 1 setData in flight each)")
         p()
-        z = fo["zookeeper"]
-        p("| | zooid | ZooKeeper |")
-        p("|---|---|---:|")
-        if z:
-            p(f"| until a survivor reports Mode: leader s | {NOT_YET} | {z['new_leader_s']:.2f} |")
-            p(f"| until a write through a survivor succeeds s | {NOT_YET} "
-              f"| {z['write_ok_s']:.2f} |")
-            p(f"| trials | - | {len(z['trials'])} |")
+        z, k = fo.get("zooid"), fo.get("zookeeper")
+        p("| median (min-max) | zooid | ZooKeeper | zooid / ZooKeeper |")
+        p("|---|---|---|---:|")
+
+        def cell(s, key, d=2):
+            if not s:
+                return "failed"
+            lo, hi = s.get("min_" + key), s.get("max_" + key)
+            rng = f" ({lo:.{d}f}-{hi:.{d}f})" if lo is not None and s["trials_ok"] > 1 else ""
+            return f"{s[key]:.{d}f}{rng}"
+        rows = [("until a survivor reports Mode: leader s", "new_leader_s"),
+                ("until the first write sent after the kill is acknowledged s", "write_ok_s")]
+        for title, key in rows:
+            p(f"| {title} | {cell(z, key)} | {cell(k, key)} "
+              f"| **{ratio(get(z, key), get(k, key))}** |")
+        p(f"| acknowledged writes/s before the kill | {fmt(get(z, 'writes_per_sec_before'))} "
+          f"| {fmt(get(k, 'writes_per_sec_before'))} "
+          f"| {ratio(get(z, 'writes_per_sec_before'), get(k, 'writes_per_sec_before'))} |")
+        trials = out.get("failover_trials", {})
+        p(f"| trials recovered / run | {get(z, 'trials_ok') or 0} / {len(trials.get('zooid', []))}"
+          f" | {get(k, 'trials_ok') or 0} / {len(trials.get('zookeeper', []))} | |")
         p()
     elif opts.ensemble is False:
-        p("Ensemble and failover: not measured (run with --ensemble); " + NOT_YET)
+        p("Ensemble and failover: not measured (run with --ensemble)")
+        p()
+    failures = {k: v for k, v in (out.get("ensemble_failures") or {}).items() if v}
+    if failures:
+        p("### Ensemble problems")
+        p()
+        for kind, fl in failures.items():
+            for x in fl:
+                first = x["error"].strip().splitlines()[0] if x["error"].strip() else "?"
+                p(f"- {kind}, round {x['round']}, {x['step']}: {first} (logs in {x['workdir']})")
         p()
 
 
@@ -866,8 +1139,14 @@ def parse_args(argv):
     ap.add_argument("--zk-default-heap", action="store_true",
                     help="also populate ZooKeeper with the JVM's default heap (no -Xmx)")
     ap.add_argument("--ensemble", action="store_true",
-                    help="also run the 3-member ZooKeeper ensemble and leader failover")
+                    help="also run 3-member ensembles (zooid's and ZooKeeper's) and leader "
+                         "failover")
     ap.add_argument("--failover-trials", type=int, default=3)
+    ap.add_argument("--failover-writers", type=int, default=16,
+                    help="failover: sessions writing (setData, 1 in flight each) through all "
+                         "members while the leader is killed")
+    ap.add_argument("--failover-preload", type=float, default=2,
+                    help="failover: seconds of write load measured before the kill")
     ap.add_argument("--quick", action="store_true",
                     help="CI-sized: 2 s per workload, 1 round, 1 s warm-up, 100k znodes, "
                          "1 restart, 1 failover trial")
@@ -944,7 +1223,9 @@ def main(argv):
             part_ensemble(opts, base, out)
     finally:
         stop_everything()
-        if not opts.keep_data:
+        if any((out.get("ensemble_failures") or {}).values()):
+            log(f"ensemble problems: keeping {base} (member logs)")
+        elif not opts.keep_data:
             shutil.rmtree(base, ignore_errors=True)
 
     table_out = sys.stderr if opts.json == "-" else sys.stdout
