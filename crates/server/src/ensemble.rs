@@ -76,6 +76,10 @@ impl EnsembleConfig {
     }
 }
 
+/// Logged txns kept in memory, so a role change needs no log reads: enough for the leader's
+/// committed window and for the proposals a member logged but did not apply.
+const RECENT_TXNS: usize = 4 * DEFAULT_COMMIT_LOG_COUNT;
+
 /// How long between attempts to reach a leader that does not answer yet.
 const CONNECT_RETRY: Duration = Duration::from_millis(200);
 
@@ -156,6 +160,10 @@ pub struct Peer {
     pub generation: u64,
     /// When this member was established as leader.
     led_since: Option<Instant>,
+    /// The newest logged txns, oldest first, as logged (see [`RECENT_TXNS`]).
+    recent: std::collections::VecDeque<(i64, Vec<u8>)>,
+    /// `recent` holds every txn logged after this zxid (until it first drops one).
+    recent_since: Option<i64>,
     /// Sizes of proposals: last, max, min (-1 before the first).
     proposal_sizes: (i64, i64, i64),
 }
@@ -196,6 +204,8 @@ impl Peer {
             appended: 0,
             generation: 0,
             led_since: None,
+            recent: std::collections::VecDeque::new(),
+            recent_since: Some(last),
             proposal_sizes: (-1, -1, -1),
         };
         tracing::info!(
@@ -419,16 +429,45 @@ impl Peer {
         Ok(())
     }
 
+    /// A txn was handed to the log writer.
+    fn remember(&mut self, zxid: i64, entry: &[u8]) {
+        self.last_logged = zxid;
+        self.appended += 1;
+        if self.recent.len() == RECENT_TXNS {
+            self.recent.pop_front();
+            self.recent_since = None;
+        }
+        self.recent.push_back((zxid, entry.to_vec()));
+    }
+
+    /// The remembered txns after `from`, if memory holds all of them.
+    fn recent_after(&self, from: i64) -> Option<Vec<TxnEntry>> {
+        let covered = self.recent_since.is_some_and(|z| z <= from)
+            || self.recent.front().is_some_and(|(z, _)| *z <= from);
+        if !covered {
+            return None;
+        }
+        self.recent
+            .iter()
+            .filter(|(z, _)| *z > from)
+            .map(|(_, e)| TxnEntry::decode(e).ok())
+            .collect()
+    }
+
     /// Apply the txns logged after the tree's last zxid (proposals not committed when the
-    /// role ended), as recovery would replay them. False if the log does not continue the
-    /// tree exactly; the caller then reloads.
+    /// role ended), as recovery would replay them, from memory or else from the log. False
+    /// if that does not bring the tree exactly to the log's end; the caller then reloads.
     fn catch_up(&self, tree: &mut zooid_tree::DataTree) -> bool {
         let from = tree.last_zxid();
-        let Ok(read) = zooid_storage::txnlog::read_log(&self.cfg.log_dir, from) else {
-            return false;
+        let entries = match self.recent_after(from) {
+            Some(e) => e,
+            None => match zooid_storage::txnlog::read_log(&self.cfg.log_dir, from) {
+                Ok(read) => read.entries,
+                Err(_) => return false,
+            },
         };
         let mut applied = 0;
-        for e in read.entries.iter().filter(|e| e.header.zxid > from) {
+        for e in entries.iter().filter(|e| e.header.zxid > from) {
             if e.header.zxid > self.last_logged {
                 break;
             }
@@ -452,12 +491,26 @@ impl Peer {
             "reloaded the data from disk"
         );
         self.last_logged = r.tree.last_zxid();
+        self.recent.clear();
+        self.recent_since = Some(self.last_logged);
         Ok(r.tree)
     }
 
     /// The newest logged txns (the leader's in-memory committed window), read from the newest
     /// log files only.
     fn history(&self) -> Vec<TxnEntry> {
+        if self.recent.len() >= DEFAULT_COMMIT_LOG_COUNT {
+            let n = self.recent.len();
+            let window = self
+                .recent
+                .iter()
+                .skip(n.saturating_sub(DEFAULT_COMMIT_LOG_COUNT))
+                .map(|(_, e)| TxnEntry::decode(e).ok())
+                .collect::<Option<Vec<_>>>();
+            if let Some(w) = window {
+                return w;
+            }
+        }
         let files = zooid_storage::txnlog::log_files(&self.cfg.log_dir).unwrap_or_default();
         // The window's start lies in the newest two files unless they hold fewer txns than
         // the window; then an older file is missing from it, which costs DIFF range only.
@@ -487,6 +540,7 @@ impl Peer {
         match ev {
             PeerEvent::Notification { from, n } => {
                 let now = self.now();
+                tracing::debug!(%from, state = n.state.name(), vote = ?n.vote(), "notification");
                 let out = self.election.on_notification(from, n, now);
                 self.election_out(out, node);
             }
@@ -662,6 +716,7 @@ impl Peer {
                     }
                     Action::Append { zxid, entry } => {
                         let decoded = TxnEntry::decode(&entry);
+                        self.remember(zxid, &entry);
                         let size = entry.len() as i64;
                         let (_, max, min) = self.proposal_sizes;
                         self.proposal_sizes = (
@@ -669,8 +724,6 @@ impl Peer {
                             max.max(size),
                             if min < 0 { size } else { min.min(size) },
                         );
-                        self.last_logged = zxid;
-                        self.appended += 1;
                         let _ = node.writer.send(ToWriter::Append { zxid, entry });
                         let now = self.now();
                         if let Phase::Leading { leader, .. } = &mut self.phase {
@@ -913,12 +966,9 @@ impl Peer {
                     let zxid = e.header.zxid;
                     let mut w = Writer::new();
                     e.encode(&mut w);
-                    self.last_logged = zxid;
-                    self.appended += 1;
-                    let _ = node.writer.send(ToWriter::Append {
-                        zxid,
-                        entry: w.into_inner(),
-                    });
+                    let entry = w.into_inner();
+                    self.remember(zxid, &entry);
+                    let _ = node.writer.send(ToWriter::Append { zxid, entry });
                 }
                 LearnerAction::Apply(entry) => {
                     node.core
@@ -1004,6 +1054,8 @@ impl Peer {
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
         self.generation += 1;
         self.last_logged = zxid.0;
+        self.recent.clear();
+        self.recent_since = Some(zxid.0);
         Ok(())
     }
 }
