@@ -135,10 +135,13 @@ class Member:
 class Ensemble:
     """Members server.1..N (participants first, then observers)."""
 
-    def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None):
+    def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=()):
+        """`oracle_sids`: members that run Apache ZooKeeper whatever `kind` is (a mixed
+        ensemble)."""
         self.root = root
         self.kind = kind
         self.real_kind = "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
+        self.oracle_sids = set(oracle_sids)
         self.tick_ms = tick_ms
         self.extra_cfg = dict(extra_cfg or {})
         self.members = {}
@@ -191,8 +194,11 @@ class Ensemble:
         with open(m.cfg_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    def kind_of(self, sid):
+        return "oracle" if sid in self.oracle_sids else self.real_kind
+
     def _command(self, m):
-        if self.real_kind == "oracle":
+        if self.kind_of(m.sid) == "oracle":
             return oracle_command(m.cfg_path, 1000)
         if not os.access(ZOOID_BIN, os.X_OK):
             raise RuntimeError(f"zooid binary not found: {ZOOID_BIN} "
@@ -228,7 +234,7 @@ class Ensemble:
                                     stderr=subprocess.STDOUT, cwd=m.root,
                                     start_new_session=True)
         m.server = Server(self.kind, m.client_port, proc, m.root, m.cfg_path, m.log_path)
-        m.server.real_kind = self.real_kind
+        m.server.real_kind = self.kind_of(sid)
         m.expected_up = True
         return m
 

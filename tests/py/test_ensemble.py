@@ -20,6 +20,7 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
+from conftest import ORACLE_ONLY
 from ensemble import Ensemble
 from zkraw import OP, ProtocolError, Session
 
@@ -652,3 +653,66 @@ def test_recipes_across_leader_failover(make_ensemble, make_client):
     oc = client(make_client, ens.member(leader))
     oc.sync("/r")
     assert oc.get_children("/r/lock") == [] and oc.exists("/r/barrier") is None
+
+
+# --------------------------------------------------------------- 9. mixed with ZooKeeper
+
+def hash_line(ens, sid):
+    """The newest (zxid, digest) line of `hash`, as both servers print it."""
+    lines = [l for l in four_letter_text(ens, sid, "hash").splitlines() if ":" in l]
+    return lines[-1] if lines else None
+
+
+def four_letter_text(ens, sid, word):
+    from zkraw import four_letter
+    return four_letter("127.0.0.1", ens.member(sid).client_port, word)
+
+
+def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client):
+    """zooid members and Apache ZooKeeper 3.8 members in one ensemble: a zooid leader with
+    ZooKeeper followers (one wiped and synced by SNAP from zooid), then a ZooKeeper leader
+    with the zooid member following (back by DIFF after a kill -9)."""
+    # At equal zxids the highest sid wins the election: server.3 (zooid) leads.
+    ens = make_ensemble(3, oracle_sids=(1, 2))
+    assert ens.kind_of(3) != "oracle" or ORACLE_ONLY
+    assert ens.wait_for_quorum(WAIT) == 3
+    cs = {sid: client(make_client, ens.member(sid)) for sid in ens.sids}
+    for sid, c in cs.items():
+        c.create(f"/mix{sid}", f"from {sid}".encode())
+        for i in range(50):
+            c.create(f"/mix{sid}/n{i:02d}", b"x" * 40)
+        c.create(f"/eph{sid}", b"", ephemeral=True)
+    trees = {sid: (c.sync("/"), dump_tree(c))[1] for sid, c in cs.items()}
+    assert len(trees[3]) == 1 + 3 * 51 + 3  # /, three /mixN with 50 children each, ephemerals
+    for sid in (1, 2):
+        assert trees[sid] == trees[3], f"member {sid} differs from the zooid leader"
+    poll_until(lambda: len({hash_line(ens, s) for s in ens.sids}) == 1, what="equal digests")
+
+    # a ZooKeeper follower that lost its dataDir is synced by SNAP from the zooid leader
+    cs[1].stop()
+    ens.stop(1)
+    ens.wipe(1)
+    cs[3].create("/while-wiped", b"w")
+    assert ens.restart(1) == "follower"
+    c1 = client(make_client, ens.member(1))
+    c1.sync("/")
+    cs[3].sync("/")
+    assert dump_tree(c1) == dump_tree(cs[3])
+
+    # kill -9 the zooid leader: a ZooKeeper member leads, and zooid comes back as its follower
+    for c in (cs[3],):
+        c.stop()
+    ens.kill9(3)
+    new_leader = ens.wait_for_quorum(WAIT)
+    assert new_leader in (1, 2)
+    until_ok(lambda: cs[2].create("/after-kill", b"k"), what="write after the kill")
+    assert ens.restart(3) == "follower"
+    c3 = client(make_client, ens.member(3))
+    c3.sync("/")
+    cs[2].sync("/")
+    assert c3.get("/after-kill")[0] == b"k"
+    assert dump_tree(c3) == dump_tree(cs[2])
+    # and a write through the zooid follower reaches the ZooKeeper members
+    c3.create("/via-zooid-follower", b"f")
+    c1.sync("/")
+    assert c1.get("/via-zooid-follower")[0] == b"f"
