@@ -7,6 +7,8 @@
 //! history   [ snapshot items (snap_len) | log entries ... ]   zxid order, (zxid, txn id)
 //!                                        ^ durable_len: what survives a crash
 //! base      the zxid the loaded snapshot is labelled with (may be an epoch start (e,0))
+//! pre_snap  what the disk held at or below that zxid before the SNAP: the older snapshot
+//!           and log the server keeps (it truncates its log after the SNAP's zxid only)
 //! snapshot  (what a SNAP streams) [int64 zxid][uint64 id] per item, big-endian
 //! ```
 
@@ -23,6 +25,8 @@ pub struct Disk {
     pub base: Zxid,
     /// How many of `history`'s first entries came from that snapshot.
     pub snap_len: usize,
+    /// The history at or below `base` from before that SNAP (older snapshot and log).
+    pub pre_snap: Vec<(Zxid, u64)>,
     pub durable_len: usize,
     pub accepted_epoch: Epoch,
     pub current_epoch: Epoch,
@@ -36,6 +40,7 @@ impl Disk {
             history,
             base: Zxid::ZERO,
             snap_len: 0,
+            pre_snap: Vec::new(),
             accepted_epoch: epoch,
             current_epoch: epoch,
         }
@@ -73,26 +78,34 @@ impl Disk {
     }
 
     /// TRUNC to `zxid`. It may go below an epoch-start snapshot's label (a learner synced by
-    /// SNAP at (e,0) that logged proposals the next leader lacks), never into the snapshot's
-    /// content: the storage drops or relabels that snapshot. Err when it would cut into it.
-    pub fn truncate(&mut self, zxid: Zxid) -> Result<(), String> {
-        let snapshot = self.base;
+    /// SNAP at (e,0) that logged proposals the next leader lacks). When it cuts into a
+    /// snapshot's content (one a SNAP from a leader that never established stored), the server
+    /// drops that snapshot and falls back to its older snapshot and log: `Ok(false)` if that
+    /// history ends below `zxid` (the learner then fails and syncs again from there).
+    pub fn truncate(&mut self, zxid: Zxid) -> Result<bool, String> {
         self.history.retain(|e| e.0 <= zxid);
-        // Consistent even on Err: the failure's dump reads it.
         self.base = self.base.min(zxid);
         self.durable_len = self.durable_len.min(self.history.len());
-        if self.history.len() < self.snap_len {
-            return Err(format!(
-                "TRUNC to {zxid} cuts into the snapshot at {snapshot} ({} of its {} txns kept)",
-                self.history.len(),
-                self.snap_len
-            ));
+        if self.history.len() >= self.snap_len {
+            return Ok(true);
         }
-        Ok(())
+        let mut older = std::mem::take(&mut self.pre_snap);
+        older.retain(|e| e.0 <= zxid);
+        self.durable_len = older.len();
+        self.history = older;
+        self.snap_len = 0;
+        self.base = Zxid::ZERO;
+        Ok(self.last_zxid() == zxid)
     }
 
     /// A SNAP's snapshot replaces everything, durably.
     pub fn load_snapshot(&mut self, zxid: Zxid, items: Vec<(Zxid, u64)>) {
+        // The server makes everything appended durable, then cuts its log after `zxid`.
+        let mut older = std::mem::replace(&mut self.history, Vec::new());
+        older.retain(|e| e.0 <= zxid);
+        if self.snap_len == 0 || older.len() >= self.snap_len {
+            self.pre_snap = older;
+        }
         self.durable_len = items.len();
         self.snap_len = items.len();
         self.history = items;
@@ -165,13 +178,26 @@ mod tests {
     }
 
     #[test]
-    fn trunc_may_go_below_an_epoch_start_label_but_not_into_the_snapshot() {
+    fn trunc_may_go_below_an_epoch_start_label() {
         let mut d = Disk::default();
         d.load_snapshot(z(2, 0), vec![(z(1, 1), 1), (z(1, 2), 2)]);
         d.append(z(2, 1), 3);
-        assert!(d.truncate(z(1, 4)).is_ok());
+        assert_eq!(d.truncate(z(1, 4)), Ok(true));
         assert_eq!((d.last_zxid(), d.base), (z(1, 4), z(1, 4)));
-        assert!(d.truncate(z(1, 1)).is_err());
+    }
+
+    #[test]
+    fn trunc_into_a_snapshot_falls_back_to_the_older_history() {
+        let mut d = Disk::new(vec![(z(1, 1), 1), (z(1, 2), 2)], Epoch(1));
+        d.load_snapshot(z(1, 5), (1..=5).map(|c| (z(1, c), c as u64)).collect());
+        // The older history reaches the TRUNC point: exact.
+        let mut exact = d.clone();
+        assert_eq!(exact.truncate(z(1, 2)), Ok(true));
+        assert_eq!(exact.history, vec![(z(1, 1), 1), (z(1, 2), 2)]);
+        assert_eq!(exact.snap_len, 0);
+        // It ends below it: the learner must sync again from (1,2).
+        assert_eq!(d.truncate(z(1, 4)), Ok(false));
+        assert_eq!(d.last_zxid(), z(1, 2));
     }
 
     #[test]

@@ -57,6 +57,9 @@ pub struct Stats {
     pub step_downs: u64,
     /// Learners whose connection to the leader ended (closed, silent leader, behind).
     pub learner_failures: u64,
+    /// TRUNCs into a SNAP-loaded snapshot, after which the member's data ended below the
+    /// TRUNC point and it synced again.
+    pub trunc_fallbacks: u64,
     /// Client writes proposed by a leader.
     pub writes: u64,
     /// Writes a learner forwarded to its leader.
@@ -94,6 +97,7 @@ impl Stats {
             elections,
             step_downs,
             learner_failures,
+            trunc_fallbacks,
             writes,
             forwarded,
             syncs,
@@ -122,6 +126,7 @@ impl Stats {
         self.elections += elections;
         self.step_downs += step_downs;
         self.learner_failures += learner_failures;
+        self.trunc_fallbacks += trunc_fallbacks;
         self.writes += writes;
         self.forwarded += forwarded;
         self.syncs += syncs;
@@ -190,7 +195,8 @@ impl fmt::Display for Stats {
             write!(
                 f,
                 "\n  txns             {} committed ({} proposed, {} forwarded by learners, {} \
-                 syncs); learners synced by DIFF {}, TRUNC {}, SNAP {}; {} learner failures",
+                 syncs); learners synced by DIFF {}, TRUNC {}, SNAP {}; {} learner failures, {} \
+                 TRUNCs below a stored SNAP",
                 self.committed,
                 self.writes,
                 self.forwarded,
@@ -198,7 +204,8 @@ impl fmt::Display for Stats {
                 self.diff,
                 self.trunc,
                 self.snap,
-                self.learner_failures
+                self.learner_failures,
+                self.trunc_fallbacks
             )?;
         }
         Ok(())

@@ -720,8 +720,14 @@ impl Sim {
                 }
                 LearnerAction::Truncate(z) => {
                     let r = self.nodes[n].disk.truncate(z);
-                    self.ok(r);
+                    let exact = self.ok(r);
                     self.rebuild_tree(n, "truncated");
+                    if !exact {
+                        // As the server does: its data ends below the TRUNC point, so it
+                        // looks again and the next leader syncs it from there.
+                        self.stats.trunc_fallbacks += 1;
+                        return self.learner_failed(n, None);
+                    }
                 }
                 LearnerAction::LoadSnapshot { zxid, body } => {
                     let items = decode_snapshot(&body);

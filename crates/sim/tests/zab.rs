@@ -28,3 +28,19 @@ fn trunc_below_an_epoch_start_snapshot_n5() {
     let stats = run(Which::Zab, 5, 2267, false);
     assert!(stats.trunc > 0);
 }
+
+/// A leader that never establishes sends a learner a SNAP of a tree holding its uncommitted
+/// txns; the learner stores it; a later leader with a shorter history sends TRUNC below the
+/// snapshot's zxid. As the server does, the learner drops that snapshot, falls back to its
+/// older data and, ending below the TRUNC point, syncs again; nothing committed is lost.
+/// (Found by this simulation: seeds 15915, 48258, 49668 with 3 voters, 14143, 28990 with 5.)
+#[test]
+fn trunc_into_a_stored_snapshot_falls_back_and_resyncs() {
+    for (voters, seed) in [(3, 15915), (3, 48258), (3, 49668), (5, 14143), (5, 28990)] {
+        let stats = run(Which::Zab, voters, seed, false);
+        assert!(
+            stats.trunc_fallbacks > 0,
+            "seed {seed} no longer reaches the case"
+        );
+    }
+}
