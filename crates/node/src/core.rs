@@ -96,8 +96,9 @@ pub enum Input<'a> {
         zxid: i64,
     },
     Tick,
-    /// Leader: a client request a learner forwarded (REQUEST).
+    /// Leader: a client request the learner with server id `from` forwarded (REQUEST).
     Forwarded {
+        from: u64,
         session_id: i64,
         cxid: i32,
         op: i32,
@@ -290,6 +291,20 @@ struct Session {
     deadline_ms: i64,
     conn: Option<ConnId>,
     closing: bool,
+    /// Leader: which member the session's client is attached to. Requests from any other
+    /// member get SESSIONMOVED (ZooKeeper's `checkSession`).
+    owner: SessionOwner,
+}
+
+/// Where a session's client is attached, as the leader knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionOwner {
+    /// Recovered from disk: the first member to send a request for it claims it.
+    Unclaimed,
+    /// A client connection of this server.
+    Here,
+    /// A client of the learner with this server id.
+    Learner(u64),
 }
 
 /// Where an in-flight txn came from, to route its reply.
@@ -396,6 +411,7 @@ impl Core {
                     deadline_ms: (t / tick + 1) * tick,
                     conn: None,
                     closing: false,
+                    owner: SessionOwner::Unclaimed,
                 };
                 (id, session)
             })
@@ -459,17 +475,31 @@ impl Core {
         self.touch(session_id, now_ms);
     }
 
-    /// Leader: a client re-attaches on a learner; the session is valid if it is alive here.
-    /// A valid session gets a fresh deadline with its new timeout.
-    pub fn revalidate(&mut self, session_id: i64, timeout_ms: i32, now_ms: i64) -> bool {
+    /// Leader: a client re-attaches on the learner with server id `from`; the session is
+    /// valid if it is alive here. A valid session gets a fresh deadline with its new timeout,
+    /// and belongs to that learner from now on.
+    pub fn revalidate(&mut self, from: u64, session_id: i64, timeout_ms: i32, now_ms: i64) -> bool {
         let deadline = self.deadline(now_ms, timeout_ms);
         match self.sessions.get_mut(&session_id) {
             Some(s) if !s.closing => {
                 s.timeout_ms = timeout_ms;
                 s.deadline_ms = deadline;
+                s.owner = SessionOwner::Learner(from);
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Leader: whether `owner` may write for `session` (claiming an unclaimed one).
+    fn claim(&mut self, session: i64, owner: SessionOwner) -> bool {
+        match self.sessions.get_mut(&session) {
+            Some(s) if s.owner == SessionOwner::Unclaimed => {
+                s.owner = owner;
+                true
+            }
+            Some(s) => s.owner == owner,
+            None => true,
         }
     }
 
@@ -594,12 +624,13 @@ impl Core {
             Input::Persisted { zxid } => self.on_persisted(zxid, now_ms),
             Input::Tick => self.on_tick(now_ms),
             Input::Forwarded {
+                from,
                 session_id,
                 cxid,
                 op,
                 body,
                 auth,
-            } => self.on_forwarded(session_id, cxid, op, body, auth, now_ms),
+            } => self.on_forwarded(from, session_id, cxid, op, body, auth, now_ms),
             Input::Apply { entry } => self.on_apply(entry, now_ms),
             Input::SyncDone => self.on_sync_done(now_ms),
             Input::Revalidated { session_id, valid } => {
@@ -739,6 +770,7 @@ impl Core {
                     deadline_ms: self.deadline(now_ms, timeout),
                     conn: Some(conn),
                     closing: false,
+                    owner: SessionOwner::Here,
                 },
             );
             if self.role == Role::Learner {
@@ -824,8 +856,10 @@ impl Core {
             deadline_ms: deadline,
             conn: None,
             closing: false,
+            owner: SessionOwner::Here,
         });
         s.conn = Some(conn);
+        s.owner = SessionOwner::Here;
         s.timeout_ms = timeout;
         s.deadline_ms = deadline;
         let backlog = match self.conns.get_mut(&conn).map(|c| {
@@ -1221,7 +1255,13 @@ impl Core {
             .map(|c| c.auth.clone())
             .unwrap_or_default();
         let zxid = self.next_zxid;
-        let (txn, changes, close_after) = self.prep_write(session, &req, &auth_ids, now_ms);
+        let moved = self.role == Role::Leader && !self.claim(session, SessionOwner::Here);
+        let (txn, changes, close_after) = if moved {
+            let err = zooid_proto::ErrorCode::SessionMoved.code();
+            (Txn::Error { err }, None, false)
+        } else {
+            self.prep_write(session, &req, &auth_ids, now_ms)
+        };
         let z = self.propose(
             session,
             xid_,
@@ -1240,8 +1280,10 @@ impl Core {
 
     /// Leader: a request a learner forwarded. Its client is answered by that learner when
     /// the txn comes back committed, so nothing waits here.
+    #[allow(clippy::too_many_arguments)]
     fn on_forwarded(
         &mut self,
+        from: u64,
         session: i64,
         cxid: i32,
         op: i32,
@@ -1267,16 +1309,24 @@ impl Core {
                     deadline_ms,
                     conn: None,
                     closing: false,
+                    owner: SessionOwner::Learner(from),
                 });
                 let txn = Txn::CreateSession {
                     timeout_ms: timeout,
                 };
                 (txn, Some(prep::Changes::default()))
             }
-            // ZooKeeper's checkSession: a session the leader does not know has expired.
+            // ZooKeeper's checkSession: a session the leader does not know has expired, and
+            // one attached to another member has moved.
             _ if !known => (
                 Txn::Error {
                     err: zooid_proto::ErrorCode::SessionExpired.code(),
+                },
+                None,
+            ),
+            _ if !self.claim(session, SessionOwner::Learner(from)) => (
+                Txn::Error {
+                    err: zooid_proto::ErrorCode::SessionMoved.code(),
                 },
                 None,
             ),
@@ -1513,6 +1563,7 @@ impl Core {
                         deadline_ms: deadline,
                         conn: None,
                         closing: false,
+                        owner: SessionOwner::Unclaimed,
                     });
                 }
                 _ => {}

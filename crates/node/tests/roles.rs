@@ -156,9 +156,11 @@ impl Ensemble {
                 if op == OpCode::Sync.code() {
                     self.syncs.push_back((n, self.last_proposed));
                 } else {
+                    let from = u64::from(self.cores[n].config().server_id);
                     self.cores[LEADER].handle(
                         now,
                         Input::Forwarded {
+                            from,
                             session_id,
                             cxid,
                             op,
@@ -222,7 +224,8 @@ impl Ensemble {
     /// The leader answers the re-attaches learners asked about.
     fn answer_revalidations(&mut self) {
         while let Some((n, session_id, timeout)) = self.revalidations.pop_front() {
-            let valid = self.cores[LEADER].revalidate(session_id, timeout, self.now);
+            let from = u64::from(self.cores[n].config().server_id);
+            let valid = self.cores[LEADER].revalidate(from, session_id, timeout, self.now);
             self.cores[n].handle(self.now, Input::Revalidated { session_id, valid });
             self.pump();
         }
@@ -1014,6 +1017,7 @@ fn the_leader_fails_forwarded_requests_it_cannot_take() {
         e.leader().handle(
             now,
             Input::Forwarded {
+                from: 2,
                 session_id,
                 cxid,
                 op: OpCode::Create.code(),
@@ -1154,4 +1158,42 @@ fn into_tree_keeps_the_data_and_drops_the_watches() {
     let frames = n.frames(&b);
     assert_eq!(frames.len(), 2);
     assert_eq!(events(&frames[..1]), [ev(EventType::NodeDataChanged, "/d")]);
+}
+
+/// ZooKeeper's checkSession: once a session re-attached on another member, requests from
+/// its old connection get SESSIONMOVED and change nothing; the new connection writes.
+#[test]
+fn a_session_that_moved_answers_its_old_connection_session_moved() {
+    let mut e = Ensemble::new(&[2, 3]);
+    let (mut a, session) = e.session(1);
+    let pw = auth::session_password(session);
+    // The client moves to the other learner while its old connection is still open there.
+    let mut b = e.connect(2, session, &pw);
+    e.answer_revalidations();
+    assert_eq!(connect_response(&e.take(&b)[0]).session_id, session);
+    let x = e.send_create(&mut a, "/from-old", b"", 0);
+    e.commit();
+    let (h, _) = e.one_reply(&a);
+    assert_eq!((h.xid, h.err), (x, ErrorCode::SessionMoved.code()));
+    let y = e.send_create(&mut b, "/from-new", b"", 0);
+    e.commit();
+    let (h, _) = e.one_reply(&b);
+    assert_eq!((h.xid, h.err), (y, 0));
+    for core in &e.cores {
+        assert!(core.tree().get("/from-old").is_none());
+        assert!(core.tree().get("/from-new").is_some());
+    }
+    // A client of the leader itself that re-attached there owns it again.
+    let mut c = e.connect(0, session, &pw);
+    assert_eq!(connect_response(&e.take(&c)[0]).session_id, session);
+    let z = e.send_create(&mut b, "/from-b-again", b"", 0);
+    e.commit();
+    assert_eq!(
+        e.one_reply(&b).0.err,
+        ErrorCode::SessionMoved.code(),
+        "xid {z}"
+    );
+    let w = e.send_create(&mut c, "/from-leader-client", b"", 0);
+    e.commit();
+    assert_eq!(e.one_reply(&c).0.err, 0, "xid {w}");
 }

@@ -836,7 +836,7 @@ impl Peer {
                     // Replies and notifications go out in commit order.
                     self.flush_core(node);
                 }
-                LeaderOutput::Request { conn, request, .. } => {
+                LeaderOutput::Request { conn, sid, request } => {
                     if request.op_code() == Some(zooid_proto::OpCode::Sync) {
                         work.extend(leader.sync(conn));
                     } else {
@@ -844,6 +844,7 @@ impl Peer {
                         node.core.handle(
                             now,
                             Input::Forwarded {
+                                from: sid.0 as u64,
                                 session_id: request.session_id,
                                 cxid: request.cxid,
                                 op: request.op,
@@ -856,13 +857,14 @@ impl Peer {
                 }
                 LeaderOutput::Revalidate {
                     conn,
+                    sid,
                     session_id,
                     timeout_ms,
-                    ..
                 } => {
-                    let valid =
-                        node.core
-                            .revalidate(session_id, timeout_ms, crate::driver::now_ms());
+                    let now = crate::driver::now_ms();
+                    let valid = node
+                        .core
+                        .revalidate(sid.0 as u64, session_id, timeout_ms, now);
                     work.extend(leader.revalidate_reply(conn, session_id, valid));
                 }
                 LeaderOutput::Touch { touches, .. } => {
