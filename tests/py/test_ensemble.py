@@ -406,6 +406,9 @@ def test_leader_kill_under_write_load(make_ensemble, make_client, capsys):
     for sid, tree in trees.items():
         diff = sorted(set(tree) ^ set(ref)) + [p for p in ref if p in tree and tree[p] != ref[p]]
         assert not diff, f"member {sid} differs from the leader {new_leader} at {diff[:5]}"
+    # every txn a member applied left its tree with the digest the leader logged with it
+    for sid in ens.live_sids():
+        assert ens.mntr(sid).get("zk_digest_mismatches_count") == "0", f"member {sid}"
 
 
 # --------------------------------------------------------------- 5. catch-up
