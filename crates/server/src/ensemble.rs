@@ -382,7 +382,7 @@ impl Peer {
                 self.leader_out(out, node);
                 // Learners that reached us before we knew we lead.
                 for (link, (out, said)) in std::mem::take(&mut self.waiting) {
-                    self.adopt(link, out, node);
+                    self.adopt(link, out);
                     for msg in said {
                         self.on_link_message(link, msg, node);
                     }
@@ -551,7 +551,7 @@ impl Peer {
                     let leader = *leader;
                     self.start_learning(leader, link, out, node);
                 }
-                Phase::Leading { .. } => self.adopt(link, out, node),
+                Phase::Leading { .. } => self.adopt(link, out),
                 _ if self.dialed.contains(&link) => {
                     self.dialed.remove(&link);
                     let _ = out.send(LinkOut::Close);
@@ -609,7 +609,7 @@ impl Peer {
         }
     }
 
-    fn adopt(&mut self, link: LinkId, out: UnboundedSender<LinkOut>, _node: &mut Node<'_>) {
+    fn adopt(&mut self, link: LinkId, out: UnboundedSender<LinkOut>) {
         let now = self.now();
         if let Phase::Leading { leader, links } = &mut self.phase {
             leader.on_connect(LinkConn(link), now);
