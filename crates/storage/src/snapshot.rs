@@ -1311,7 +1311,7 @@ impl IncrementalSnapshot {
                         let child = zooid_tree::join(&parent, name);
                         self.stack.push(Visit::Children {
                             parent,
-                            after: Some(name.clone()),
+                            after: Some(name.into()),
                         });
                         self.stack.push(Visit::Node(child));
                     }

@@ -4,11 +4,13 @@
 //! connections and reports fired watches as data.
 
 pub mod acl;
+pub mod children;
 pub mod javaset;
 pub mod tree;
 pub mod watch;
 
 pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
+pub use children::Children;
 pub use javaset::JavaHashSet;
 pub use tree::{
     digest_prefix, digest_with_stat, join, node_digest, Applied, DataTree, Node, Owner,

@@ -9,10 +9,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
 use zooid_proto::{Acl, CreateKind, ErrorCode, Stat, Txn, TxnHeader};
 
 use crate::acl::{AclCache, AclRef};
+use crate::children::{Children, Name};
 use crate::javaset::JavaHashSet;
 use crate::watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};
 
@@ -87,7 +88,7 @@ pub struct Node {
     pub data: Option<Box<[u8]>>,
     pub acl: AclRef,
     pub stat: StatPersisted,
-    pub children: BTreeSet<Box<str>>,
+    pub children: Children,
 }
 
 impl Node {
@@ -164,13 +165,24 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     digest_with_stat(&digest_prefix(path, node.data.as_deref()), &node.stat)
 }
 
-/// Nodes by path, in 64 hash maps chosen by the path's hash. One map of a million nodes
+/// Nodes by path, in 64 hash tables chosen by the path's hash. One table of a million nodes
 /// rehashes and moves every entry at once when it grows, stalling requests for a large part
 /// of a second; a shard grows one sixty-fourth at a time.
+///
+/// Each table slot is one pointer to a boxed [`Entry`]: an open-addressing table is between
+/// 44% and 87.5% full, and empty slots of a whole node (as a map of path to node would hold)
+/// cost more than the nodes' data.
 #[derive(Debug, Clone)]
 struct NodeMap {
-    shards: Vec<FxHashMap<Box<str>, Node>>,
+    shards: Vec<HashTable<Box<Entry>>>,
     len: usize,
+}
+
+/// A node together with its path, the table's key (short paths need no allocation).
+#[derive(Debug, Clone)]
+struct Entry {
+    path: Name,
+    node: Node,
 }
 
 const NODE_SHARDS: usize = 64;
@@ -178,59 +190,88 @@ const NODE_SHARDS: usize = 64;
 impl Default for NodeMap {
     fn default() -> Self {
         NodeMap {
-            shards: (0..NODE_SHARDS).map(|_| FxHashMap::default()).collect(),
+            shards: (0..NODE_SHARDS).map(|_| HashTable::new()).collect(),
             len: 0,
         }
     }
 }
 
 impl NodeMap {
-    fn shard(path: &str) -> usize {
+    fn hash(path: &[u8]) -> u64 {
         use std::hash::{BuildHasher, Hasher};
         let mut h = rustc_hash::FxBuildHasher.build_hasher();
-        h.write(path.as_bytes());
-        // The high bits: hashbrown uses the low ones inside each shard.
-        (h.finish() >> 58) as usize % NODE_SHARDS
+        h.write(path);
+        h.finish()
+    }
+
+    /// The shard takes bits 50..56 of the hash: hashbrown picks buckets with the low bits and
+    /// tags them with the top seven, which must stay varied within a shard.
+    fn locate(path: &str) -> (usize, u64) {
+        let h = Self::hash(path.as_bytes());
+        ((h >> 50) as usize % NODE_SHARDS, h)
     }
 
     fn get(&self, path: &str) -> Option<&Node> {
-        self.shards[Self::shard(path)].get(path)
+        let (s, h) = Self::locate(path);
+        self.shards[s]
+            .find(h, |e| e.path.as_bytes() == path.as_bytes())
+            .map(|e| &e.node)
     }
 
     fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
-        self.shards[Self::shard(path)].get_mut(path)
+        let (s, h) = Self::locate(path);
+        self.shards[s]
+            .find_mut(h, |e| e.path.as_bytes() == path.as_bytes())
+            .map(|e| &mut e.node)
     }
 
     fn contains_key(&self, path: &str) -> bool {
-        self.shards[Self::shard(path)].contains_key(path)
+        self.get(path).is_some()
     }
 
-    fn insert(&mut self, path: Box<str>, node: Node) -> Option<Node> {
-        let old = self.shards[Self::shard(&path)].insert(path, node);
-        if old.is_none() {
-            self.len += 1;
+    fn insert(&mut self, path: &str, node: Node) -> Option<Node> {
+        let (s, h) = Self::locate(path);
+        match self.shards[s].entry(
+            h,
+            |e| e.path.as_bytes() == path.as_bytes(),
+            |e| Self::hash(e.path.as_bytes()),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(&mut o.get_mut().node, node))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(Box::new(Entry {
+                    path: Name::new(path),
+                    node,
+                }));
+                self.len += 1;
+                None
+            }
         }
-        old
     }
 
     fn remove(&mut self, path: &str) -> Option<Node> {
-        let old = self.shards[Self::shard(path)].remove(path);
-        if old.is_some() {
-            self.len -= 1;
-        }
-        old
+        let (s, h) = Self::locate(path);
+        let entry = self.shards[s]
+            .find_entry(h, |e| e.path.as_bytes() == path.as_bytes())
+            .ok()?;
+        self.len -= 1;
+        Some(entry.remove().0.node)
     }
 
     fn len(&self) -> usize {
         self.len
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Box<str>, &Node)> {
-        self.shards.iter().flat_map(|m| m.iter())
+    fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.shards
+            .iter()
+            .flat_map(|t| t.iter())
+            .map(|e| (e.path.as_str(), &e.node))
     }
 
     fn clear(&mut self) {
-        self.shards.iter_mut().for_each(FxHashMap::clear);
+        self.shards.iter_mut().for_each(HashTable::clear);
         self.len = 0;
     }
 }
@@ -320,12 +361,12 @@ impl DataTree {
         if let Some(parent) = parent_of(path) {
             let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
             if let Some(p) = self.nodes.get_mut(parent) {
-                p.children.insert(name.into());
+                p.children.insert(name);
             }
         }
         self.index(path, &node);
         self.digest = self.digest.wrapping_add(node_digest(path, &node));
-        self.nodes.insert(path.into(), node);
+        self.nodes.insert(path, node);
     }
 
     fn index(&mut self, path: &str, node: &Node) {
@@ -438,7 +479,7 @@ impl DataTree {
             data: data.map(Vec::into_boxed_slice),
             acl,
             stat,
-            children: BTreeSet::new(),
+            children: Children::new(),
         };
         self.insert_raw(path, node);
         if let Some(qpath) = parent_of(path).and_then(|p| p.strip_prefix(QUOTA_ROOT)) {
@@ -516,7 +557,7 @@ impl DataTree {
     pub fn deletion_candidates(&self, now_ms: i64, max_never_used_ms: i64) -> Vec<String> {
         let mut out = Vec::new();
         for p in &self.containers {
-            if let Some(n) = self.nodes.get(&**p) {
+            if let Some(n) = self.nodes.get(p) {
                 if n.children.is_empty()
                     && (n.stat.cversion > 0
                         || (max_never_used_ms > 0 && now_ms - n.stat.mtime > max_never_used_ms))
@@ -526,7 +567,7 @@ impl DataTree {
             }
         }
         for p in &self.ttls {
-            if let Some(n) = self.nodes.get(&**p) {
+            if let Some(n) = self.nodes.get(p) {
                 if let Owner::Ttl(ttl) = n.owner() {
                     if n.children.is_empty() && ttl != 0 && now_ms - n.stat.mtime > ttl {
                         out.push(p.to_string());
@@ -701,7 +742,7 @@ impl DataTree {
             parent_cversion
         };
         self.update(parent, |p| {
-            p.children.insert(name.into());
+            p.children.insert(name);
             if new_cversion > p.stat.cversion {
                 p.stat.cversion = new_cversion;
                 p.stat.pzxid = zxid;
@@ -722,12 +763,12 @@ impl DataTree {
                 ephemeral_owner: owner.raw(),
                 pzxid: zxid,
             },
-            children: BTreeSet::new(),
+            children: Children::new(),
         };
         let stat = node.client_stat();
         self.index(path, &node);
         self.digest = self.digest.wrapping_add(node_digest(path, &node));
-        self.nodes.insert(path.into(), node);
+        self.nodes.insert(path, node);
 
         if let Some(qpath) = parent.strip_prefix(QUOTA_ROOT) {
             if name == LIMIT_NODE && !qpath.is_empty() {
@@ -1083,6 +1124,19 @@ mod tests {
             ephemeral: false,
             parent_cversion,
         }
+    }
+
+    #[test]
+    fn paths_spread_over_shards() {
+        let mut counts = [0usize; NODE_SHARDS];
+        for i in 0..64_000 {
+            counts[NodeMap::locate(&format!("/app/queue/n{i:010}")).0] += 1;
+            counts[NodeMap::locate(&format!("/bench/p/{}/{}", i % 16, i)).0] += 1;
+        }
+        assert!(
+            counts.iter().all(|c| (1700..2300).contains(c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
