@@ -589,10 +589,11 @@ impl Peer {
                 let now = self.now();
                 match &mut self.phase {
                     Phase::Leading { leader, links } => {
-                        if links.remove(&link).is_some() {
-                            tracing::info!(link, reason = %why, "learner connection closed");
-                            leader.on_disconnect(LinkConn(link), now);
+                        if links.remove(&link).is_none() {
+                            return;
                         }
+                        tracing::info!(link, reason = %why, "learner connection closed");
+                        leader.on_disconnect(LinkConn(link), now);
                     }
                     Phase::Connecting {
                         link: l, retry_at, ..

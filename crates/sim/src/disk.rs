@@ -101,7 +101,7 @@ impl Disk {
     /// A SNAP's snapshot replaces everything, durably.
     pub fn load_snapshot(&mut self, zxid: Zxid, items: Vec<(Zxid, u64)>) {
         // The server makes everything appended durable, then cuts its log after `zxid`.
-        let mut older = std::mem::replace(&mut self.history, Vec::new());
+        let mut older = std::mem::take(&mut self.history);
         older.retain(|e| e.0 <= zxid);
         if self.snap_len == 0 || older.len() >= self.snap_len {
             self.pre_snap = older;
