@@ -943,22 +943,24 @@ impl Core {
             op: txn.op().code(),
         };
         let mut w = Writer::new();
-        TxnEntry {
+        // The entry borrows the txn for encoding and gives it back: no copy of its path,
+        // data and ACL per write.
+        let entry = TxnEntry {
             header,
-            txn: txn.clone(),
+            txn,
             digest: digest.map(|tree_digest| zooid_proto::TxnDigest {
                 version: 2,
                 tree_digest,
             }),
-        }
-        .encode(&mut w);
+        };
+        entry.encode(&mut w);
         self.actions.push(Action::Append {
             zxid,
             entry: w.into_inner(),
         });
         self.inflight.push_back(Inflight {
             header,
-            txn,
+            txn: entry.txn,
             origin,
             digest_delta,
             digest,
