@@ -949,27 +949,10 @@ mod tests {
     use super::*;
     use crate::message::LearnerInfo;
     use crate::sync::NoTxnLog;
-    use zooid_proto::{OpCode, Txn, TxnHeader};
+    use crate::testkit::{entry, z};
+    use zooid_proto::OpCode;
 
     const TICK: u64 = 100;
-
-    fn z(epoch: i64, counter: u32) -> Zxid {
-        Zxid::new(Epoch(epoch), counter)
-    }
-
-    fn entry(zxid: Zxid) -> TxnEntry {
-        TxnEntry {
-            header: TxnHeader {
-                session_id: 7,
-                cxid: zxid.counter() as i32,
-                zxid: zxid.0,
-                time_ms: 0,
-                op: OpCode::CreateSession.code(),
-            },
-            txn: Txn::CreateSession { timeout_ms: 1000 },
-            digest: None,
-        }
-    }
 
     fn cfg(voters: &[i64], observers: &[i64]) -> LeaderConfig {
         LeaderConfig {

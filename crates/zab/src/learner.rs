@@ -576,25 +576,8 @@ impl Learner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use zooid_proto::{OpCode, Txn, TxnHeader};
-
-    fn z(epoch: i64, counter: u32) -> Zxid {
-        Zxid::new(Epoch(epoch), counter)
-    }
-
-    fn entry(zxid: Zxid) -> TxnEntry {
-        TxnEntry {
-            header: TxnHeader {
-                session_id: 7,
-                cxid: 0,
-                zxid: zxid.0,
-                time_ms: 0,
-                op: OpCode::CreateSession.code(),
-            },
-            txn: Txn::CreateSession { timeout_ms: 1000 },
-            digest: None,
-        }
-    }
+    use crate::testkit::{entry, z};
+    use zooid_proto::OpCode;
 
     fn learner(kind: LearnerKind, accepted: i64, current: i64, last: Zxid) -> Learner {
         let cfg = LearnerConfig {

@@ -32,6 +32,9 @@ pub mod quorum;
 pub mod sync;
 pub mod vote;
 
+#[cfg(test)]
+mod testkit;
+
 pub use config_text::ConfigMember;
 pub use election::{InitialMessage, Notification, NotificationFormat, PeerState};
 pub use error::{WireError, ZabError};

@@ -198,26 +198,7 @@ pub fn plan_sync(peer: Zxid, src: &SyncSource<'_>) -> SyncPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::Epoch;
-    use zooid_proto::{OpCode, Txn, TxnHeader};
-
-    fn z(epoch: i64, counter: u32) -> Zxid {
-        Zxid::new(Epoch(epoch), counter)
-    }
-
-    fn entry(zxid: Zxid) -> TxnEntry {
-        TxnEntry {
-            header: TxnHeader {
-                session_id: 1,
-                cxid: 0,
-                zxid: zxid.0,
-                time_ms: 0,
-                op: OpCode::CreateSession.code(),
-            },
-            txn: Txn::CreateSession { timeout_ms: 1 },
-            digest: None,
-        }
-    }
+    use crate::testkit::{entry, z};
 
     fn window(zxids: &[Zxid]) -> VecDeque<TxnEntry> {
         zxids.iter().map(|&x| entry(x)).collect()

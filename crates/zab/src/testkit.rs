@@ -1,0 +1,24 @@
+//! Fixtures shared by the unit tests of the Zab roles.
+
+use zooid_proto::{OpCode, Txn, TxnEntry, TxnHeader};
+
+use crate::ids::{Epoch, Zxid};
+
+pub fn z(epoch: i64, counter: u32) -> Zxid {
+    Zxid::new(Epoch(epoch), counter)
+}
+
+/// A txn for `zxid`: a createSession, distinct per zxid.
+pub fn entry(zxid: Zxid) -> TxnEntry {
+    TxnEntry {
+        header: TxnHeader {
+            session_id: 7,
+            cxid: zxid.counter() as i32,
+            zxid: zxid.0,
+            time_ms: 0,
+            op: OpCode::CreateSession.code(),
+        },
+        txn: Txn::CreateSession { timeout_ms: 1000 },
+        digest: None,
+    }
+}
