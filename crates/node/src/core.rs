@@ -1035,26 +1035,7 @@ impl Core {
                 // Answered once the leader's SYNC comes back, after every txn it had
                 // proposed before it is applied here.
                 self.syncs.push_back((conn, h.xid, path));
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.queue.push_back(Queued::Write {
-                        key: Key::Sync,
-                        reply: None,
-                        close_after: false,
-                        recv_ms: now_ms,
-                    });
-                }
-                self.actions.push(Action::Forward {
-                    session_id: session,
-                    cxid: h.xid,
-                    op: h.op,
-                    body: body.to_vec(),
-                    auth: Some(
-                        self.conns
-                            .get(&conn)
-                            .map(|c| c.auth.clone())
-                            .unwrap_or_default(),
-                    ),
-                });
+                self.forward_raw(conn, session, h, body, Key::Sync, false, now_ms);
             }
             req => {
                 let queued = self.conns.get(&conn).is_some_and(|c| !c.queue.is_empty());
@@ -1105,7 +1086,8 @@ impl Core {
         if is_write && self.role == Role::Learner {
             // The leader turns it into the error txn.
             let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
-            self.forward_raw(conn, session, h, body, op, false, now_ms);
+            let key = Key::Forwarded(h.xid, op);
+            self.forward_raw(conn, session, h, body, key, false, now_ms);
         } else if is_write {
             let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
             let txn = Txn::Error {
@@ -1152,9 +1134,11 @@ impl Core {
                 s.closing = true;
             }
         }
-        self.forward_raw(conn, session, h, body, op, close_after, now_ms);
+        let key = Key::Forwarded(h.xid, op);
+        self.forward_raw(conn, session, h, body, key, close_after, now_ms);
     }
 
+    /// Queue the reply slot `key` and send the request to the leader as it arrived.
     #[allow(clippy::too_many_arguments)]
     fn forward_raw(
         &mut self,
@@ -1162,14 +1146,14 @@ impl Core {
         session: i64,
         h: RequestHeader,
         body: &[u8],
-        op: OpCode,
+        key: Key,
         close_after: bool,
         now_ms: i64,
     ) {
         let auth = self.conns.get(&conn).map(|c| c.auth.clone());
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
-                key: Key::Forwarded(h.xid, op),
+                key,
                 reply: None,
                 close_after,
                 recv_ms: now_ms,
