@@ -806,29 +806,20 @@ impl Peer {
                     }
                 }
                 LeaderOutput::WriteAcceptedEpoch(e) => {
-                    if let Err(err) = write_epoch(&self.cfg.snap_dir, ACCEPTED_EPOCH, e) {
+                    if let Err(err) = self.write_epoch(EpochFile::Accepted, e) {
                         return self.look_again(&err, node);
                     }
-                    self.accepted_epoch = e;
                 }
                 LeaderOutput::WriteCurrentEpoch(e) => {
-                    if let Err(err) = write_epoch(&self.cfg.snap_dir, CURRENT_EPOCH, e) {
+                    if let Err(err) = self.write_epoch(EpochFile::Current, e) {
                         return self.look_again(&err, node);
                     }
-                    self.current_epoch = e;
                 }
                 LeaderOutput::Established { epoch } => {
                     node.core.set_next_zxid(leader.next_zxid().0);
                     self.serving = true;
                     self.led_since = Some(Instant::now());
-                    let v = self.election.current_vote();
-                    self.election.answer_as(
-                        PeerState::Leading,
-                        Vote {
-                            peer_epoch: epoch,
-                            ..v
-                        },
-                    );
+                    self.answer_with_epoch(PeerState::Leading, epoch);
                     tracing::info!(%epoch, "established as leader; serving clients");
                 }
                 LeaderOutput::Commit { zxid } => {
@@ -884,6 +875,28 @@ impl Peer {
     /// Run the core's actions now (inside role outputs, so replies keep commit order).
     fn flush_core(&mut self, node: &mut Node<'_>) {
         self.core_actions(node, None);
+    }
+
+    /// Write an epoch file and remember its value.
+    fn write_epoch(&mut self, file: EpochFile, epoch: Epoch) -> Result<(), String> {
+        write_epoch(&self.cfg.snap_dir, file.name(), epoch)?;
+        match file {
+            EpochFile::Accepted => self.accepted_epoch = epoch,
+            EpochFile::Current => self.current_epoch = epoch,
+        }
+        Ok(())
+    }
+
+    /// Serving in `epoch`: election notifications now answer with it as the peer epoch.
+    fn answer_with_epoch(&mut self, state: PeerState, epoch: Epoch) {
+        let v = self.election.current_vote();
+        self.election.answer_as(
+            state,
+            Vote {
+                peer_epoch: epoch,
+                ..v
+            },
+        );
     }
 
     // ---- learner ------------------------------------------------------------------------------
@@ -944,16 +957,14 @@ impl Peer {
                     let _ = out.send(LinkOut::Msg(m));
                 }
                 LearnerAction::WriteAcceptedEpoch(e) => {
-                    if let Err(err) = write_epoch(&self.cfg.snap_dir, ACCEPTED_EPOCH, e) {
+                    if let Err(err) = self.write_epoch(EpochFile::Accepted, e) {
                         return self.look_again(&err, node);
                     }
-                    self.accepted_epoch = e;
                 }
                 LearnerAction::WriteCurrentEpoch(e) => {
-                    if let Err(err) = write_epoch(&self.cfg.snap_dir, CURRENT_EPOCH, e) {
+                    if let Err(err) = self.write_epoch(EpochFile::Current, e) {
                         return self.look_again(&err, node);
                     }
-                    self.current_epoch = e;
                 }
                 LearnerAction::Truncate(z) => {
                     if let Err(err) = self.truncate(z, node) {
@@ -980,14 +991,7 @@ impl Peer {
                 }
                 LearnerAction::UpToDate { epoch } => {
                     self.serving = true;
-                    let (st, v) = (self.election.state(), self.election.current_vote());
-                    self.election.answer_as(
-                        st,
-                        Vote {
-                            peer_epoch: epoch,
-                            ..v
-                        },
-                    );
+                    self.answer_with_epoch(self.election.state(), epoch);
                     tracing::info!(%epoch, "up to date with the leader; serving clients");
                 }
                 LearnerAction::SyncDone => {
@@ -1098,8 +1102,21 @@ impl TxnLogReader for LogReader<'_> {
     }
 }
 
-const ACCEPTED_EPOCH: &str = "acceptedEpoch";
-const CURRENT_EPOCH: &str = "currentEpoch";
+/// The two epoch files in the snapshot directory.
+#[derive(Debug, Clone, Copy)]
+enum EpochFile {
+    Accepted,
+    Current,
+}
+
+impl EpochFile {
+    fn name(self) -> &'static str {
+        match self {
+            EpochFile::Accepted => "acceptedEpoch",
+            EpochFile::Current => "currentEpoch",
+        }
+    }
+}
 
 /// `acceptedEpoch` and `currentEpoch` from the snapshot directory; a missing file means the
 /// epoch of the last zxid, as ZooKeeper assumes (and then writes).
@@ -1122,8 +1139,8 @@ fn read_epochs(dir: &Path, last_zxid: i64) -> Result<(Epoch, Epoch), String> {
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
     };
-    let current = read(CURRENT_EPOCH)?;
-    let accepted = read(ACCEPTED_EPOCH)?;
+    let current = read(EpochFile::Current.name())?;
+    let accepted = read(EpochFile::Accepted.name())?;
     if current > accepted {
         return Err(format!(
             "{}: currentEpoch {current} is above acceptedEpoch {accepted}; the files are damaged (ZooKeeper refuses to start too)",
