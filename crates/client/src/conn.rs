@@ -84,7 +84,11 @@ pub async fn open(
         .map_err(|_| ClientError::Timeout("connect and handshake"))?
 }
 
-async fn handshake(stream: &mut TcpStream, core: &mut ClientCore) -> Result<Session, ClientError> {
+/// Send the ConnectRequest the core holds and read until its ConnectResponse.
+pub(crate) async fn handshake(
+    stream: &mut TcpStream,
+    core: &mut ClientCore,
+) -> Result<Session, ClientError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream.write_all(core.outgoing()).await?;
     let n = core.outgoing().len();
@@ -95,7 +99,7 @@ async fn handshake(stream: &mut TcpStream, core: &mut ClientCore) -> Result<Sess
         }
         match core.poll()? {
             Some(Event::Connected(s)) => return Ok(s),
-            Some(_) => unreachable!("the core yields Connected first"),
+            Some(_) => return Err(ClientError::Lost("no handshake reply".into())),
             None => {}
         }
     }

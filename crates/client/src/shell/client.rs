@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -38,7 +38,7 @@ use zooid_proto::{
 
 use super::format::{event_type_name, keeper_state_name};
 use super::watches::{event, WatchReg, WatchTable};
-use crate::conn::flush_now;
+use crate::conn::{flush_now, handshake};
 use crate::core::{ClientCore, ClientError, Event, Session};
 
 /// `Watcher.Event.KeeperState` codes.
@@ -941,22 +941,6 @@ async fn attempt_connect(
     tokio::time::timeout(limit, work)
         .await
         .map_err(|_| ClientError::Timeout("connect and handshake"))?
-}
-
-async fn handshake(stream: &mut TcpStream, core: &mut ClientCore) -> Result<Session, ClientError> {
-    stream.write_all(core.outgoing()).await?;
-    let n = core.outgoing().len();
-    core.advance_outgoing(n);
-    loop {
-        if stream.read_buf(core.read_buf()).await? == 0 {
-            return Err(ClientError::Closed);
-        }
-        match core.poll()? {
-            Some(Event::Connected(s)) => return Ok(s),
-            Some(_) => return Err(ClientError::Lost("no handshake reply".into())),
-            None => {}
-        }
-    }
 }
 
 #[cfg(test)]
