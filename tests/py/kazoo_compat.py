@@ -150,3 +150,24 @@ def add_watch(client, path, watcher, mode):
 
 
 __all__ = ["create_ttl", "create_container", "add_watch", "PERSISTENT", "PERSISTENT_RECURSIVE"]
+
+
+class StateLog:
+    """A kazoo connection-state listener that records states and waits for one; `wait` is
+    the default bound of a wait, in seconds."""
+
+    def __init__(self, wait):
+        self.wait = wait
+        self.states = []
+        self.cond = threading.Condition()
+
+    def __call__(self, state):
+        with self.cond:
+            self.states.append(state)
+            self.cond.notify_all()
+
+    def wait_for(self, state, after=0, timeout=None):
+        timeout = self.wait if timeout is None else timeout
+        with self.cond:
+            ok = self.cond.wait_for(lambda: state in self.states[after:], timeout=timeout)
+        assert ok, f"state {state} not reached within {timeout}s: {self.states}"

@@ -21,6 +21,7 @@ from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
 from conftest import ORACLE_ONLY
+from kazoo_compat import StateLog
 from ensemble import Ensemble
 from zkraw import OP, ProtocolError, Session
 
@@ -158,22 +159,6 @@ def peer_port(c):
     """The server port a kazoo client is connected to (client side of the socket)."""
     sock = c._connection._socket
     return sock.getpeername()[1] if sock is not None else None
-
-
-class StateLog:
-    def __init__(self):
-        self.states = []
-        self.cond = threading.Condition()
-
-    def __call__(self, state):
-        with self.cond:
-            self.states.append(state)
-            self.cond.notify_all()
-
-    def wait_for(self, state, after=0, timeout=WAIT):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: state in self.states[after:], timeout=timeout)
-        assert ok, f"state {state} not reached within {timeout}s: {self.states}"
 
 
 def report(capsys, line):
@@ -512,7 +497,7 @@ def test_session_moves_to_another_member(make_ensemble, make_client):
     f1, f2 = ens.followers()
     ports = {ens.member(f1).client_port: f1, ens.member(f2).client_port: f2}
     c = client(make_client, [ens.member(f1), ens.member(f2)], timeout=10.0)
-    log = StateLog()
+    log = StateLog(WAIT)
     c.add_listener(log)
     lc = client(make_client, ens.member(leader))
     c.create("/mv", b"")

@@ -15,7 +15,7 @@ from kazoo.security import (ACL, Id, OPEN_ACL_UNSAFE, READ_ACL_UNSAFE,
                             make_digest_acl, make_digest_acl_credential)
 
 from conftest import SUPER_PASSWORD, SUPER_USER
-from kazoo_compat import (PERSISTENT, PERSISTENT_RECURSIVE, add_watch,
+from kazoo_compat import (PERSISTENT, PERSISTENT_RECURSIVE, StateLog, add_watch,
                           create_container, create_ttl)
 from tcpproxy import TcpProxy
 from zkraw import OP, Session
@@ -384,26 +384,10 @@ def test_watch_event_precedes_reply(zooid_server, base):
 
 # --------------------------------------------------------------- sessions
 
-class StateLog:
-    def __init__(self):
-        self.states = []
-        self.cond = threading.Condition()
-
-    def __call__(self, state):
-        with self.cond:
-            self.states.append(state)
-            self.cond.notify_all()
-
-    def wait_for(self, state, after=0, timeout=WAIT):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: state in self.states[after:], timeout=timeout)
-        assert ok, f"state {state} not reached within {timeout}s: {self.states}"
-
-
 def test_session_expiry_via_proxy(zooid_server, make_client, zk, base):
     with TcpProxy(zooid_server.host, zooid_server.port) as proxy:
         victim = make_client(proxy.hosts, timeout=2.0)
-        log = StateLog()
+        log = StateLog(WAIT)
         victim.add_listener(log)
         p = base + "/victim-eph"
         victim.create(p, ephemeral=True)
@@ -428,7 +412,7 @@ def test_session_expiry_via_proxy(zooid_server, make_client, zk, base):
 def test_reconnect_keeps_session(zooid_server, make_client, zk, base):
     with TcpProxy(zooid_server.host, zooid_server.port) as proxy:
         c = make_client(proxy.hosts, timeout=10.0)
-        log = StateLog()
+        log = StateLog(WAIT)
         c.add_listener(log)
         p = base + "/eph"
         c.create(p, b"e", ephemeral=True)
