@@ -820,6 +820,9 @@ impl DataTree {
     ) -> Result<(), ErrorCode> {
         let parent = parent_of(path).ok_or(ErrorCode::BadArguments)?;
         let Some(node) = self.nodes.remove(path) else {
+            // Only a replay meets this: a fuzzy snapshot taken while the node went. The parent
+            // still records the delete, as on every member that applied it live.
+            self.update(parent, |p| p.stat.pzxid = p.stat.pzxid.max(zxid));
             return Err(ErrorCode::NoNode);
         };
         self.digest = self.digest.wrapping_sub(node_digest(path, &node));
@@ -1182,6 +1185,29 @@ mod tests {
         let a = t.get("/a").unwrap();
         assert_eq!((a.stat.cversion, a.stat.pzxid), (1, 4));
         assert_eq!(t.last_zxid(), 4);
+    }
+
+    /// A fuzzy snapshot can hold a parent from before a delete and miss the child: the
+    /// replayed delete finds no node, yet the parent's pzxid must move as it did live (and
+    /// never back), or the members' digests part.
+    #[test]
+    fn replayed_delete_of_a_missing_child_still_moves_the_parents_pzxid() {
+        let delete = |p: &str| Txn::Delete {
+            path: p.into(),
+            container: false,
+        };
+        let mut t = DataTree::new();
+        t.apply(&hdr(1, OpCode::Create), &create("/a", 1));
+        let out = t.apply(&hdr(5, OpCode::Delete), &delete("/a/gone"));
+        assert_eq!(out.result, TxnResult::Error(ErrorCode::NoNode));
+        assert_eq!(t.get("/a").unwrap().stat.pzxid, 5);
+        t.apply(&hdr(3, OpCode::Delete), &delete("/a/older"));
+        assert_eq!(t.get("/a").unwrap().stat.pzxid, 5);
+        let mut sum = 0u64;
+        t.walk(|p, n| sum = sum.wrapping_add(node_digest(p, n)));
+        assert_eq!(sum as i64, t.digest());
+        let out = t.apply(&hdr(6, OpCode::Delete), &delete("/none/x"));
+        assert_eq!(out.result, TxnResult::Error(ErrorCode::NoNode));
     }
 
     #[test]
