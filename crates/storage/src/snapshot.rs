@@ -1239,13 +1239,15 @@ pub struct IncrementalSnapshot {
     zxid: i64,
     sessions: Vec<(i64, i32)>,
     acls: std::collections::BTreeMap<i64, Vec<Acl>>,
-    /// Work left, depth first: nodes to write, and for each parent written, where its
-    /// children resume (after the named child). The stack stays as deep as the tree, however
-    /// wide a parent is.
+    /// Work left, depth first: the root, then for each written parent with children, where
+    /// its children resume (after the named child). Per level of the tree it holds one
+    /// parent's continuation plus at most one slice of children that have children.
     stack: Vec<Visit>,
     /// Encoded node records, one chunk per slice: never one growing buffer, whose doubling
     /// would copy the whole snapshot on the core thread.
     nodes: Vec<Vec<u8>>,
+    /// Bytes in `nodes`.
+    bytes: usize,
     visited: usize,
 }
 
@@ -1257,6 +1259,7 @@ impl IncrementalSnapshot {
             acls: tree.acls.entries().map(|(r, l)| (r, l.to_vec())).collect(),
             stack: vec![Visit::Node("/".to_owned())],
             nodes: Vec::new(),
+            bytes: 0,
             visited: 0,
         }
     }
@@ -1272,9 +1275,18 @@ impl IncrementalSnapshot {
     }
 
     /// Encode up to `budget` more nodes of `tree`; true once every node has been visited.
+    ///
+    /// A parent's children are written in a run, each looked up once by a path built in one
+    /// reused buffer; only children that have children of their own are kept on the stack.
+    /// Looking each node up twice and allocating its path cost more than encoding it.
     pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
-        let mut w = Writer::new();
+        let expected = budget.min(tree.node_count().saturating_sub(self.visited) + 1);
+        let mut w = Writer::with_buf(Vec::with_capacity(
+            expected.saturating_mul(self.bytes_per_node()),
+        ));
         let mut written = 0;
+        let mut path = String::new();
+        let mut deferred = Vec::new();
         while written < budget {
             let Some(visit) = self.stack.pop() else {
                 break;
@@ -1286,42 +1298,77 @@ impl IncrementalSnapshot {
                         continue;
                     };
                     encode_node(&mut w, &path, node);
-                    self.visited += 1;
                     written += 1;
-                    self.stack.push(Visit::Children {
-                        parent: path,
-                        after: None,
-                    });
+                    if !node.children.is_empty() {
+                        self.stack.push(Visit::Children {
+                            parent: path,
+                            after: None,
+                        });
+                    }
                 }
                 Visit::Children { parent, after } => {
                     let Some(node) = tree.get(&parent) else {
                         continue;
                     };
-                    let next = match &after {
-                        None => node.children.iter().next(),
-                        Some(a) => node
-                            .children
-                            .range::<str, _>((
-                                std::ops::Bound::Excluded(&**a),
-                                std::ops::Bound::Unbounded,
-                            ))
-                            .next(),
+                    let names = match &after {
+                        None => node.children.iter(),
+                        Some(a) => node.children.range::<str, _>((
+                            std::ops::Bound::Excluded(&**a),
+                            std::ops::Bound::Unbounded,
+                        )),
                     };
-                    if let Some(name) = next {
-                        let child = zooid_tree::join(&parent, name);
-                        self.stack.push(Visit::Children {
-                            parent,
-                            after: Some(name.into()),
-                        });
-                        self.stack.push(Visit::Node(child));
+                    let mut last = None;
+                    let mut more = false;
+                    for name in names {
+                        if written == budget {
+                            more = true;
+                            break;
+                        }
+                        last = Some(name);
+                        path.clear();
+                        path.push_str(&parent);
+                        if parent != "/" {
+                            path.push('/');
+                        }
+                        path.push_str(name);
+                        let Some(child) = tree.get(&path) else {
+                            continue;
+                        };
+                        encode_node(&mut w, &path, child);
+                        written += 1;
+                        if !child.children.is_empty() {
+                            deferred.push(Visit::Children {
+                                parent: path.clone(),
+                                after: None,
+                            });
+                        }
                     }
+                    if more {
+                        let after = last.map(Box::from).or(after);
+                        self.stack.push(Visit::Children { parent, after });
+                    }
+                    // Grandchildren before the rest of this parent's children: the stack
+                    // then holds at most one run per level of the tree.
+                    self.stack.extend(deferred.drain(..).rev());
                 }
             }
         }
+        self.visited += written;
         if !w.is_empty() {
+            self.bytes += w.len();
             self.nodes.push(w.into_inner());
         }
         self.stack.is_empty()
+    }
+
+    /// The average record size so far (a guess before the first slice), to size a slice's
+    /// buffer once: growing it by doubling would copy each slice several times.
+    fn bytes_per_node(&self) -> usize {
+        if self.visited == 0 {
+            160
+        } else {
+            self.bytes / self.visited + 8
+        }
     }
 
     /// Stop taking the snapshot: what remains to write, with the digest of the last txn
@@ -1354,6 +1401,7 @@ pub fn make_durable(path: &Path) -> Result<(), SnapError> {
 
 /// One item of an incremental snapshot's work stack.
 enum Visit {
+    /// The root, before anything is written.
     Node(String),
     Children {
         parent: String,
