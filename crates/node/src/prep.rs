@@ -6,6 +6,8 @@
 //! INVALIDACL even under a missing parent). A multi validates its ops one after another on a
 //! private overlay and only then publishes the overlay to the pending view.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 use zooid_proto::{
     perms, Acl, CreateKind, CreateMode, CreateRequest, ErrorCode, Id, MultiOp, Txn, MAX_TTL_MS,
@@ -19,7 +21,7 @@ use crate::{auth, path};
 #[derive(Debug, Clone)]
 pub struct NodeView {
     pub stat: StatPersisted,
-    pub acl: Vec<Acl>,
+    pub acl: Arc<[Acl]>,
     pub num_children: i32,
     pub digest_prefix: Option<crc32fast::Hasher>,
 }
@@ -108,7 +110,7 @@ impl<'a> Overlay<'a> {
         }
         self.tree.get(path).map(|n| NodeView {
             stat: n.stat,
-            acl: self.tree.acl_of(n),
+            acl: self.tree.acls.shared(n.acl),
             num_children: n.children.len() as i32,
             digest_prefix: digest_prefix(path, n.data.as_deref()),
         })
@@ -187,19 +189,17 @@ fn is_special(path: &str) -> bool {
 
 /// `fixupACL`: dedupe, expand `auth`, validate schemes.
 pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
-    let mut uniq: Vec<Acl> = Vec::with_capacity(acl.len());
-    for a in acl {
-        if !uniq.contains(a) {
-            uniq.push(a.clone());
-        }
-    }
-    if uniq.is_empty() {
+    if acl.is_empty() {
         return Err(ErrorCode::InvalidAcl);
     }
-    let mut out = Vec::with_capacity(uniq.len());
-    for a in uniq {
+    let mut out = Vec::with_capacity(acl.len());
+    // Duplicates go (the first stays), each entry is copied once.
+    for (i, a) in acl.iter().enumerate() {
+        if acl[..i].contains(a) {
+            continue;
+        }
         match a.id.scheme.as_str() {
-            "world" if a.id.id == "anyone" => out.push(a),
+            "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
                 let mut any = false;
                 for id in ctx.auth.iter().filter(|i| i.scheme == "digest") {
@@ -213,8 +213,8 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
                     return Err(ErrorCode::InvalidAcl);
                 }
             }
-            "digest" if auth::digest_is_valid(&a.id.id) => out.push(a),
-            "ip" if acl::ip_is_valid(&a.id.id) => out.push(a),
+            "digest" if auth::digest_is_valid(&a.id.id) => out.push(a.clone()),
+            "ip" if acl::ip_is_valid(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -222,7 +222,7 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
 }
 
 /// A validated create: the txn and the path actually created.
-fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+pub fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
     use zooid_proto::OpCode;
     let mode = CreateMode::from_flags(c.flags).ok_or(ErrorCode::BadArguments)?;
     let ttl = c.ttl.unwrap_or(-1);
@@ -295,7 +295,7 @@ fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, Er
                 pzxid: ctx.zxid,
                 ..Default::default()
             },
-            acl: acl.clone(),
+            acl: ov.tree.acls.share(&acl),
             num_children: 0,
             digest_prefix: digest_prefix(&path, c.data.as_deref()),
         }),
@@ -310,7 +310,7 @@ fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, Er
     })
 }
 
-fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+pub fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
     let parent = path::parent_for_write(path_).ok_or(ErrorCode::BadArguments)?;
     if is_special(path_) {
         return Err(ErrorCode::BadArguments);
@@ -333,7 +333,7 @@ fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result
     })
 }
 
-fn prep_set_data(
+pub fn prep_set_data(
     path_: &str,
     data: Option<&[u8]>,
     version: i32,
@@ -368,7 +368,7 @@ fn prep_set_data(
     })
 }
 
-fn prep_check(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+pub fn prep_check(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
     if !path::is_valid(path_) {
         return Err(ErrorCode::BadArguments);
     }
@@ -395,7 +395,7 @@ pub fn prep_set_acl(
     check_perm(&node.acl, perms::ADMIN, ctx)?;
     let v = next_version(node.stat.aversion, version)?;
     node.stat.aversion = v;
-    node.acl = acl.clone();
+    node.acl = ov.tree.acls.share(&acl);
     ov.set(path_, Some(node));
     Ok(Txn::SetAcl {
         path: path_.to_owned(),

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 
 use zooid_proto::{Acl, Id};
 
@@ -14,17 +15,25 @@ use zooid_proto::{Acl, Id};
 pub type AclRef = i64;
 pub const OPEN_ACL_REF: AclRef = -1;
 
+/// Lists are shared (`Arc`) so a request's checks can hold a node's list without copying
+/// its strings.
 #[derive(Debug, Default, Clone)]
 pub struct AclCache {
-    by_ref: BTreeMap<AclRef, (Vec<Acl>, u64)>,
-    by_list: BTreeMap<Vec<Acl>, AclRef>,
+    by_ref: BTreeMap<AclRef, (Arc<[Acl]>, u64)>,
+    by_list: BTreeMap<Arc<[Acl]>, AclRef>,
     max_ref: AclRef,
+}
+
+/// OPEN_ACL_UNSAFE, built once.
+fn open_list() -> &'static Arc<[Acl]> {
+    static OPEN: OnceLock<Arc<[Acl]>> = OnceLock::new();
+    OPEN.get_or_init(|| Acl::open_unsafe().into())
 }
 
 impl AclCache {
     /// Intern `acl` and take a reference to it.
     pub fn intern(&mut self, acl: &[Acl]) -> AclRef {
-        if acl == Acl::open_unsafe().as_slice() {
+        if acl == &open_list()[..] {
             return OPEN_ACL_REF;
         }
         if let Some(&r) = self.by_list.get(acl) {
@@ -33,8 +42,9 @@ impl AclCache {
         }
         self.max_ref += 1;
         let r = self.max_ref;
-        self.by_ref.insert(r, (acl.to_vec(), 1));
-        self.by_list.insert(acl.to_vec(), r);
+        let list: Arc<[Acl]> = acl.into();
+        self.by_ref.insert(r, (list.clone(), 1));
+        self.by_list.insert(list, r);
         r
     }
 
@@ -53,18 +63,34 @@ impl AclCache {
     }
 
     pub fn get(&self, r: AclRef) -> Vec<Acl> {
+        self.shared(r).to_vec()
+    }
+
+    /// The list behind `r`, shared; empty if there is none.
+    pub fn shared(&self, r: AclRef) -> Arc<[Acl]> {
         if r == OPEN_ACL_REF {
-            return Acl::open_unsafe();
+            return open_list().clone();
         }
         self.by_ref
             .get(&r)
             .map(|(l, _)| l.clone())
-            .unwrap_or_default()
+            .unwrap_or_else(|| Arc::new([]))
+    }
+
+    /// `acl` as a shared list: the cache's own if it holds an equal one.
+    pub fn share(&self, acl: &[Acl]) -> Arc<[Acl]> {
+        if acl == &open_list()[..] {
+            return open_list().clone();
+        }
+        match self.by_list.get_key_value(acl) {
+            Some((l, _)) => l.clone(),
+            None => acl.into(),
+        }
     }
 
     pub fn with<T>(&self, r: AclRef, f: impl FnOnce(&[Acl]) -> T) -> T {
         if r == OPEN_ACL_REF {
-            return f(&Acl::open_unsafe());
+            return f(open_list());
         }
         match self.by_ref.get(&r) {
             Some((l, _)) => f(l),
@@ -74,7 +100,7 @@ impl AclCache {
 
     /// Every interned list with its ref, in ref order (the snapshot's ACL section).
     pub fn entries(&self) -> impl Iterator<Item = (AclRef, &[Acl])> {
-        self.by_ref.iter().map(|(&r, (l, _))| (r, l.as_slice()))
+        self.by_ref.iter().map(|(&r, (l, _))| (r, &l[..]))
     }
 
     /// Re-create an entry read from a snapshot, with no references yet; nodes loaded after
@@ -84,8 +110,9 @@ impl AclCache {
             return;
         }
         self.max_ref = self.max_ref.max(r);
-        self.by_list.entry(acl.clone()).or_insert(r);
-        self.by_ref.insert(r, (acl, 0));
+        let list: Arc<[Acl]> = acl.into();
+        self.by_list.entry(list.clone()).or_insert(r);
+        self.by_ref.insert(r, (list, 0));
     }
 
     /// Count one more user of `r`; false if no such list exists.
