@@ -1356,38 +1356,14 @@ impl Core {
         let mut ov = Overlay::new(&self.tree, &self.pending);
         let mut close_after = false;
         let txn = match req {
-            Request::Create(c) => {
-                prep::prep_op(&zooid_proto::MultiOp::Create(c.clone()), &mut ov, &ctx)
-            }
-            Request::Delete { path, version } => prep::prep_op(
-                &zooid_proto::MultiOp::Delete {
-                    path: path.clone(),
-                    version: *version,
-                },
-                &mut ov,
-                &ctx,
-            ),
+            Request::Create(c) => prep::prep_create(c, &mut ov, &ctx),
+            Request::Delete { path, version } => prep::prep_delete(path, *version, &mut ov, &ctx),
             Request::SetData {
                 path,
                 data,
                 version,
-            } => prep::prep_op(
-                &zooid_proto::MultiOp::SetData {
-                    path: path.clone(),
-                    data: data.clone(),
-                    version: *version,
-                },
-                &mut ov,
-                &ctx,
-            ),
-            Request::Check { path, version } => prep::prep_op(
-                &zooid_proto::MultiOp::Check {
-                    path: path.clone(),
-                    version: *version,
-                },
-                &mut ov,
-                &ctx,
-            ),
+            } => prep::prep_set_data(path, data.as_deref(), *version, &mut ov, &ctx),
+            Request::Check { path, version } => prep::prep_check(path, *version, &mut ov, &ctx),
             Request::SetAcl { path, acl, version } => {
                 prep::prep_set_acl(path, acl, *version, &mut ov, &ctx)
             }
