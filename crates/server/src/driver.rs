@@ -26,7 +26,6 @@ use crate::commands::{self, Ctx, DiskFacts};
 use crate::fourlw;
 use crate::metrics::{self, Registry};
 use crate::persist::{self, DiskTiming, FromWriter, SnapshotPlan, ToWriter};
-use zooid_storage::snapshot::IncrementalSnapshot;
 
 /// Events from connection tasks to the core task.
 pub enum Event {
@@ -200,7 +199,7 @@ async fn run_core(
     let mut since_snapshot = 0u64;
     let mut snapshot = disk
         .snapshot_at_start
-        .then(|| IncrementalSnapshot::start(core.tree()));
+        .then(|| disk.snapshots.start(core.tree()));
     let mut snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
     loop {
         batch.clear();
@@ -398,7 +397,7 @@ async fn run_core(
             // The next log file starts after what is queued now. The snapshot is named after
             // the last applied zxid; every txn after it is in that log or the one before.
             let _ = disk.writer.send(ToWriter::Roll);
-            snapshot = Some(IncrementalSnapshot::start(core.tree()));
+            snapshot = Some(disk.snapshots.start(core.tree()));
             since_snapshot = 0;
             snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
         }
