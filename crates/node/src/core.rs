@@ -942,7 +942,8 @@ impl Core {
             time_ms: now_ms,
             op: txn.op().code(),
         };
-        let mut w = Writer::new();
+        // Room for a typical entry at once: growing from empty reallocates several times.
+        let mut w = Writer::with_buf(Vec::with_capacity(256));
         // The entry borrows the txn for encoding and gives it back: no copy of its path,
         // data and ACL per write.
         let entry = TxnEntry {
@@ -2145,7 +2146,8 @@ fn write_multi_result(w: &mut Writer, sub_op: OpCode, r: &TxnResult) {
 
 /// Build a frame: length prefix, then what `f` writes.
 pub fn frame_of(f: impl FnOnce(&mut Writer)) -> Vec<u8> {
-    let mut w = Writer::new();
+    // Room for most replies at once: growing from empty reallocates three or four times.
+    let mut w = Writer::with_buf(Vec::with_capacity(128));
     let at = w.begin_frame();
     f(&mut w);
     w.finish_frame(at);
