@@ -165,17 +165,22 @@ pub fn node_digest(path: &str, node: &Node) -> u64 {
     digest_with_stat(&digest_prefix(path, node.data.as_deref()), &node.stat)
 }
 
-/// Nodes by path, in 64 hash tables chosen by the path's hash. One table of a million nodes
-/// rehashes and moves every entry at once when it grows, stalling requests for a large part
-/// of a second; a shard grows one sixty-fourth at a time.
+/// Nodes by path: the entries live in a [`Slab`] and are named by `u32` ids, which 64 hash
+/// tables, chosen by the path's hash, map paths to. One table of a million nodes rehashes and
+/// moves every entry at once when it grows, stalling requests for a large part of a second; a
+/// shard grows one sixty-fourth at a time.
 ///
-/// Each table slot is one pointer to a boxed [`Entry`]: an open-addressing table is between
-/// 44% and 87.5% full, and empty slots of a whole node (as a map of path to node would hold)
-/// cost more than the nodes' data.
+/// An open-addressing table is between 44% and 87.5% full, so its slots must be small: an id
+/// is 4 bytes. A boxed entry per node would also pay the allocator's header and rounding (128
+/// bytes for a 120-byte entry); slab slots cost their size alone, and the slab's chunks never
+/// move, so its growth copies nothing. Shards shrink once mostly empty and the slab frees
+/// emptied chunks, so a tree that shrinks gives its memory back.
 #[derive(Debug, Clone)]
 struct NodeMap {
-    shards: Vec<HashTable<Box<Entry>>>,
-    len: usize,
+    /// An array rather than a `Vec`: picking a shard then takes no bounds check and no load,
+    /// which lookups, one step longer through the slab, measurably gained from.
+    shards: [HashTable<u32>; NODE_SHARDS],
+    slab: Slab,
 }
 
 /// A node together with its path, the table's key (short paths need no allocation).
@@ -187,11 +192,15 @@ struct Entry {
 
 const NODE_SHARDS: usize = 64;
 
+/// A shard no larger than this is never shrunk, so a shard that keeps going between empty and
+/// a few nodes does not allocate and free its table every time.
+const SHARD_KEEP: usize = 64;
+
 impl Default for NodeMap {
     fn default() -> Self {
         NodeMap {
-            shards: (0..NODE_SHARDS).map(|_| HashTable::new()).collect(),
-            len: 0,
+            shards: std::array::from_fn(|_| HashTable::new()),
+            slab: Slab::default(),
         }
     }
 }
@@ -211,40 +220,56 @@ impl NodeMap {
         ((h >> 50) as usize % NODE_SHARDS, h)
     }
 
-    fn get(&self, path: &str) -> Option<&Node> {
+    fn find(&self, path: &str) -> Option<u32> {
         let (s, h) = Self::locate(path);
         self.shards[s]
-            .find(h, |e| e.path.as_bytes() == path.as_bytes())
-            .map(|e| &e.node)
+            .find(h, |&id| {
+                self.slab.get(id).path.as_bytes() == path.as_bytes()
+            })
+            .copied()
+    }
+
+    fn get(&self, path: &str) -> Option<&Node> {
+        // The entry found is kept rather than found again from its id, which measurably slowed
+        // lookups (most of the tree's reads).
+        let (s, h) = Self::locate(path);
+        let mut found = None;
+        self.shards[s].find(h, |&id| {
+            let e = self.slab.get(id);
+            let hit = e.path.as_bytes() == path.as_bytes();
+            if hit {
+                found = Some(&e.node);
+            }
+            hit
+        });
+        found
     }
 
     fn get_mut(&mut self, path: &str) -> Option<&mut Node> {
-        let (s, h) = Self::locate(path);
-        self.shards[s]
-            .find_mut(h, |e| e.path.as_bytes() == path.as_bytes())
-            .map(|e| &mut e.node)
+        self.find(path).map(|id| &mut self.slab.get_mut(id).node)
     }
 
     fn contains_key(&self, path: &str) -> bool {
-        self.get(path).is_some()
+        self.find(path).is_some()
     }
 
     fn insert(&mut self, path: &str, node: Node) -> Option<Node> {
         let (s, h) = Self::locate(path);
+        let slab = &self.slab;
         match self.shards[s].entry(
             h,
-            |e| e.path.as_bytes() == path.as_bytes(),
-            |e| Self::hash(e.path.as_bytes()),
+            |&id| slab.get(id).path.as_bytes() == path.as_bytes(),
+            |&id| Self::hash(slab.get(id).path.as_bytes()),
         ) {
-            hashbrown::hash_table::Entry::Occupied(mut o) => {
-                Some(std::mem::replace(&mut o.get_mut().node, node))
-            }
+            hashbrown::hash_table::Entry::Occupied(o) => Some(std::mem::replace(
+                &mut self.slab.get_mut(*o.get()).node,
+                node,
+            )),
             hashbrown::hash_table::Entry::Vacant(v) => {
-                v.insert(Box::new(Entry {
+                v.insert(self.slab.insert(Entry {
                     path: Name::new(path),
                     node,
                 }));
-                self.len += 1;
                 None
             }
         }
@@ -252,27 +277,262 @@ impl NodeMap {
 
     fn remove(&mut self, path: &str) -> Option<Node> {
         let (s, h) = Self::locate(path);
-        let entry = self.shards[s]
-            .find_entry(h, |e| e.path.as_bytes() == path.as_bytes())
-            .ok()?;
-        self.len -= 1;
-        Some(entry.remove().0.node)
+        let (slab, shard) = (&self.slab, &mut self.shards[s]);
+        let (id, _) = shard
+            .find_entry(h, |&id| slab.get(id).path.as_bytes() == path.as_bytes())
+            .ok()?
+            .remove();
+        // hashbrown never shrinks on its own; without this a tree that had a million nodes
+        // would keep their tables for good. Shrinking at a quarter full to room for twice the
+        // entries leaves the shard at most half full, so it grows or shrinks again only after
+        // many more changes.
+        if shard.capacity() > SHARD_KEEP && shard.len() * 4 < shard.capacity() {
+            let keep = shard.len() * 2;
+            shard.shrink_to(keep, |&id| Self::hash(slab.get(id).path.as_bytes()));
+        }
+        Some(self.slab.remove(id).node)
     }
 
     fn len(&self) -> usize {
-        self.len
+        self.slab.len
     }
 
     fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.shards
-            .iter()
-            .flat_map(|t| t.iter())
-            .map(|e| (e.path.as_str(), &e.node))
+        self.slab.iter().map(|e| (e.path.as_str(), &e.node))
     }
 
     fn clear(&mut self) {
         self.shards.iter_mut().for_each(HashTable::clear);
-        self.len = 0;
+        self.slab = Slab::default();
+    }
+}
+
+/// Slots per chunk: 240 KiB of 120-byte entries, large enough that the allocator maps each
+/// chunk on its own and unmaps it when it is freed, small enough that a small tree's one chunk
+/// costs little. A power of two, so that an id splits with a shift and a mask: every lookup
+/// splits one, and a division by another constant measurably slowed lookups.
+const CHUNK_SLOTS: usize = 2048;
+const _: () = assert!(CHUNK_SLOTS.is_power_of_two());
+
+/// Node entries in fixed-size chunks, each entry named by an id: chunk number times
+/// [`CHUNK_SLOTS`] plus its slot.
+///
+/// New entries take a free slot in the lowest chunk that has one, so after many deletes the
+/// high chunks empty out, and a chunk's memory is freed as soon as its last entry goes. Only
+/// when every chunk holding memory is full is a chunk allocated, again the lowest free number.
+#[derive(Debug, Clone, Default)]
+struct Slab {
+    chunks: Vec<Chunk>,
+    /// Numbers of the chunks holding memory with a free slot.
+    open: BTreeSet<u32>,
+    /// Numbers of the chunks holding no memory, below the last chunk.
+    holes: BTreeSet<u32>,
+    /// The memory of one emptied chunk, kept so that a tree whose size goes back and forth
+    /// across a chunk boundary does not free and allocate a chunk on every create and delete.
+    spare: Option<Block>,
+    len: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Chunk {
+    /// `None` while the chunk holds no entry.
+    slots: Option<Block>,
+    live: u32,
+    /// The first slot of the chunk's list of free slots; `CHUNK_SLOTS` ends the list.
+    free: u32,
+}
+
+#[derive(Debug, Clone)]
+enum Slot {
+    Used(Entry),
+    /// A free slot, with the next free one of its chunk.
+    Free(u32),
+}
+
+/// A chunk's slots. Their number is part of the type, so indexing by an id's low bits needs no
+/// bounds check.
+#[derive(Debug)]
+struct Block(Box<[Slot; CHUNK_SLOTS]>);
+
+impl Block {
+    /// Every slot free, each listing the next.
+    fn new() -> Block {
+        Block::from_vec((0..CHUNK_SLOTS).map(|i| Slot::Free(i as u32 + 1)).collect())
+    }
+
+    fn from_vec(slots: Vec<Slot>) -> Block {
+        match slots.into_boxed_slice().try_into() {
+            Ok(b) => Block(b),
+            Err(_) => unreachable!("a block has CHUNK_SLOTS slots"),
+        }
+    }
+}
+
+impl Clone for Block {
+    /// Through a `Vec`: cloning the array itself could build it on the stack first.
+    fn clone(&self) -> Block {
+        Block::from_vec(self.0.to_vec())
+    }
+}
+
+impl Slab {
+    fn split(id: u32) -> (usize, usize) {
+        let id = id as usize;
+        (id / CHUNK_SLOTS, id % CHUNK_SLOTS)
+    }
+
+    /// The entry an id names. Ids come only from the node tables, which hold exactly the ids
+    /// of live entries, so a free slot here is a broken invariant.
+    fn get(&self, id: u32) -> &Entry {
+        let (c, i) = Self::split(id);
+        match self.chunks[c].slots.as_ref().map(|b| &b.0[i]) {
+            Some(Slot::Used(e)) => e,
+            _ => unreachable!("a node id names no entry"),
+        }
+    }
+
+    fn get_mut(&mut self, id: u32) -> &mut Entry {
+        let (c, i) = Self::split(id);
+        match self.chunks[c].slots.as_mut().map(|b| &mut b.0[i]) {
+            Some(Slot::Used(e)) => e,
+            _ => unreachable!("a node id names no entry"),
+        }
+    }
+
+    fn insert(&mut self, entry: Entry) -> u32 {
+        let c = match self.open.first() {
+            Some(&c) => c as usize,
+            None => self.add_chunk(),
+        };
+        let chunk = &mut self.chunks[c];
+        let i = chunk.free as usize;
+        let slots = chunk.slots.as_mut().expect("an open chunk holds memory");
+        match std::mem::replace(&mut slots.0[i], Slot::Used(entry)) {
+            Slot::Free(next) => chunk.free = next,
+            Slot::Used(_) => unreachable!("a used slot on the free list"),
+        }
+        chunk.live += 1;
+        if chunk.live as usize == CHUNK_SLOTS {
+            self.open.remove(&(c as u32));
+        }
+        self.len += 1;
+        (c * CHUNK_SLOTS + i) as u32
+    }
+
+    /// Give the lowest chunk number without memory (a new one if there is none) its memory,
+    /// with every slot free, and open it.
+    fn add_chunk(&mut self) -> usize {
+        let c = match self.holes.pop_first() {
+            Some(c) => c as usize,
+            None => {
+                let c = self.chunks.len();
+                // Every id of the new chunk must fit in a u32.
+                u32::try_from((c + 1) * CHUNK_SLOTS - 1).expect("too many znodes for u32 ids");
+                self.chunks.push(Chunk::default());
+                c
+            }
+        };
+        let slots = match self.spare.take() {
+            Some(mut b) => {
+                // All its slots are free, but listed in the order they were freed.
+                for (i, s) in b.0.iter_mut().enumerate() {
+                    *s = Slot::Free(i as u32 + 1);
+                }
+                b
+            }
+            None => Block::new(),
+        };
+        self.chunks[c] = Chunk {
+            slots: Some(slots),
+            live: 0,
+            free: 0,
+        };
+        self.open.insert(c as u32);
+        c
+    }
+
+    fn remove(&mut self, id: u32) -> Entry {
+        let (c, i) = Self::split(id);
+        let chunk = &mut self.chunks[c];
+        let slots = chunk.slots.as_mut().expect("node id names no chunk");
+        let Slot::Used(entry) = std::mem::replace(&mut slots.0[i], Slot::Free(chunk.free)) else {
+            unreachable!("a node id names no entry")
+        };
+        chunk.free = i as u32;
+        if chunk.live as usize == CHUNK_SLOTS {
+            self.open.insert(c as u32);
+        }
+        chunk.live -= 1;
+        self.len -= 1;
+        if chunk.live == 0 {
+            let slots = chunk.slots.take();
+            if self.spare.is_none() {
+                self.spare = slots;
+            }
+            self.open.remove(&(c as u32));
+            self.holes.insert(c as u32);
+            // Chunks without memory at the end need not be remembered at all.
+            while self.chunks.last().is_some_and(|k| k.slots.is_none()) {
+                self.chunks.pop();
+                self.holes.remove(&(self.chunks.len() as u32));
+            }
+        }
+        entry
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks
+            .iter()
+            .filter_map(|c| c.slots.as_ref())
+            .flat_map(|b| b.0.iter())
+            .filter_map(|s| match s {
+                Slot::Used(e) => Some(e),
+                Slot::Free(_) => None,
+            })
+    }
+
+    /// Check the bookkeeping against the slots themselves.
+    #[cfg(test)]
+    fn check(&self) {
+        let mut len = 0;
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let c32 = c as u32;
+            let Some(Block(slots)) = chunk.slots.as_ref() else {
+                assert!(
+                    self.holes.contains(&c32) && !self.open.contains(&c32),
+                    "{c}"
+                );
+                assert!(c + 1 < self.chunks.len(), "a trailing chunk without memory");
+                continue;
+            };
+            assert!(!self.holes.contains(&c32), "{c}");
+            let used = slots.iter().filter(|s| matches!(s, Slot::Used(_))).count();
+            assert_eq!(used, chunk.live as usize, "{c}");
+            assert!(used > 0, "an empty chunk keeps its memory");
+            assert_eq!(self.open.contains(&c32), used < CHUNK_SLOTS, "{c}");
+            let (mut free, mut at) = (0, chunk.free as usize);
+            while at < CHUNK_SLOTS {
+                let Slot::Free(next) = slots[at] else {
+                    panic!("slot {at} of chunk {c} is used but on the free list");
+                };
+                free += 1;
+                at = next as usize;
+            }
+            assert_eq!(free + used, CHUNK_SLOTS, "{c}");
+            len += used;
+        }
+        assert!(self
+            .open
+            .iter()
+            .chain(&self.holes)
+            .all(|&c| (c as usize) < self.chunks.len()));
+        assert_eq!(len, self.len);
+    }
+
+    /// Chunks holding memory, the spare included.
+    #[cfg(test)]
+    fn allocated_chunks(&self) -> usize {
+        self.chunks.iter().filter(|c| c.slots.is_some()).count() + usize::from(self.spare.is_some())
     }
 }
 
@@ -1140,6 +1400,228 @@ mod tests {
             counts.iter().all(|c| (1700..2300).contains(c)),
             "{counts:?}"
         );
+    }
+
+    fn entry(path: &str) -> Entry {
+        Entry {
+            path: Name::new(path),
+            node: Node::default(),
+        }
+    }
+
+    /// A node told apart from others by its czxid.
+    fn tagged(tag: i64) -> Node {
+        Node {
+            stat: StatPersisted {
+                czxid: tag,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// xorshift64: a fixed seed gives the same run every time, without another crate.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn slab_reuses_freed_ids() {
+        let mut s = Slab::default();
+        let ids: Vec<u32> = ["/a", "/b", "/c"].map(|p| s.insert(entry(p))).to_vec();
+        assert_eq!(ids, [0, 1, 2]);
+        assert_eq!(s.remove(1).path.as_str(), "/b");
+        assert_eq!(s.remove(0).path.as_str(), "/a");
+        // The last freed slot is taken first, then the other, then a new one.
+        assert_eq!(s.insert(entry("/d")), 0);
+        assert_eq!(s.insert(entry("/e")), 1);
+        assert_eq!(s.insert(entry("/f")), 3);
+        assert_eq!(s.get(1).path.as_str(), "/e");
+        assert_eq!(s.len, 4);
+        assert_eq!(s.allocated_chunks(), 1);
+        s.check();
+    }
+
+    #[test]
+    fn slab_fills_low_chunks_first_and_frees_empty_ones() {
+        let mut s = Slab::default();
+        let n = 4 * CHUNK_SLOTS;
+        let ids: Vec<u32> = (0..n).map(|i| s.insert(entry(&format!("/n{i}")))).collect();
+        assert_eq!(ids, (0..n as u32).collect::<Vec<_>>());
+        assert_eq!(s.allocated_chunks(), 4);
+
+        // A free slot in a low chunk is taken before one in a high chunk.
+        s.remove(ids[3 * CHUNK_SLOTS + 5]);
+        s.remove(ids[7]);
+        assert_eq!(s.insert(entry("/low")), ids[7]);
+        assert_eq!(s.insert(entry("/high")), ids[3 * CHUNK_SLOTS + 5]);
+
+        // Emptying chunks 1 and 2: the first one's memory is kept as the spare, the second's
+        // is freed.
+        for &id in &ids[CHUNK_SLOTS..3 * CHUNK_SLOTS] {
+            s.remove(id);
+        }
+        assert_eq!(s.allocated_chunks(), 3);
+        assert_eq!(s.len, 2 * CHUNK_SLOTS);
+        s.check();
+
+        // Free slots in chunks holding memory come before the empty chunks...
+        s.remove(ids[n - 1]);
+        assert_eq!(s.insert(entry("/x")), ids[n - 1]);
+        // ...and once those are full, the lowest empty chunk gets memory again.
+        assert_eq!(s.insert(entry("/y")) as usize, CHUNK_SLOTS);
+        assert_eq!(s.allocated_chunks(), 3);
+        assert_eq!(s.get(CHUNK_SLOTS as u32).path.as_str(), "/y");
+        s.check();
+
+        // Emptying the top chunk forgets it and the empty chunk below it.
+        s.remove(CHUNK_SLOTS as u32);
+        for &id in &ids[3 * CHUNK_SLOTS..] {
+            s.remove(id);
+        }
+        assert_eq!((s.chunks.len(), s.holes.len()), (1, 0));
+        s.check();
+        for &id in &ids[..CHUNK_SLOTS] {
+            s.remove(id);
+        }
+        assert_eq!((s.len, s.chunks.len(), s.open.len()), (0, 0, 0));
+        assert_eq!(s.allocated_chunks(), 1, "only the spare is left");
+        assert_eq!(s.iter().count(), 0);
+        s.check();
+    }
+
+    #[test]
+    fn node_map_clones_deeply() {
+        let mut m = NodeMap::default();
+        for i in 0..CHUNK_SLOTS + 1 {
+            m.insert(&format!("/n{i}"), tagged(i as i64));
+        }
+        let copy = m.clone();
+        m.get_mut("/n3").unwrap().stat.czxid = -1;
+        m.remove("/n5");
+        assert_eq!(copy.get("/n3").unwrap().stat.czxid, 3);
+        assert_eq!(copy.get("/n5").unwrap().stat.czxid, 5);
+        assert_eq!(copy.len(), CHUNK_SLOTS + 1);
+        copy.slab.check();
+    }
+
+    #[test]
+    fn node_map_grows_over_many_chunks_and_shrinks_back() {
+        let mut m = NodeMap::default();
+        let n = 10 * CHUNK_SLOTS + 7;
+        // Paths past the inline length of a name, too.
+        let path = |i: usize| {
+            if i % 3 == 1 {
+                format!("/a/rather/long/path/for/node/{i}")
+            } else {
+                format!("/n{i}")
+            }
+        };
+        for i in 0..n {
+            assert!(m.insert(&path(i), tagged(i as i64)).is_none());
+        }
+        assert_eq!(m.len(), n);
+        assert_eq!(m.slab.allocated_chunks(), 11);
+        m.slab.check();
+        for i in 0..n {
+            assert_eq!(m.get(&path(i)).unwrap().stat.czxid, i as i64);
+        }
+        let mut seen: Vec<i64> = m.iter().map(|(_, node)| node.stat.czxid).collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..n as i64).collect::<Vec<_>>());
+
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut rng = Rng(0x5eed);
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i + 1));
+        }
+        for &i in &order {
+            assert_eq!(m.remove(&path(i)).unwrap().stat.czxid, i as i64);
+        }
+        assert_eq!(m.len(), 0);
+        assert_eq!(m.slab.allocated_chunks(), 1, "only the spare is left");
+        assert!(m.shards.iter().all(|s| s.capacity() <= SHARD_KEEP));
+        m.slab.check();
+    }
+
+    #[test]
+    fn node_map_matches_a_model() {
+        let mut m = NodeMap::default();
+        let mut model: std::collections::HashMap<String, i64> = Default::default();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let keys = 3 * CHUNK_SLOTS;
+        let path = |k: usize| {
+            if k % 5 == 1 {
+                format!("/some/deeper/and/longer/path/{k}")
+            } else {
+                format!("/k/{k}")
+            }
+        };
+        let mut tag = 0i64;
+        let mut fewest_in_use = usize::MAX;
+        // Phases that mostly insert alternate with phases that mostly remove, so chunks fill,
+        // empty out and fill again.
+        for phase in 0..12 {
+            let (insert_pct, ops) = if phase % 2 == 0 {
+                (75, 12_000)
+            } else {
+                (5, 40_000)
+            };
+            for _ in 0..ops {
+                let p = path(rng.below(keys));
+                let roll = rng.below(100);
+                tag += 1;
+                if roll < insert_pct {
+                    let old = m.insert(&p, tagged(tag)).map(|n| n.stat.czxid);
+                    assert_eq!(old, model.insert(p, tag));
+                } else if roll < 90 {
+                    let old = m.remove(&p).map(|n| n.stat.czxid);
+                    assert_eq!(old, model.remove(&p));
+                } else if roll < 95 {
+                    if let Some(n) = m.get_mut(&p) {
+                        n.stat.czxid = tag;
+                    }
+                    if let Some(v) = model.get_mut(&p) {
+                        *v = tag;
+                    }
+                } else {
+                    assert_eq!(m.get(&p).map(|n| n.stat.czxid), model.get(&p).copied());
+                    assert_eq!(m.contains_key(&p), model.contains_key(&p));
+                }
+            }
+            assert_eq!(m.len(), model.len());
+            let all: std::collections::HashMap<String, i64> = m
+                .iter()
+                .map(|(p, n)| (p.to_string(), n.stat.czxid))
+                .collect();
+            assert_eq!(all, model);
+            m.slab.check();
+            if phase % 2 == 1 {
+                let in_use = m.slab.chunks.iter().filter(|c| c.slots.is_some()).count();
+                fewest_in_use = fewest_in_use.min(in_use);
+            }
+        }
+        // The inserts while draining went to low chunks, so some high chunk emptied.
+        assert!(fewest_in_use < 3, "{fewest_in_use}");
+        for p in model.keys() {
+            assert!(m.remove(p).is_some());
+        }
+        m.slab.check();
+        assert_eq!(m.len(), 0);
+        assert!(m.slab.allocated_chunks() <= 1);
+        m.insert("/again", tagged(1));
+        assert_eq!(m.get("/again").unwrap().stat.czxid, 1);
     }
 
     #[test]
