@@ -328,7 +328,12 @@ pub fn prep_create(c: &CreateRequest, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn
     })
 }
 
-pub fn prep_delete(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+pub fn prep_delete(
+    path_: &str,
+    version: i32,
+    ov: &mut Overlay,
+    ctx: &Ctx,
+) -> Result<Txn, ErrorCode> {
     let parent = path::parent_for_write(path_).ok_or(ErrorCode::BadArguments)?;
     if is_special(path_) {
         return Err(ErrorCode::BadArguments);
@@ -386,7 +391,12 @@ pub fn prep_set_data(
     })
 }
 
-pub fn prep_check(path_: &str, version: i32, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+pub fn prep_check(
+    path_: &str,
+    version: i32,
+    ov: &mut Overlay,
+    ctx: &Ctx,
+) -> Result<Txn, ErrorCode> {
     if !path::is_valid(path_) {
         return Err(ErrorCode::BadArguments);
     }
