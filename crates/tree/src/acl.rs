@@ -98,6 +98,12 @@ impl AclCache {
         }
     }
 
+    /// Every interned list with its ref, shared, in ref order (for a snapshot written
+    /// elsewhere while the cache goes on changing).
+    pub fn shared_entries(&self) -> impl Iterator<Item = (AclRef, Arc<[Acl]>)> + '_ {
+        self.by_ref.iter().map(|(&r, (l, _))| (r, l.clone()))
+    }
+
     /// Every interned list with its ref, in ref order (the snapshot's ACL section).
     pub fn entries(&self) -> impl Iterator<Item = (AclRef, &[Acl])> {
         self.by_ref.iter().map(|(&r, (l, _))| (r, &l[..]))

@@ -13,8 +13,8 @@ pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
 pub use children::Children;
 pub use javaset::JavaHashSet;
 pub use tree::{
-    digest_prefix, digest_with_stat, join, node_digest, Applied, DataTree, Node, Owner,
-    QuotaExceeded, QuotaStats, StatPersisted, TxnResult, CONFIG_NODE, LIMIT_NODE, QUOTA_ROOT,
-    STAT_NODE,
+    digest_prefix, digest_with_stat, join, node_digest, Applied, DataTree, FrozenNodes, Node,
+    Owner, QuotaExceeded, QuotaStats, StatPersisted, TxnResult, CONFIG_NODE, LIMIT_NODE,
+    QUOTA_ROOT, STAT_NODE,
 };
 pub use watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};

@@ -8,6 +8,7 @@
 //! as data; this crate never knows who is connected.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use hashbrown::HashTable;
 use zooid_proto::{Acl, CreateKind, ErrorCode, Stat, Txn, TxnHeader};
@@ -351,8 +352,12 @@ enum Slot {
 
 /// A chunk's slots. Their number is part of the type, so indexing by an id's low bits needs no
 /// bounds check.
-#[derive(Debug)]
-struct Block(Box<[Slot; CHUNK_SLOTS]>);
+///
+/// Shared, copy on write: a [`FrozenNodes`] holds the chunks as they were, and the live table
+/// copies a chunk the first time it changes it while a frozen copy holds it. Cloning a block
+/// only shares it.
+#[derive(Debug, Clone)]
+struct Block(Arc<[Slot; CHUNK_SLOTS]>);
 
 impl Block {
     /// Every slot free, each listing the next.
@@ -361,17 +366,20 @@ impl Block {
     }
 
     fn from_vec(slots: Vec<Slot>) -> Block {
-        match slots.into_boxed_slice().try_into() {
-            Ok(b) => Block(b),
+        let slots: Box<[Slot; CHUNK_SLOTS]> = match slots.into_boxed_slice().try_into() {
+            Ok(b) => b,
             Err(_) => unreachable!("a block has CHUNK_SLOTS slots"),
-        }
+        };
+        Block(Arc::from(slots))
     }
-}
 
-impl Clone for Block {
-    /// Through a `Vec`: cloning the array itself could build it on the stack first.
-    fn clone(&self) -> Block {
-        Block::from_vec(self.0.to_vec())
+    /// The slots to change, copied first if a frozen copy shares them (through a `Vec`:
+    /// cloning the array itself could build it on the stack).
+    fn slots_mut(&mut self) -> &mut [Slot; CHUNK_SLOTS] {
+        if Arc::get_mut(&mut self.0).is_none() {
+            *self = Block::from_vec(self.0.to_vec());
+        }
+        Arc::get_mut(&mut self.0).expect("a block just copied is not shared")
     }
 }
 
@@ -393,7 +401,7 @@ impl Slab {
 
     fn get_mut(&mut self, id: u32) -> &mut Entry {
         let (c, i) = Self::split(id);
-        match self.chunks[c].slots.as_mut().map(|b| &mut b.0[i]) {
+        match self.chunks[c].slots.as_mut().map(|b| &mut b.slots_mut()[i]) {
             Some(Slot::Used(e)) => e,
             _ => unreachable!("a node id names no entry"),
         }
@@ -407,7 +415,7 @@ impl Slab {
         let chunk = &mut self.chunks[c];
         let i = chunk.free as usize;
         let slots = chunk.slots.as_mut().expect("an open chunk holds memory");
-        match std::mem::replace(&mut slots.0[i], Slot::Used(entry)) {
+        match std::mem::replace(&mut slots.slots_mut()[i], Slot::Used(entry)) {
             Slot::Free(next) => chunk.free = next,
             Slot::Used(_) => unreachable!("a used slot on the free list"),
         }
@@ -435,7 +443,7 @@ impl Slab {
         let slots = match self.spare.take() {
             Some(mut b) => {
                 // All its slots are free, but listed in the order they were freed.
-                for (i, s) in b.0.iter_mut().enumerate() {
+                for (i, s) in b.slots_mut().iter_mut().enumerate() {
                     *s = Slot::Free(i as u32 + 1);
                 }
                 b
@@ -455,7 +463,9 @@ impl Slab {
         let (c, i) = Self::split(id);
         let chunk = &mut self.chunks[c];
         let slots = chunk.slots.as_mut().expect("node id names no chunk");
-        let Slot::Used(entry) = std::mem::replace(&mut slots.0[i], Slot::Free(chunk.free)) else {
+        let Slot::Used(entry) =
+            std::mem::replace(&mut slots.slots_mut()[i], Slot::Free(chunk.free))
+        else {
             unreachable!("a node id names no entry")
         };
         chunk.free = i as u32;
@@ -533,6 +543,44 @@ impl Slab {
     #[cfg(test)]
     fn allocated_chunks(&self) -> usize {
         self.chunks.iter().filter(|c| c.slots.is_some()).count() + usize::from(self.spare.is_some())
+    }
+}
+
+/// The nodes of a tree at one moment, for a snapshot written on another thread while the
+/// tree goes on changing.
+///
+/// Taking it shares the node table's chunks (a reference count each, some 500 at a million
+/// nodes); the live table copies a chunk before its first change while this holds it, so
+/// under a write load only the chunks that writes touch are ever copied, once each.
+#[derive(Debug, Clone)]
+pub struct FrozenNodes {
+    chunks: Vec<Block>,
+}
+
+impl FrozenNodes {
+    /// Every node, each after its parent: by depth, the root first. Any order with parents
+    /// first loads; going by depth needs no lookups by path.
+    pub fn for_each_parents_first(&self, mut f: impl FnMut(&str, &Node)) {
+        let mut by_depth: Vec<Vec<&Entry>> = Vec::new();
+        for block in &self.chunks {
+            for slot in block.0.iter() {
+                if let Slot::Used(e) = slot {
+                    let path = e.path.as_bytes();
+                    let depth = if path == b"/" {
+                        0
+                    } else {
+                        path.iter().filter(|&&b| b == b'/').count()
+                    };
+                    if by_depth.len() <= depth {
+                        by_depth.resize_with(depth + 1, Vec::new);
+                    }
+                    by_depth[depth].push(e);
+                }
+            }
+        }
+        for e in by_depth.into_iter().flatten() {
+            f(e.path.as_str(), &e.node);
+        }
     }
 }
 
@@ -677,6 +725,19 @@ impl DataTree {
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// The nodes as they are now, cheaply (see [`FrozenNodes`]).
+    pub fn freeze_nodes(&self) -> FrozenNodes {
+        FrozenNodes {
+            chunks: self
+                .nodes
+                .slab
+                .chunks
+                .iter()
+                .filter_map(|c| c.slots.clone())
+                .collect(),
+        }
     }
 
     pub fn last_zxid(&self) -> i64 {
