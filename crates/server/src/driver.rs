@@ -25,7 +25,7 @@ use zooid_node::{Action, ConnId, Core, Input};
 use crate::commands::{self, Ctx, DiskFacts};
 use crate::fourlw;
 use crate::metrics::{self, Registry};
-use crate::persist::{self, DiskTiming, FromWriter, SnapshotPlan, ToWriter};
+use crate::persist::{DiskTiming, FromWriter, SnapshotPlan, ToWriter};
 
 /// Events from connection tasks to the core task.
 pub enum Event {
@@ -162,9 +162,6 @@ pub struct Disk {
     pub snapshot_at_start: bool,
 }
 
-/// Nodes a snapshot in progress encodes between two batches of requests.
-const SNAPSHOT_SLICE_NODES: usize = 4_000;
-
 /// Txns until the next snapshot: between snapCount/2 and snapCount, randomised as ZooKeeper
 /// does so the members of an ensemble do not all snapshot at once.
 fn next_snapshot_after(snap_count: u64) -> u64 {
@@ -194,20 +191,18 @@ async fn run_core(
         None => (None, None),
     };
     let mut appended_seen = 0u64;
-    let mut generation = 0u64;
     let mut batch = Vec::with_capacity(256);
     let mut since_snapshot = 0u64;
-    let mut snapshot = disk
-        .snapshot_at_start
-        .then(|| disk.snapshots.start(core.tree()));
+    if disk.snapshot_at_start {
+        disk.snapshots
+            .take(core.tree(), disk.from_writer_tx.clone());
+    }
     let mut snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
     loop {
         batch.clear();
-        let snapshotting = snapshot.is_some();
         tokio::select! {
             // In this order: finished fsyncs (their replies are waiting), the tick (session
-            // expiry), shutdown, then new requests; a snapshot in progress takes the idle
-            // moments in between. A fixed order, so under load no branch starves the others
+            // expiry), shutdown, then new requests. A fixed order, so under load no branch starves the others
             // that matter: requests never block fsync completions or the tick.
             biased;
             msg = disk.from_writer.recv() => match msg {
@@ -260,10 +255,6 @@ async fn run_core(
                     break;
                 }
             }
-            // Yield, not just proceed: on this single-threaded runtime a branch that is always
-            // ready would keep the connection tasks (and the accept loop) from running until
-            // the whole snapshot is encoded, a stall of a second per million znodes.
-            _ = tokio::task::yield_now(), if snapshotting => {}
         }
         let now = now_ms();
         for ev in batch.drain(..) {
@@ -362,11 +353,6 @@ async fn run_core(
             p.core_actions(&mut node, Some(&mut metrics));
             since_snapshot += p.appended - appended_seen;
             appended_seen = p.appended;
-            if p.generation != generation {
-                // A new tree: a snapshot of the old one is void.
-                generation = p.generation;
-                snapshot = None;
-            }
         }
         for a in core.take_actions() {
             match a {
@@ -393,19 +379,21 @@ async fn run_core(
             }
         }
         metrics.take_latencies(&mut core);
-        if since_snapshot >= snapshot_at && snapshot.is_none() {
-            // The next log file starts after what is queued now. The snapshot is named after
-            // the last applied zxid; every txn after it is in that log or the one before.
-            let _ = disk.writer.send(ToWriter::Roll);
-            snapshot = Some(disk.snapshots.start(core.tree()));
+        if since_snapshot >= snapshot_at {
             since_snapshot = 0;
             snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
-        }
-        if let Some(snap) = snapshot.as_mut() {
-            if snap.step(core.tree(), SNAPSHOT_SLICE_NODES) {
-                let snap = snapshot.take().expect("in progress");
-                let done = snap.finish(core.tree());
-                persist::spawn_snapshot_write(&disk.snapshots, done, disk.from_writer_tx.clone());
+            if disk.snapshots.busy() {
+                // As ZooKeeper does: this one is skipped, the next comes as usual.
+                tracing::warn!(
+                    "too busy to snapshot (the last one is still being written); skipping"
+                );
+            } else {
+                // The next log file starts after what is queued now. The snapshot is named
+                // after the last applied zxid; every txn after it is in that log or the one
+                // before.
+                let _ = disk.writer.send(ToWriter::Roll);
+                disk.snapshots
+                    .take(core.tree(), disk.from_writer_tx.clone());
             }
         }
     }
@@ -424,6 +412,7 @@ fn node<'a>(
         outs,
         writer: &disk.writer,
         from_writer: &mut disk.from_writer,
+        snapshots: &disk.snapshots,
     }
 }
 

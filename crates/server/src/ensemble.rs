@@ -112,6 +112,7 @@ pub struct Node<'a> {
     pub outs: &'a mut HashMap<ConnId, UnboundedSender<Outbound>>,
     pub writer: &'a std::sync::mpsc::Sender<ToWriter>,
     pub from_writer: &'a mut UnboundedReceiver<FromWriter>,
+    pub snapshots: &'a crate::persist::SnapshotPlan,
 }
 
 /// Figures for srvr / stat / mntr.
@@ -156,8 +157,6 @@ pub struct Peer {
     pub elections: u64,
     /// Txns handed to the log writer, for the snapshot schedule.
     pub appended: u64,
-    /// Changes whenever the core (and its tree) is replaced: a snapshot in progress is void.
-    pub generation: u64,
     /// When this member was established as leader.
     led_since: Option<Instant>,
     /// The newest logged txns, oldest first, as logged (see [`RECENT_TXNS`]).
@@ -202,7 +201,6 @@ impl Peer {
             last_logged: last,
             elections: 0,
             appended: 0,
-            generation: 0,
             led_since: None,
             recent: std::collections::VecDeque::new(),
             recent_since: Some(last),
@@ -425,7 +423,6 @@ impl Peer {
             tree = self.reload()?;
         }
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, role);
-        self.generation += 1;
         Ok(())
     }
 
@@ -1033,7 +1030,6 @@ impl Peer {
         }
         let now = crate::driver::now_ms();
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
-        self.generation += 1;
         Ok(())
     }
 
@@ -1059,7 +1055,6 @@ impl Peer {
         );
         let now = crate::driver::now_ms();
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
-        self.generation += 1;
         self.last_logged = zxid.0;
         self.recent.clear();
         self.recent_since = Some(zxid.0);
@@ -1067,8 +1062,11 @@ impl Peer {
     }
 }
 
-/// Make everything appended durable and close the log file, then drop stale reports.
+/// Make everything appended durable and close the log file, end any snapshot being written
+/// (it is of the tree about to change, and must not land after the files do), then drop stale
+/// reports.
 fn quiesce(node: &mut Node<'_>) -> Result<(), String> {
+    node.snapshots.cancel_and_wait();
     let (tx, rx) = std::sync::mpsc::channel();
     node.writer
         .send(ToWriter::Quiesce(tx))

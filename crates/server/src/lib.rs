@@ -415,7 +415,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             dir: snap_dir.clone(),
             compression: cfg.snapshot_compression_method.clone(),
             snap_count: cfg.snap_count.max(2),
-            started: Default::default(),
+            jobs: Default::default(),
         },
         fatal: Some(fatal_tx),
         snapshot_at_start,

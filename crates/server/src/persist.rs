@@ -11,13 +11,13 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
-use zooid_storage::snapshot::{FinishedSnapshot, IncrementalSnapshot};
-use zooid_tree::DataTree;
+use zooid_storage::snapshot::FrozenSnapshot;
 use zooid_storage::txnlog::TxnLog;
+use zooid_tree::DataTree;
 
 pub enum ToWriter {
     Append {
@@ -125,63 +125,106 @@ pub struct SnapshotPlan {
     pub compression: String,
     /// ZooKeeper's snapCount: a snapshot after between snapCount/2 and snapCount txns.
     pub snap_count: u64,
-    /// Snapshots begun so far, so a finished one can tell whether another is under way.
-    pub started: Arc<AtomicU64>,
+    /// The snapshots being written, shared with their threads.
+    pub jobs: Arc<SnapshotJobs>,
+}
+
+/// Snapshot threads under way, and which of them are void.
+#[derive(Default)]
+pub struct SnapshotJobs {
+    /// Snapshots taken so far; each thread knows its own number.
+    taken: AtomicU64,
+    /// Snapshots numbered below this are void: the files they would add are about to change.
+    void_below: AtomicU64,
+    running: Mutex<usize>,
+    idle: Condvar,
 }
 
 impl SnapshotPlan {
-    /// Begin a snapshot of `tree` (counted, see [`spawn_snapshot_write`]).
-    pub fn start(&self, tree: &DataTree) -> IncrementalSnapshot {
-        self.started.fetch_add(1, Ordering::Relaxed);
-        IncrementalSnapshot::start(tree)
+    /// Whether a snapshot is still being written.
+    pub fn busy(&self) -> bool {
+        *lock(&self.jobs.running) > 0
     }
+
+    /// Take a snapshot of `tree` as it is now and write it on a thread of its own, which does
+    /// the encoding too; failures are reported through `done`.
+    pub fn take(&self, tree: &DataTree, done: UnboundedSender<FromWriter>) {
+        let snapshot = FrozenSnapshot::take(tree);
+        let jobs = self.jobs.clone();
+        let number = jobs.taken.fetch_add(1, Ordering::SeqCst);
+        *lock(&jobs.running) += 1;
+        let (dir, compression) = (self.dir.clone(), self.compression.clone());
+        let spawned = std::thread::Builder::new()
+            .name("zooid-snapshot".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let cancelled = || jobs.void_below.load(Ordering::SeqCst) > number;
+                let written = snapshot.write(&dir, &compression, &cancelled);
+                drop(snapshot);
+                match written {
+                    Ok(path) => {
+                        let ms = started.elapsed().as_millis() as u64;
+                        tracing::info!(file = %path.display(), ms, "snapshot written");
+                        let _ = done.send(FromWriter::Timed(DiskTiming::Snapshot { ms }));
+                    }
+                    Err(_) if cancelled() => {
+                        tracing::info!("snapshot abandoned: the tree was replaced by a sync")
+                    }
+                    Err(e) => {
+                        let _ = done.send(FromWriter::Failed(format!("writing a snapshot: {e}")));
+                    }
+                }
+                jobs.finished();
+                // Under a steady write load the next snapshot begins within a second or two
+                // and can reuse this memory; an idle server gives it back.
+                std::thread::sleep(TRIM_AFTER);
+                if jobs.taken.load(Ordering::SeqCst) == number + 1 {
+                    return_freed_memory();
+                }
+            });
+        if let Err(e) = spawned {
+            self.jobs.finished();
+            tracing::error!(error = %e, "cannot start the snapshot thread; snapshot skipped");
+        }
+    }
+
+    /// Void the snapshots being written and wait for their threads: the caller is about to
+    /// truncate the log or replace the tree, and a snapshot of the old tree must not appear
+    /// on disk afterwards.
+    pub fn cancel_and_wait(&self) {
+        let jobs = &self.jobs;
+        jobs.void_below
+            .store(jobs.taken.load(Ordering::SeqCst), Ordering::SeqCst);
+        let mut running = lock(&jobs.running);
+        while *running > 0 {
+            running = jobs
+                .idle
+                .wait(running)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
+}
+
+impl SnapshotJobs {
+    fn finished(&self) {
+        *lock(&self.running) -= 1;
+        self.idle.notify_all();
+    }
+}
+
+/// A count behind a mutex no code panics while holding.
+fn lock(m: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// How long a written snapshot's memory stays with the allocator before it goes back to the
 /// system, in case the next snapshot begins meanwhile and can reuse it.
 const TRIM_AFTER: Duration = Duration::from_secs(1);
 
-/// Assemble, compress and write a finished snapshot on a thread of its own; report failures
-/// through `done`.
-pub fn spawn_snapshot_write(
-    plan: &SnapshotPlan,
-    snapshot: FinishedSnapshot,
-    done: UnboundedSender<FromWriter>,
-) {
-    let plan = plan.clone();
-    let spawned = std::thread::Builder::new()
-        .name("zooid-snapshot".into())
-        .spawn(move || {
-            let started = std::time::Instant::now();
-            let written = snapshot.write(&plan.dir, &plan.compression);
-            drop(snapshot);
-            let begun = plan.started.load(Ordering::Relaxed);
-            match written {
-                Ok(path) => {
-                    let ms = started.elapsed().as_millis() as u64;
-                    tracing::info!(file = %path.display(), ms, "snapshot written");
-                    let _ = done.send(FromWriter::Timed(DiskTiming::Snapshot { ms }));
-                }
-                Err(e) => {
-                    let _ = done.send(FromWriter::Failed(format!("writing a snapshot: {e}")));
-                }
-            }
-            // Under a steady write load the next snapshot begins within a second or two:
-            // its encoding then reuses these pages instead of faulting in fresh ones, which
-            // cost the core thread several percent of a create storm.
-            std::thread::sleep(TRIM_AFTER);
-            if plan.started.load(Ordering::Relaxed) == begun {
-                return_freed_memory();
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::error!(error = %e, "cannot start the snapshot thread; snapshot skipped");
-    }
-}
-
-/// Give the pages of a dropped snapshot back to the system. A snapshot's encoded nodes are as
-/// large as the tree (about 200 MB at a million znodes); glibc keeps such freed memory in its
-/// heap, so without this the resident size stays at the last snapshot's high-water mark.
+/// Give the memory a snapshot freed back to the system: the chunks of the node table the
+/// tree copied while the snapshot held the originals, and the buffers of the write. glibc
+/// keeps freed memory in its heap, so without this the resident size would stay at the
+/// high-water mark of the busiest snapshot.
 fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and releases glibc's free lists; it has no

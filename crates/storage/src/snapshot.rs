@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 use zooid_proto::records::write_acls;
 use zooid_proto::{Acl, Writer};
-use zooid_tree::{DataTree, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT};
+use zooid_tree::{DataTree, FrozenNodes, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT};
 
 use crate::checksum::Adler32;
 
@@ -1227,40 +1227,29 @@ fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -
     encode_parts(&sessions, &acls, nodes, digest, out)
 }
 
-/// A fuzzy snapshot encoded a slice at a time, so the server keeps answering requests while
-/// it is taken, as ZooKeeper's snapshot thread does.
+/// A point-in-time snapshot that the server takes in microseconds and encodes elsewhere.
 ///
-/// It is named after the last applied zxid when it starts; txns applied while it runs may or
-/// may not be in it, and replaying the log from its zxid brings the tree to the same state,
-/// as for ZooKeeper's own fuzzy snapshots. Nodes are visited parents first from a stack of
-/// paths taken as each parent is written. The ACL section holds every list the cache had at
-/// the start or has at the end (refs are never reused), so every ref a node uses is defined.
-pub struct IncrementalSnapshot {
+/// It shares the node table's chunks with the live tree, which copies a chunk before changing
+/// it while a frozen copy is alive (see [`FrozenNodes`]). So the core thread only counts
+/// references and copies the session and ACL tables; the thread that writes the file does the
+/// encoding, as ZooKeeper's snapshot thread does, but of one consistent state: every node as
+/// of the zxid the file is named after, with that zxid's digest.
+pub struct FrozenSnapshot {
     zxid: i64,
     sessions: Vec<(i64, i32)>,
-    acls: std::collections::BTreeMap<i64, Vec<Acl>>,
-    /// Work left, depth first: the root, then for each written parent with children, where
-    /// its children resume (after the named child). Per level of the tree it holds one
-    /// parent's continuation plus at most one slice of children that have children.
-    stack: Vec<Visit>,
-    /// Encoded node records, one chunk per slice: never one growing buffer, whose doubling
-    /// would copy the whole snapshot on the core thread.
-    nodes: Vec<Vec<u8>>,
-    /// Bytes in `nodes`.
-    bytes: usize,
-    visited: usize,
+    acls: Vec<(i64, std::sync::Arc<[Acl]>)>,
+    digest: (i64, i64),
+    nodes: FrozenNodes,
 }
 
-impl IncrementalSnapshot {
-    pub fn start(tree: &DataTree) -> IncrementalSnapshot {
-        IncrementalSnapshot {
+impl FrozenSnapshot {
+    pub fn take(tree: &DataTree) -> FrozenSnapshot {
+        FrozenSnapshot {
             zxid: tree.last_zxid(),
             sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
-            acls: tree.acls.entries().map(|(r, l)| (r, l.to_vec())).collect(),
-            stack: vec![Visit::Node("/".to_owned())],
-            nodes: Vec::new(),
-            bytes: 0,
-            visited: 0,
+            acls: tree.acls.shared_entries().collect(),
+            digest: (tree.last_zxid(), tree.digest()),
+            nodes: tree.freeze_nodes(),
         }
     }
 
@@ -1269,124 +1258,55 @@ impl IncrementalSnapshot {
         self.zxid
     }
 
-    /// Nodes written so far.
-    pub fn nodes_written(&self) -> usize {
-        self.visited
-    }
-
-    /// Encode up to `budget` more nodes of `tree`; true once every node has been visited.
-    ///
-    /// A parent's children are written in a run, each looked up once by a path built in one
-    /// reused buffer; only children that have children of their own are kept on the stack.
-    /// Looking each node up twice and allocating its path cost more than encoding it.
-    pub fn step(&mut self, tree: &DataTree, budget: usize) -> bool {
-        let expected = budget.min(tree.node_count().saturating_sub(self.visited) + 1);
-        let mut w = Writer::with_buf(Vec::with_capacity(
-            expected.saturating_mul(self.bytes_per_node()),
-        ));
-        let mut written = 0;
-        let mut path = String::new();
-        let mut deferred = Vec::new();
-        while written < budget {
-            let Some(visit) = self.stack.pop() else {
-                break;
-            };
-            match visit {
-                Visit::Node(path) => {
-                    // Deleted since its parent was written: replay of the delete covers it.
-                    let Some(node) = tree.get(&path) else {
-                        continue;
-                    };
-                    encode_node(&mut w, &path, node);
-                    written += 1;
-                    if !node.children.is_empty() {
-                        self.stack.push(Visit::Children {
-                            parent: path,
-                            after: None,
-                        });
-                    }
+    fn encode_to(&self, out: &mut dyn Write, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
+        let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(r, l)| (*r, &l[..])).collect();
+        let nodes = |e: &mut Enc<'_>| {
+            let mut failed = None;
+            self.nodes.for_each_parents_first(|path, node| {
+                if failed.is_some() {
+                    return;
                 }
-                Visit::Children { parent, after } => {
-                    let Some(node) = tree.get(&parent) else {
-                        continue;
+                encode_node(&mut e.w, path, node);
+                if e.w.len() >= SPILL_AT {
+                    failed = if cancelled() {
+                        Some(io::Error::new(
+                            io::ErrorKind::Interrupted,
+                            "snapshot cancelled: the tree it was taken of was replaced",
+                        ))
+                    } else {
+                        e.spill().err()
                     };
-                    let names = match &after {
-                        None => node.children.iter(),
-                        Some(a) => node.children.range::<str, _>((
-                            std::ops::Bound::Excluded(&**a),
-                            std::ops::Bound::Unbounded,
-                        )),
-                    };
-                    let mut last = None;
-                    let mut more = false;
-                    for name in names {
-                        if written == budget {
-                            more = true;
-                            break;
-                        }
-                        last = Some(name);
-                        path.clear();
-                        path.push_str(&parent);
-                        if parent != "/" {
-                            path.push('/');
-                        }
-                        path.push_str(name);
-                        let Some(child) = tree.get(&path) else {
-                            continue;
-                        };
-                        encode_node(&mut w, &path, child);
-                        written += 1;
-                        if !child.children.is_empty() {
-                            deferred.push(Visit::Children {
-                                parent: path.clone(),
-                                after: None,
-                            });
-                        }
-                    }
-                    if more {
-                        let after = last.map(Box::from).or(after);
-                        self.stack.push(Visit::Children { parent, after });
-                    }
-                    // Grandchildren before the rest of this parent's children: the stack
-                    // then holds at most one run per level of the tree.
-                    self.stack.extend(deferred.drain(..).rev());
                 }
-            }
-        }
-        self.visited += written;
-        if !w.is_empty() {
-            self.bytes += w.len();
-            self.nodes.push(w.into_inner());
-        }
-        self.stack.is_empty()
+            });
+            failed.map_or(Ok(()), Err)
+        };
+        encode_parts(&self.sessions, &acls, nodes, Some(self.digest), out)
     }
 
-    /// The average record size so far (a guess before the first slice), to size a slice's
-    /// buffer once: growing it by doubling would copy each slice several times.
-    fn bytes_per_node(&self) -> usize {
-        if self.visited == 0 {
-            160
-        } else {
-            self.bytes / self.visited + 8
-        }
+    /// The uncompressed stream.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_to(&mut out, &|| false)
+            .expect("Vec<u8> accepts every write");
+        out
     }
 
-    /// Stop taking the snapshot: what remains to write, with the digest of the last txn
-    /// applied by now, as ZooKeeper records it (recovery compares it once replay reaches that
-    /// zxid). Cheap, so the core can call it; the stream is assembled, checksummed and
-    /// written by [`FinishedSnapshot::write`] elsewhere.
-    pub fn finish(mut self, tree: &DataTree) -> FinishedSnapshot {
-        while !self.step(tree, usize::MAX) {}
-        for (r, l) in tree.acls.entries() {
-            self.acls.entry(r).or_insert_with(|| l.to_vec());
-        }
-        FinishedSnapshot {
-            zxid: self.zxid,
-            sessions: self.sessions,
-            acls: self.acls,
-            nodes: self.nodes,
-            digest: (tree.last_zxid(), tree.digest()),
-        }
+    /// Encode and write `snapshot.<zxid>` into `dir` under a temporary name and rename it into
+    /// place, without fsync, as ZooKeeper writes its background snapshots: a 100 MB flush
+    /// would hold up the txn log's fsyncs behind it. Nothing depends on the file until
+    /// [`make_durable`] (called before purging what it replaces); a crash before then leaves
+    /// at worst a damaged newest snapshot, which recovery skips for the older one and the logs
+    /// after it. `cancelled` is asked as the write goes: once it says true the write stops
+    /// with an error and leaves no file.
+    pub fn write(
+        &self,
+        dir: &Path,
+        compression: &str,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<PathBuf, SnapError> {
+        write_file(dir, self.zxid, compression, false, |w| {
+            self.encode_to(w, cancelled)
+        })
     }
 }
 
@@ -1397,60 +1317,6 @@ pub fn make_durable(path: &Path) -> Result<(), SnapError> {
         .map_err(io_err(path))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     sync_dir(dir).map_err(io_err(dir))
-}
-
-/// One item of an incremental snapshot's work stack.
-enum Visit {
-    /// The root, before anything is written.
-    Node(String),
-    Children {
-        parent: String,
-        after: Option<Box<str>>,
-    },
-}
-
-/// A snapshot whose nodes are all encoded, ready to be written off the core thread.
-pub struct FinishedSnapshot {
-    zxid: i64,
-    sessions: Vec<(i64, i32)>,
-    acls: std::collections::BTreeMap<i64, Vec<Acl>>,
-    nodes: Vec<Vec<u8>>,
-    digest: (i64, i64),
-}
-
-impl FinishedSnapshot {
-    /// The zxid the snapshot is named after.
-    pub fn zxid(&self) -> i64 {
-        self.zxid
-    }
-
-    fn encode_to(&self, out: &mut dyn Write) -> io::Result<()> {
-        let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(&r, l)| (r, l.as_slice())).collect();
-        encode_parts(
-            &self.sessions,
-            &acls,
-            |e| self.nodes.iter().try_for_each(|chunk| e.raw(chunk)),
-            Some(self.digest),
-            out,
-        )
-    }
-
-    /// The uncompressed stream.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.nodes.iter().map(Vec::len).sum::<usize>() + 4096);
-        self.encode_to(&mut out)
-            .expect("Vec<u8> accepts every write");
-        out
-    }
-
-    /// Write `snapshot.<zxid>` into `dir` under a temporary name and rename it into place,
-    /// without fsync, as ZooKeeper writes its background snapshots: a 100 MB flush would hold
-    /// up the txn log's fsyncs behind it. Nothing depends on the file until [`make_durable`]
-    /// (called before purging what it replaces); a crash before then leaves at worst a
-    /// damaged newest snapshot, which recovery skips for the older one and the logs after it.
-    pub fn write(&self, dir: &Path, compression: &str) -> Result<PathBuf, SnapError> {
-        write_file(dir, self.zxid, compression, false, |w| self.encode_to(w))
-    }
 }
 
 /// The uncompressed snapshot stream of `tree` (what [`write_snapshot`] compresses and stores).

@@ -1,9 +1,9 @@
-//! The incremental (fuzzy) snapshot: identical to a one-shot encode on a quiet tree, and on a
-//! tree that changes between slices, loading it and replaying the txns applied meanwhile
-//! gives the final tree, as recovery does.
+//! The frozen (point-in-time) snapshot: taken in an instant, written while the tree goes on
+//! changing, it loads as exactly the tree it was taken of, digest included, and replaying
+//! the txns applied since gives the final tree, as recovery does.
 
 use zooid_proto::{Acl, CreateKind, OpCode, Txn, TxnHeader};
-use zooid_storage::snapshot::{encode_snapshot, read_snapshot, IncrementalSnapshot};
+use zooid_storage::snapshot::{encode_snapshot, read_snapshot, FrozenSnapshot};
 use zooid_tree::DataTree;
 
 fn hdr(zxid: i64, op: OpCode) -> TxnHeader {
@@ -36,77 +36,132 @@ fn contents(t: &DataTree) -> Vec<String> {
     v
 }
 
-#[test]
-fn quiet_tree_encodes_the_same_either_way() {
-    let mut t = DataTree::new();
-    let mut z = 0;
-    for i in 0..50 {
-        z += 1;
-        let txn = create(&t, &format!("/n{i}"), Acl::open_unsafe());
-        t.apply(&hdr(z, OpCode::Create), &txn);
+/// A tree and the log of every txn that built it.
+struct Logged {
+    tree: DataTree,
+    log: Vec<(TxnHeader, Txn)>,
+}
+
+impl Logged {
+    fn new() -> Logged {
+        Logged {
+            tree: DataTree::new(),
+            log: Vec::new(),
+        }
     }
-    let mut inc = IncrementalSnapshot::start(&t);
-    while !inc.step(&t, 7) {}
-    let done = inc.finish(&t);
-    assert_eq!(done.zxid(), z);
-    assert_eq!(
-        done.encode(),
-        encode_snapshot(&t, Some((t.last_zxid(), t.digest())))
-    );
+
+    fn apply(&mut self, op: OpCode, txn: Txn) {
+        let h = hdr(self.log.len() as i64 + 1, op);
+        self.tree.apply(&h, &txn);
+        self.log.push((h, txn));
+    }
+
+    fn create(&mut self, path: &str, acl: Vec<Acl>) {
+        let txn = create(&self.tree, path, acl);
+        self.apply(OpCode::Create, txn);
+    }
+}
+
+fn load(snap: &FrozenSnapshot) -> DataTree {
+    let dir = tempfile::tempdir().unwrap();
+    let path = snap.write(dir.path(), "", &|| false).unwrap();
+    read_snapshot(&path).unwrap().tree
 }
 
 #[test]
-fn fuzzy_snapshot_plus_replay_gives_the_final_tree() {
-    let mut t = DataTree::new();
-    let mut z = 0;
-    let mut log: Vec<(TxnHeader, Txn)> = Vec::new();
-    let apply =
-        |t: &mut DataTree, z: &mut i64, op: OpCode, txn: Txn, log: &mut Vec<(TxnHeader, Txn)>| {
-            *z += 1;
-            let h = hdr(*z, op);
-            t.apply(&h, &txn);
-            log.push((h, txn));
-        };
-    for i in 0..40 {
-        let txn = create(&t, &format!("/a{i}"), Acl::open_unsafe());
-        apply(&mut t, &mut z, OpCode::Create, txn, &mut log);
-        let txn = create(&t, &format!("/a{i}/b"), Acl::read_unsafe());
-        apply(&mut t, &mut z, OpCode::Create, txn, &mut log);
+fn quiet_tree_loads_the_same_as_a_one_shot_encode() {
+    let mut l = Logged::new();
+    for i in 0..50 {
+        l.create(&format!("/n{i}"), Acl::open_unsafe());
+        l.create(&format!("/n{i}/c"), Acl::read_unsafe());
     }
-    let mut inc = IncrementalSnapshot::start(&t);
-    let start = inc.zxid();
-    let mut round = 0;
-    while !inc.step(&t, 5) {
-        round += 1;
-        // Change the tree between slices: new lists, new nodes, deletions, data changes.
-        let acl = vec![Acl::new(31, "digest", &format!("u{round}:x"))];
-        let txn = create(&t, &format!("/late{round}"), acl);
-        apply(&mut t, &mut z, OpCode::Create, txn, &mut log);
-        let victim = format!("/a{}/b", round % 40);
-        if t.get(&victim).is_some() {
-            let txn = Txn::Delete {
-                path: victim,
-                container: false,
-            };
-            apply(&mut t, &mut z, OpCode::Delete, txn, &mut log);
-        }
-        let txn = Txn::SetData {
-            path: format!("/a{}", (round * 7) % 40),
-            data: Some(vec![round as u8]),
-            version: round,
-        };
-        apply(&mut t, &mut z, OpCode::SetData, txn, &mut log);
-    }
-    assert!(round > 3, "the snapshot should have taken several slices");
-    let done = inc.finish(&t);
-    let zxid = done.zxid();
-    assert_eq!(zxid, start);
+    let snap = FrozenSnapshot::take(&l.tree);
+    assert_eq!(snap.zxid(), 100);
+    let loaded = load(&snap);
+    assert_eq!(contents(&loaded), contents(&l.tree));
+    assert_eq!(loaded.digest(), l.tree.digest());
     let dir = tempfile::tempdir().unwrap();
-    let path = done.write(dir.path(), "").unwrap();
-    let mut loaded = read_snapshot(&path).unwrap().tree;
-    for (h, txn) in log.iter().filter(|(h, _)| h.zxid > zxid) {
-        loaded.apply(h, txn);
+    std::fs::write(
+        dir.path().join("snapshot.64"),
+        encode_snapshot(&l.tree, Some((l.tree.last_zxid(), l.tree.digest()))),
+    )
+    .unwrap();
+    let one_shot = read_snapshot(&dir.path().join("snapshot.64")).unwrap().tree;
+    assert_eq!(contents(&one_shot), contents(&loaded));
+    assert_eq!(snap.encode().len(), encode_snapshot(&l.tree, None).len());
+}
+
+/// Thousands of nodes over several of the node table's chunks; after the freeze, writes touch
+/// some chunks (sets, deletes, creates, new ACL lists, a whole subtree gone) and not others.
+#[test]
+fn written_after_the_tree_changed_it_holds_the_tree_as_it_was() {
+    let mut l = Logged::new();
+    for p in 0..8 {
+        l.create(&format!("/p{p}"), Acl::open_unsafe());
+        for c in 0..1000 {
+            l.create(&format!("/p{p}/c{c}"), Acl::open_unsafe());
+        }
     }
-    assert_eq!(contents(&loaded), contents(&t));
-    assert_eq!(loaded.digest(), t.digest());
+    l.create("/p3/c7/deep", Acl::read_unsafe());
+    let before = contents(&l.tree);
+    let digest_before = l.tree.digest();
+    let snap = FrozenSnapshot::take(&l.tree);
+    let zxid = snap.zxid();
+
+    for c in (0..1000).step_by(7) {
+        l.apply(
+            OpCode::SetData,
+            Txn::SetData {
+                path: format!("/p1/c{c}"),
+                data: Some(vec![c as u8]),
+                version: 1,
+            },
+        );
+    }
+    for c in 0..1000 {
+        let path = format!("/p5/c{c}");
+        l.apply(
+            OpCode::Delete,
+            Txn::Delete {
+                path,
+                container: false,
+            },
+        );
+    }
+    for i in 0..3000 {
+        let acl = vec![Acl::new(31, "digest", &format!("u{}:x", i % 5))];
+        l.create(&format!("/p6/late{i}"), acl);
+    }
+    l.apply(
+        OpCode::Delete,
+        Txn::Delete {
+            path: "/p3/c7/deep".into(),
+            container: false,
+        },
+    );
+    assert_ne!(contents(&l.tree), before);
+
+    let loaded = load(&snap);
+    assert_eq!(loaded.last_zxid(), zxid);
+    assert_eq!(contents(&loaded), before);
+    assert_eq!(loaded.digest(), digest_before);
+
+    let mut replayed = loaded;
+    for (h, txn) in l.log.iter().filter(|(h, _)| h.zxid > zxid) {
+        replayed.apply(h, txn);
+    }
+    assert_eq!(contents(&replayed), contents(&l.tree));
+    assert_eq!(replayed.digest(), l.tree.digest());
+}
+
+#[test]
+fn a_cancelled_write_leaves_no_file() {
+    let mut l = Logged::new();
+    for i in 0..5000 {
+        l.create(&format!("/n{i}"), Acl::open_unsafe());
+    }
+    let snap = FrozenSnapshot::take(&l.tree);
+    let dir = tempfile::tempdir().unwrap();
+    assert!(snap.write(dir.path(), "", &|| true).is_err());
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
