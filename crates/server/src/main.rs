@@ -193,6 +193,7 @@ fn init_logging() {
 }
 
 fn run_server(config: Option<PathBuf>) -> ExitCode {
+    zooid_server::persist::tune_allocator();
     init_logging();
     let jvm_flags = std::env::var("SERVER_JVMFLAGS").ok();
     let cfg = match &config {
