@@ -45,7 +45,9 @@ use std::path::{Path, PathBuf};
 
 use zooid_proto::records::write_acls;
 use zooid_proto::{Acl, Writer};
-use zooid_tree::{DataTree, FrozenNodes, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT};
+use zooid_tree::{
+    AclRef, DataTree, FrozenNodes, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT,
+};
 
 use crate::checksum::Adler32;
 
@@ -909,6 +911,13 @@ fn parse(
     })
 }
 
+/// A ref as files store it (a long), as the tree holds it.
+fn acl_ref(r: i64) -> Result<AclRef, String> {
+    AclRef::try_from(r).map_err(|_| {
+        format!("ACL ref {r} is out of range: refs count up from 1, so the file is damaged")
+    })
+}
+
 /// Builds a [`DataTree`] from the records of [`parse`].
 struct Builder {
     tree: DataTree,
@@ -939,7 +948,7 @@ impl Builder {
                 if !self.acl_refs.insert(r) {
                     return Err(format!("ACL ref {r} is defined twice"));
                 }
-                self.tree.acls.restore(r, acls);
+                self.tree.acls.restore(acl_ref(r)?, acls);
                 Ok(())
             }
             Item::Node {
@@ -947,7 +956,7 @@ impl Builder {
                 data,
                 acl,
                 stat,
-            } => self.tree.restore_node(&path, data, acl, stat),
+            } => self.tree.restore_node(&path, data, acl_ref(acl)?, stat),
         }
     }
 
@@ -963,7 +972,7 @@ impl Builder {
             // /zookeeper/, so the digest does not change.
             let acl = self.tree.acls.intern(&Acl::read_unsafe());
             let node = Node {
-                data: Some(Box::default()),
+                data: Some(zooid_tree::Data::new(&[])),
                 acl,
                 stat: StatPersisted {
                     aversion: -1,
@@ -1130,7 +1139,7 @@ impl Enc<'_> {
 fn encode_node(w: &mut Writer, path: &str, node: &Node) {
     w.write_string(if path == "/" { "" } else { path });
     w.write_opt_buffer(node.data.as_deref());
-    w.write_i64(node.acl);
+    w.write_i64(node.acl.into());
     let s = &node.stat;
     w.write_i64(s.czxid);
     w.write_i64(s.mzxid);
@@ -1211,7 +1220,7 @@ fn encode_framed(
 /// Encode `tree` into `out` as the uncompressed snapshot stream.
 fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -> io::Result<()> {
     let sessions: Vec<(i64, i32)> = tree.sessions().iter().map(|(&s, &t)| (s, t)).collect();
-    let acls: Vec<(i64, &[Acl])> = tree.acls.entries().collect();
+    let acls: Vec<(i64, &[Acl])> = tree.acls.entries().map(|(r, l)| (r.into(), l)).collect();
     let nodes = |e: &mut Enc<'_>| {
         let mut failed = None;
         tree.walk(|path, node| {
@@ -1247,7 +1256,11 @@ impl FrozenSnapshot {
         FrozenSnapshot {
             zxid: tree.last_zxid(),
             sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
-            acls: tree.acls.shared_entries().collect(),
+            acls: tree
+                .acls
+                .shared_entries()
+                .map(|(r, l)| (r.into(), l))
+                .collect(),
             digest: (tree.last_zxid(), tree.digest()),
             nodes: tree.freeze_nodes(),
         }
@@ -1521,11 +1534,11 @@ pub fn dump(path: &Path, with_data: bool, out: &mut dyn fmt::Write) -> Result<()
                     data_bytes += data.as_ref().map_or(0, |d| d.len() as u64);
                     let shown = if path.is_empty() { "/" } else { path };
                     let _ = writeln!(s, "{shown}");
-                    let _ = writeln!(s, "  cZxid = {:#x}", stat.czxid);
-                    let _ = writeln!(s, "  ctime = {} ({})", stat.ctime, utc(stat.ctime));
-                    let _ = writeln!(s, "  mZxid = {:#x}", stat.mzxid);
-                    let _ = writeln!(s, "  mtime = {} ({})", stat.mtime, utc(stat.mtime));
-                    let _ = writeln!(s, "  pZxid = {:#x}", stat.pzxid);
+                    let _ = writeln!(s, "  cZxid = {:#x}", { stat.czxid });
+                    let _ = writeln!(s, "  ctime = {} ({})", { stat.ctime }, utc(stat.ctime));
+                    let _ = writeln!(s, "  mZxid = {:#x}", { stat.mzxid });
+                    let _ = writeln!(s, "  mtime = {} ({})", { stat.mtime }, utc(stat.mtime));
+                    let _ = writeln!(s, "  pZxid = {:#x}", { stat.pzxid });
                     let _ = writeln!(s, "  cversion = {}", stat.cversion);
                     let _ = writeln!(s, "  dataVersion = {}", stat.version);
                     let _ = writeln!(s, "  aclVersion = {}", stat.aversion);
@@ -1601,6 +1614,14 @@ pub fn dump(path: &Path, with_data: bool, out: &mut dyn fmt::Write) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn acl_refs_beyond_an_i32_are_refused_by_name() {
+        assert_eq!(acl_ref(-1), Ok(-1));
+        assert_eq!(acl_ref(7), Ok(7));
+        let e = acl_ref(1 << 40).unwrap_err();
+        assert!(e.contains("ACL ref 1099511627776 is out of range"), "{e}");
+    }
 
     #[test]
     fn names_parse_like_zookeeper() {

@@ -187,9 +187,9 @@ fn check_sample(t: &DataTree) {
     assert_eq!(t.ephemerals_of(A), vec!["/app/eph".to_string()]);
     assert_eq!(t.ephemerals_of(B), vec!["/app/eph2".to_string()]);
     assert_eq!(t.sessions().len(), 3);
-    assert_eq!(t.get("/cont").unwrap().stat.ephemeral_owner, i64::MIN);
+    assert_eq!({ t.get("/cont").unwrap().stat.ephemeral_owner }, i64::MIN);
     assert_eq!(
-        t.get("/ttl").unwrap().stat.ephemeral_owner,
+        { t.get("/ttl").unwrap().stat.ephemeral_owner },
         (0xff00_0000_0000_0000u64 as i64) | 600_000
     );
     let secure = t.acl_of(t.get("/secure/child").unwrap());

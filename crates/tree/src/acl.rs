@@ -11,8 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use zooid_proto::{Acl, Id};
 
-/// Reference to an interned ACL list. `OPEN` is ZooKeeper's -1.
-pub type AclRef = i64;
+/// Reference to an interned ACL list. `OPEN` is ZooKeeper's -1. Files store refs as longs;
+/// an i32 keeps a node 8 bytes smaller and still counts two billion distinct lists.
+pub type AclRef = i32;
 pub const OPEN_ACL_REF: AclRef = -1;
 
 /// Lists are shared (`Arc`) so a request's checks can hold a node's list without copying

@@ -5,12 +5,14 @@
 
 pub mod acl;
 pub mod children;
+pub mod data;
 pub mod javaset;
 pub mod tree;
 pub mod watch;
 
 pub use acl::{AclCache, AclRef, OPEN_ACL_REF};
 pub use children::Children;
+pub use data::Data;
 pub use javaset::JavaHashSet;
 pub use tree::{
     digest_prefix, digest_with_stat, join, node_digest, Applied, DataTree, FrozenNodes, Node,
