@@ -202,8 +202,9 @@ async fn run_core(
         batch.clear();
         tokio::select! {
             // In this order: finished fsyncs (their replies are waiting), the tick (session
-            // expiry), shutdown, then new requests. A fixed order, so under load no branch starves the others
-            // that matter: requests never block fsync completions or the tick.
+            // expiry), shutdown, then new requests. A fixed order, so under load no branch
+            // starves the others that matter: requests never block fsync completions or the
+            // tick.
             biased;
             msg = disk.from_writer.recv() => match msg {
                 Some(FromWriter::Persisted(zxid)) => match peer.as_mut() {
