@@ -786,7 +786,7 @@ impl DataTree {
     pub fn restore_node(
         &mut self,
         path: &str,
-        data: Option<Vec<u8>>,
+        data: Option<Data>,
         acl: AclRef,
         stat: StatPersisted,
     ) -> Result<(), String> {
@@ -807,7 +807,7 @@ impl DataTree {
             ));
         }
         let node = Node {
-            data: data.map(Data::from),
+            data,
             acl,
             stat,
             children: Children::new(),
