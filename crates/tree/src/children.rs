@@ -25,83 +25,9 @@
 //!
 //! Order is byte order, which is `str` order, so iteration matches a `BTreeSet` of strings.
 
-use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::ops::{Bound, RangeBounds};
-
-/// Longest name stored inline (a `Name` is 24 bytes either way).
-pub const INLINE_NAME: usize = 22;
-
-/// A string that lives inline when short, else on the heap: the path key of the node table.
-#[derive(Clone)]
-pub(crate) enum Name {
-    Inline { len: u8, bytes: [u8; INLINE_NAME] },
-    Heap(Box<str>),
-}
-
-impl Name {
-    pub(crate) fn new(s: &str) -> Name {
-        if s.len() <= INLINE_NAME {
-            let mut bytes = [0u8; INLINE_NAME];
-            bytes[..s.len()].copy_from_slice(s.as_bytes());
-            Name::Inline {
-                len: s.len() as u8,
-                bytes,
-            }
-        } else {
-            Name::Heap(s.into())
-        }
-    }
-
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        match self {
-            Name::Inline { len, bytes } => &bytes[..*len as usize],
-            Name::Heap(s) => s.as_bytes(),
-        }
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        match self {
-            // Copied from a `str` whole, so always valid; checking costs little at this size.
-            Name::Inline { .. } => std::str::from_utf8(self.as_bytes()).expect("copied from a str"),
-            Name::Heap(s) => s,
-        }
-    }
-}
-
-// Comparisons go by bytes, which orders exactly as `str` does without re-validating UTF-8.
-impl PartialEq for Name {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for Name {}
-
-impl PartialOrd for Name {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Name {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
-impl fmt::Debug for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.as_str(), f)
-    }
-}
-
-impl Borrow<[u8]> for Name {
-    fn borrow(&self) -> &[u8] {
-        self.as_bytes()
-    }
-}
 
 /// Most bytes a block holds before it overflows; a name longer than this gets a block to
 /// itself. Half a kilobyte keeps the scan of one block, most of a lookup's cost, short (some
@@ -755,7 +681,6 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(std::mem::size_of::<Name>(), 24);
         assert_eq!(std::mem::size_of::<Children>(), 8);
         // The box of a set with one block fits a 48-byte allocation.
         assert!(std::mem::size_of::<Set>() <= 40);

@@ -14,7 +14,7 @@ use hashbrown::HashTable;
 use zooid_proto::{Acl, CreateKind, ErrorCode, Stat, Txn, TxnHeader};
 
 use crate::acl::{AclCache, AclRef};
-use crate::children::{Children, Name};
+use crate::children::Children;
 use crate::data::Data;
 use crate::javaset::JavaHashSet;
 use crate::watch::{parent_of, Fired, SessionId, WatchKind, WatchTable};
@@ -194,6 +194,52 @@ struct NodeMap {
 struct Entry {
     path: Name,
     node: Node,
+}
+
+/// Longest path stored inline (a `Name` is 24 bytes either way).
+const INLINE_NAME: usize = 22;
+
+/// A path that lives inline when short, else on the heap: the node table's key.
+#[derive(Clone)]
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME {
+            let mut bytes = [0u8; INLINE_NAME];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..*len as usize],
+            Name::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole, so always valid; checking costs little at this size.
+            Name::Inline { .. } => std::str::from_utf8(self.as_bytes()).expect("copied from a str"),
+            Name::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Debug for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 const NODE_SHARDS: usize = 64;
@@ -1524,6 +1570,7 @@ mod tests {
     /// the ACL ref and the children, 104 bytes.
     #[test]
     fn a_node_slot_is_104_bytes() {
+        assert_eq!(std::mem::size_of::<Name>(), 24);
         assert_eq!(std::mem::size_of::<StatPersisted>(), 60);
         assert_eq!(std::mem::size_of::<Node>(), 80);
         assert_eq!(std::mem::size_of::<Slot>(), 104);
