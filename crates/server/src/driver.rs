@@ -190,7 +190,6 @@ async fn run_core(
         Some(e) => (Some(e.peer), Some(e.events)),
         None => (None, None),
     };
-    let mut appended_seen = 0u64;
     let mut batch = Vec::with_capacity(256);
     let mut since_snapshot = 0u64;
     if disk.snapshot_at_start {
@@ -352,8 +351,7 @@ async fn run_core(
         if let Some(p) = peer.as_mut() {
             let mut node = node(&mut core, &mut outs, &mut disk);
             p.core_actions(&mut node, Some(&mut metrics));
-            since_snapshot += p.appended - appended_seen;
-            appended_seen = p.appended;
+            since_snapshot += p.take_appended();
         }
         for a in core.take_actions() {
             match a {

@@ -130,9 +130,6 @@ pub struct PeerFacts {
     pub learners: usize,
     pub synced_followers: usize,
     pub synced_observers: usize,
-    pub pending_proposals: usize,
-    pub epoch: i64,
-    pub last_proposed: i64,
     pub quorum_size: usize,
 }
 
@@ -153,10 +150,9 @@ pub struct Peer {
     pub serving: bool,
     /// The last zxid handed to the log writer (or left in the log by a TRUNC or SNAP).
     last_logged: i64,
-    /// Elections decided since start.
-    pub elections: u64,
-    /// Txns handed to the log writer, for the snapshot schedule.
-    pub appended: u64,
+    /// Txns handed to the log writer since [`Peer::take_appended`] last asked, for the
+    /// snapshot schedule.
+    appended: u64,
     /// When this member was established as leader.
     led_since: Option<Instant>,
     /// The newest logged txns, oldest first, as logged (see [`RECENT_TXNS`]).
@@ -199,7 +195,6 @@ impl Peer {
             dialed: std::collections::HashSet::new(),
             serving: false,
             last_logged: last,
-            elections: 0,
             appended: 0,
             led_since: None,
             recent: std::collections::VecDeque::new(),
@@ -221,10 +216,14 @@ impl Peer {
         self.started.elapsed().as_millis() as u64
     }
 
+    /// Txns handed to the log writer since the last call.
+    pub fn take_appended(&mut self) -> u64 {
+        std::mem::take(&mut self.appended)
+    }
+
     pub fn facts(&self) -> PeerFacts {
         // What ZooKeeper's mntr calls the quorum size: the voting members.
         let quorum_size = self.cfg.voters().len();
-        let epoch = self.current_epoch.0;
         let zab_state = match &self.phase {
             Phase::Looking => "",
             _ if self.serving => " - broadcast",
@@ -260,9 +259,6 @@ impl Peer {
                     learners: links.len(),
                     synced_followers: synced.len() - synced_observers,
                     synced_observers,
-                    pending_proposals: leader.outstanding(),
-                    epoch,
-                    last_proposed: leader.last_proposed().0,
                     quorum_size,
                 }
             }
@@ -274,14 +270,12 @@ impl Peer {
                 },
                 leader: Some(leader.0),
                 peer_state,
-                epoch,
                 quorum_size,
                 ..PeerFacts::default()
             },
             Phase::Looking => PeerFacts {
                 state: "looking",
                 peer_state,
-                epoch,
                 quorum_size,
                 ..PeerFacts::default()
             },
@@ -310,7 +304,6 @@ impl Peer {
 
     fn election_out(&mut self, out: Vec<ElectionOutput>, node: &mut Node<'_>) {
         if let Some((leader, role)) = self.send_votes(out) {
-            self.elections += 1;
             self.decided(leader, role, node);
         }
     }
