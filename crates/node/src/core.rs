@@ -1444,14 +1444,7 @@ impl Core {
         if let Some(expected) = f.digest {
             // The digest logged with the txn was computed from the pending view; the tree
             // must agree once the txn is applied, or replay would report a mismatch.
-            if self.tree.digest() != expected {
-                self.stats.digest_mismatches += 1;
-                tracing::error!(
-                    zxid = format_args!("{:#x}", f.header.zxid),
-                    expected,
-                    actual = self.tree.digest(),
-                    "tree digest differs from the digest logged with this txn"
-                );
+            if self.digest_differs(f.header.zxid, expected, "the digest logged with this txn") {
                 debug_assert_eq!(
                     self.tree.digest(),
                     expected,
@@ -1592,16 +1585,27 @@ impl Core {
         };
         self.apply(f, now_ms);
         if let Some(expected) = entry.digest.map(|d| d.tree_digest) {
-            if self.cfg.digest_enabled && self.tree.digest() != expected {
-                self.stats.digest_mismatches += 1;
-                tracing::error!(
-                    zxid = format_args!("{:#x}", entry.header.zxid),
-                    expected,
-                    actual = self.tree.digest(),
-                    "tree digest differs from the leader's for this txn"
-                );
+            if self.cfg.digest_enabled {
+                self.digest_differs(entry.header.zxid, expected, "the leader's for this txn");
             }
         }
+    }
+
+    /// Compare the tree digest after applying `zxid` with `expected`; count and report a
+    /// mismatch.
+    fn digest_differs(&mut self, zxid: i64, expected: i64, whose: &str) -> bool {
+        let actual = self.tree.digest();
+        if actual == expected {
+            return false;
+        }
+        self.stats.digest_mismatches += 1;
+        tracing::error!(
+            zxid = format_args!("{zxid:#x}"),
+            expected,
+            actual,
+            "tree digest differs from {whose}"
+        );
+        true
     }
 
     /// Learner: the leader's SYNC for our oldest forwarded sync.
