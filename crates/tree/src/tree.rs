@@ -1160,7 +1160,7 @@ impl DataTree {
             let parent_acl = self
                 .nodes
                 .get(parent)
-                .map(|p| self.acls.get(p.acl))
+                .map(|p| self.acls.shared(p.acl))
                 .unwrap_or_default();
             self.watches
                 .node_created(path, acl, parent, &parent_acl, fired);
@@ -1205,9 +1205,9 @@ impl DataTree {
         self.digest = self.digest.wrapping_sub(node_digest(path, &node));
         self.unindex(path, &node);
         let acl = if self.watches.is_watched() {
-            self.acls.get(node.acl)
+            self.acls.shared(node.acl)
         } else {
-            Vec::new()
+            Arc::default()
         };
         self.acls.release(node.acl);
         let name = &path[path.rfind('/').map_or(0, |i| i + 1)..];
@@ -1227,7 +1227,7 @@ impl DataTree {
             let parent_acl = self
                 .nodes
                 .get(parent)
-                .map(|p| self.acls.get(p.acl))
+                .map(|p| self.acls.shared(p.acl))
                 .unwrap_or_default();
             self.watches
                 .node_deleted(path, &acl, parent, &parent_acl, fired);
@@ -1259,7 +1259,7 @@ impl DataTree {
             let acl = self
                 .nodes
                 .get(path)
-                .map(|n| self.acls.get(n.acl))
+                .map(|n| self.acls.shared(n.acl))
                 .unwrap_or_default();
             self.watches.data_changed(path, &acl, fired);
         }
