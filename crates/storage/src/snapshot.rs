@@ -1255,9 +1255,9 @@ fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -
 /// encoding, as ZooKeeper's snapshot thread does, but of one consistent state: every node as
 /// of the zxid the file is named after, with that zxid's digest.
 pub struct FrozenSnapshot {
-    zxid: i64,
     sessions: Vec<(i64, i32)>,
     acls: Vec<(i64, std::sync::Arc<[Acl]>)>,
+    /// The zxid the snapshot is named after, and the tree digest there.
     digest: (i64, i64),
     nodes: FrozenNodes,
 }
@@ -1265,7 +1265,6 @@ pub struct FrozenSnapshot {
 impl FrozenSnapshot {
     pub fn take(tree: &DataTree) -> FrozenSnapshot {
         FrozenSnapshot {
-            zxid: tree.last_zxid(),
             sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
             acls: tree
                 .acls
@@ -1279,7 +1278,7 @@ impl FrozenSnapshot {
 
     /// The zxid the snapshot is named after.
     pub fn zxid(&self) -> i64 {
-        self.zxid
+        self.digest.0
     }
 
     fn encode_to(&self, out: &mut dyn Write, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
@@ -1328,7 +1327,7 @@ impl FrozenSnapshot {
         compression: &str,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<PathBuf, SnapError> {
-        write_file(dir, self.zxid, compression, false, |w| {
+        write_file(dir, self.zxid(), compression, false, |w| {
             self.encode_to(w, cancelled)
         })
     }

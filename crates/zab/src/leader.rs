@@ -341,12 +341,12 @@ impl Leader {
         self.outstanding.len()
     }
 
-    /// Server ids of the connected learners that ACKed NEWLEADER.
     /// Forwarded syncs waiting for outstanding proposals to commit (`zk_pending_syncs`).
     pub fn pending_syncs(&self) -> usize {
         self.pending_syncs.len()
     }
 
+    /// Server ids of the connected learners that ACKed NEWLEADER.
     pub fn synced_learners(&self) -> BTreeSet<ServerId> {
         self.peers
             .values()
