@@ -113,6 +113,23 @@ pub fn spawn_election(
     }
     tokio::spawn(async move {
         let mut slots: HashMap<ServerId, Slot> = HashMap::new();
+        // Call `sid` unless a call is already under way.
+        let dial = |sid: ServerId, slot: &mut Slot| {
+            if slot.dialing {
+                return;
+            }
+            if let Some(&addr) = peers.get(&sid) {
+                slot.dialing = true;
+                tokio::spawn(dial_election(
+                    sid,
+                    addr,
+                    hello.clone(),
+                    my_id,
+                    cnx_timeout,
+                    conn_tx.clone(),
+                ));
+            }
+        };
         loop {
             tokio::select! {
                 m = rx.recv() => {
@@ -125,12 +142,7 @@ pub fn spawn_election(
                         Some(out) if !out.is_closed() => { let _ = out.send(frame); }
                         _ => {
                             slot.out = None;
-                            if !slot.dialing {
-                                if let Some(&addr) = peers.get(&to) {
-                                    slot.dialing = true;
-                                    tokio::spawn(dial_election(to, addr, hello.clone(), my_id, cnx_timeout, conn_tx.clone()));
-                                }
-                            }
+                            dial(to, slot);
                         }
                     }
                 }
@@ -142,12 +154,8 @@ pub fn spawn_election(
                                 // A lower sid only asks us to call: we own the connection.
                                 drop(stream);
                                 let slot = slots.entry(sid).or_default();
-                                let open = slot.out.as_ref().is_some_and(|o| !o.is_closed());
-                                if !open && !slot.dialing {
-                                    if let Some(&addr) = peers.get(&sid) {
-                                        slot.dialing = true;
-                                        tokio::spawn(dial_election(sid, addr, hello.clone(), my_id, cnx_timeout, conn_tx.clone()));
-                                    }
+                                if !slot.out.as_ref().is_some_and(|o| !o.is_closed()) {
+                                    dial(sid, slot);
                                 }
                                 continue;
                             }
