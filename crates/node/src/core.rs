@@ -296,6 +296,18 @@ struct Session {
     owner: SessionOwner,
 }
 
+impl Session {
+    fn new(timeout_ms: i32, deadline_ms: i64, conn: Option<ConnId>, owner: SessionOwner) -> Self {
+        Session {
+            timeout_ms,
+            deadline_ms,
+            conn,
+            closing: false,
+            owner,
+        }
+    }
+}
+
 /// Where a session's client is attached, as the leader knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum SessionOwner {
@@ -406,13 +418,12 @@ impl Core {
             .iter()
             .map(|(&id, &timeout_ms)| {
                 let t = now_ms + timeout_ms as i64;
-                let session = Session {
+                let session = Session::new(
                     timeout_ms,
-                    deadline_ms: (t / tick + 1) * tick,
-                    conn: None,
-                    closing: false,
-                    owner: SessionOwner::Unclaimed,
-                };
+                    (t / tick + 1) * tick,
+                    None,
+                    SessionOwner::Unclaimed,
+                );
                 (id, session)
             })
             .collect();
@@ -763,15 +774,10 @@ impl Core {
                 c.state = ConnState::Connecting(Vec::new());
                 c.session = Some(session);
             }
+            let deadline = self.deadline(now_ms, timeout);
             self.sessions.insert(
                 session,
-                Session {
-                    timeout_ms: timeout,
-                    deadline_ms: self.deadline(now_ms, timeout),
-                    conn: Some(conn),
-                    closing: false,
-                    owner: SessionOwner::Here,
-                },
+                Session::new(timeout, deadline, Some(conn), SessionOwner::Here),
             );
             if self.role == Role::Learner {
                 // The leader makes the createSession txn; the session is ours once it
@@ -851,13 +857,12 @@ impl Core {
             return self.close_conn(conn);
         }
         let deadline = self.deadline(now_ms, timeout);
-        let s = self.sessions.entry(session).or_insert(Session {
-            timeout_ms: timeout,
-            deadline_ms: deadline,
-            conn: None,
-            closing: false,
-            owner: SessionOwner::Here,
-        });
+        let s = self.sessions.entry(session).or_insert(Session::new(
+            timeout,
+            deadline,
+            None,
+            SessionOwner::Here,
+        ));
         s.conn = Some(conn);
         s.owner = SessionOwner::Here;
         s.timeout_ms = timeout;
@@ -1291,13 +1296,12 @@ impl Core {
                         self.cfg.max_session_timeout_ms,
                     );
                 let deadline_ms = self.deadline(now_ms, timeout);
-                self.sessions.entry(session).or_insert(Session {
-                    timeout_ms: timeout,
+                self.sessions.entry(session).or_insert(Session::new(
+                    timeout,
                     deadline_ms,
-                    conn: None,
-                    closing: false,
-                    owner: SessionOwner::Learner(from),
-                });
+                    None,
+                    SessionOwner::Learner(from),
+                ));
                 let txn = Txn::CreateSession {
                     timeout_ms: timeout,
                 };
@@ -1514,13 +1518,12 @@ impl Core {
                 Txn::CreateSession { timeout_ms } => {
                     let session = f.header.session_id;
                     let deadline = self.deadline(now_ms, timeout_ms);
-                    self.sessions.entry(session).or_insert(Session {
+                    self.sessions.entry(session).or_insert(Session::new(
                         timeout_ms,
-                        deadline_ms: deadline,
-                        conn: None,
-                        closing: false,
-                        owner: SessionOwner::Unclaimed,
-                    });
+                        deadline,
+                        None,
+                        SessionOwner::Unclaimed,
+                    ));
                 }
                 _ => {}
             },
