@@ -189,12 +189,13 @@ fn my_id(cfg: &ServerConfig) -> Result<zooid_config::ServerId, StartError> {
 }
 
 /// Resolve a server line's host and port, saying which line when it cannot be.
-fn member_addr(sid: u64, host: &str, port: u16) -> Result<SocketAddr, StartError> {
+fn member_ip(sid: u64, host: &str) -> Result<std::net::IpAddr, StartError> {
     use std::net::ToSocketAddrs;
-    (host, port)
+    (host, 0)
         .to_socket_addrs()
         .ok()
         .and_then(|mut a| a.next())
+        .map(|a| a.ip())
         .ok_or_else(|| {
             StartError::Ensemble(format!(
                 "server.{sid}: the host {host:?} does not resolve to an address (check the spelling, /etc/hosts, and that no space trails the value)"
@@ -216,11 +217,13 @@ fn ensemble_config(
     for (sid, s) in &cfg.servers {
         let id = zooid_zab::ServerId(sid.0 as i64);
         let observer = s.role == PeerRole::Observer;
+        // One lookup per member: both its ports are on the same host.
+        let ip = member_ip(sid.0, &s.host)?;
         members.insert(
             id,
             ensemble::Member {
-                quorum: member_addr(sid.0, &s.host, s.quorum_port)?,
-                election: member_addr(sid.0, &s.host, s.election_port)?,
+                quorum: SocketAddr::new(ip, s.quorum_port),
+                election: SocketAddr::new(ip, s.election_port),
                 observer,
             },
         );
