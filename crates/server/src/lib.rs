@@ -278,12 +278,12 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
-    let mut owned = cfg.clone();
-    let standalone = cfg.is_standalone();
-    if !standalone && owned.my_id.is_none() {
-        owned.my_id = Some(my_id(cfg)?);
-    }
-    let cfg = &owned;
+    // This server's id in the ensemble; none when it runs alone.
+    let member = match cfg.my_id {
+        _ if cfg.is_standalone() => None,
+        Some(id) => Some(id),
+        None => Some(my_id(cfg)?),
+    };
     let addr = cfg.client_addr();
     let listener = TcpListener::bind(addr).await.map_err(|source| {
         let hint = match source.kind() {
@@ -354,11 +354,11 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
 
     let now = driver::now_ms();
     let mut core_cfg = core_config(cfg);
-    if let Some(id) = cfg.my_id.filter(|_| !standalone) {
+    if let Some(id) = member {
         core_cfg.server_id = id.0 as u8;
     }
     let core = Core::new(core_cfg.clone(), tree, now);
-    let ecfg = match cfg.my_id.filter(|_| !standalone) {
+    let ecfg = match member {
         Some(id) => Some(ensemble_config(
             cfg,
             id,
@@ -378,7 +378,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         max_client_cnxns: cfg.max_client_cnxns,
         min_session_timeout_ms: cfg.min_session_timeout_ms,
         max_session_timeout_ms: cfg.max_session_timeout_ms,
-        server_id: cfg.my_id.filter(|_| !standalone).map_or(0, |id| id.0),
+        server_id: member.map_or(0, |id| id.0),
         client_addr: client_addr.to_string(),
         read_only_mode_enabled: cfg.read_only_mode_enabled,
         trace_mask: fourlw::DEFAULT_TRACE_MASK.into(),
@@ -495,7 +495,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let task = tokio::spawn(driver::serve(
         listener, core, dcfg, disk, registry, events, ensemble, rx,
     ));
-    let mode = if standalone {
+    let mode = if member.is_none() {
         "standalone"
     } else {
         "ensemble member"
