@@ -867,6 +867,27 @@ impl Core {
         s.owner = SessionOwner::Here;
         s.timeout_ms = timeout;
         s.deadline_ms = deadline;
+        self.open_session(
+            conn,
+            session,
+            timeout,
+            read_only,
+            "session re-attached",
+            now_ms,
+        );
+    }
+
+    /// Answer a connect with the session, open the connection and run the requests it sent
+    /// while it waited.
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        session: i64,
+        timeout: i32,
+        read_only: Option<bool>,
+        what: &'static str,
+        now_ms: i64,
+    ) {
         let backlog = match self.conns.get_mut(&conn).map(|c| {
             c.session = Some(session);
             std::mem::replace(&mut c.state, ConnState::Open)
@@ -881,11 +902,7 @@ impl Core {
             passwd: auth::session_password(session).to_vec(),
             read_only: read_only.map(|_| false),
         };
-        tracing::debug!(
-            session = format_args!("{session:#x}"),
-            timeout,
-            "session re-attached"
-        );
+        tracing::debug!(session = format_args!("{session:#x}"), timeout, "{what}");
         self.send(conn, frame_of(|w| resp.write(w)));
         for frame in backlog {
             self.on_request(conn, &frame, now_ms);
@@ -1479,30 +1496,8 @@ impl Core {
                     .get(&conn)
                     .is_some_and(|c| c.session == Some(session));
                 if alive {
-                    let resp = ConnectResponse {
-                        protocol_version: 0,
-                        timeout_ms: timeout,
-                        session_id: session,
-                        passwd: auth::session_password(session).to_vec(),
-                        read_only: read_only.map(|_| false),
-                    };
-                    tracing::debug!(
-                        session = format_args!("{session:#x}"),
-                        timeout,
-                        "session established"
-                    );
-                    self.send(conn, frame_of(|w| resp.write(w)));
-                    let backlog = match self
-                        .conns
-                        .get_mut(&conn)
-                        .map(|c| std::mem::replace(&mut c.state, ConnState::Open))
-                    {
-                        Some(ConnState::Connecting(b)) => b,
-                        _ => Vec::new(),
-                    };
-                    for frame in backlog {
-                        self.on_request(conn, &frame, now_ms);
-                    }
+                    let what = "session established";
+                    self.open_session(conn, session, timeout, read_only, what, now_ms);
                 }
             }
             Origin::Internal => match f.txn {
