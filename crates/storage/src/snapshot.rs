@@ -1172,25 +1172,33 @@ fn encode_parts(
     digest: Option<(i64, i64)>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let body = |e: &mut Enc<'_>| {
-        e.w.write_len(sessions.len());
-        for &(id, timeout) in sessions {
-            e.w.write_i64(id);
-            e.w.write_i32(timeout);
-            e.spill_if_full()?;
-        }
-        // Written in full, unused lists included, as ZooKeeper does; readers purge them.
-        e.w.write_len(acls.len());
-        for &(r, list) in acls {
-            e.w.write_i64(r);
-            write_acls(&mut e.w, list);
-            e.spill_if_full()?;
-        }
-        nodes(e)?;
-        e.w.write_string("/");
-        Ok(())
-    };
-    encode_framed(body, digest, out)
+    encode_framed(|e| encode_body(e, sessions, acls, nodes), digest, out)
+}
+
+/// The stream's body: `sessions`, `acls`, the node records `nodes` writes, and the
+/// end-of-nodes "/".
+fn encode_body(
+    e: &mut Enc<'_>,
+    sessions: &[(i64, i32)],
+    acls: &[(i64, &[Acl])],
+    nodes: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    e.w.write_len(sessions.len());
+    for &(id, timeout) in sessions {
+        e.w.write_i64(id);
+        e.w.write_i32(timeout);
+        e.spill_if_full()?;
+    }
+    // Written in full, unused lists included, as ZooKeeper does; readers purge them.
+    e.w.write_len(acls.len());
+    for &(r, list) in acls {
+        e.w.write_i64(r);
+        write_acls(&mut e.w, list);
+        e.spill_if_full()?;
+    }
+    nodes(e)?;
+    e.w.write_string("/");
+    Ok(())
 }
 
 /// A stream whose body (sessions through the end-of-nodes "/", what a leader sends after SNAP)
@@ -1230,6 +1238,12 @@ fn encode_framed(
 
 /// Encode `tree` into `out` as the uncompressed snapshot stream.
 fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -> io::Result<()> {
+    encode_framed(|e| encode_tree_body(e, tree), digest, out)
+}
+
+/// The body of `tree`'s stream, nodes in the order ZooKeeper writes them (depth first, each
+/// parent's children by name).
+fn encode_tree_body(e: &mut Enc<'_>, tree: &DataTree) -> io::Result<()> {
     let sessions: Vec<(i64, i32)> = tree.sessions().iter().map(|(&s, &t)| (s, t)).collect();
     let acls: Vec<(i64, &[Acl])> = tree.acls.entries().map(|(r, l)| (r.into(), l)).collect();
     let nodes = |e: &mut Enc<'_>| {
@@ -1244,7 +1258,22 @@ fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -
         });
         failed.map_or(Ok(()), Err)
     };
-    encode_parts(&sessions, &acls, nodes, digest, out)
+    encode_body(e, &sessions, &acls, nodes)
+}
+
+/// The body of `tree`'s stream without header, seals or digest: what a leader sends after
+/// SNAP (`ZKDatabase.serializeSnapshot`).
+pub(crate) fn tree_body(tree: &DataTree) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut e = Enc {
+        w: Writer::new(),
+        adler: Adler32::new(),
+        out: &mut out,
+    };
+    encode_tree_body(&mut e, tree)
+        .and_then(|()| e.spill())
+        .expect("Vec<u8> accepts every write");
+    out
 }
 
 /// A point-in-time snapshot that the server takes in microseconds and encodes elsewhere.

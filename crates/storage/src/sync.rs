@@ -35,10 +35,7 @@ const TRAILER_LEN: usize = SEAL_LEN + DIGEST_LEN + SEAL_LEN;
 /// The body a 3.8 leader writes after SNAP (`ZKDatabase.serializeSnapshot`), without the
 /// signature.
 pub fn sync_stream_body(tree: &DataTree) -> Vec<u8> {
-    let mut stream = snapshot::encode_snapshot(tree, None);
-    stream.truncate(stream.len() - TRAILER_LEN);
-    stream.drain(..HEADER_LEN);
-    stream
+    snapshot::tree_body(tree)
 }
 
 /// Keep the body of a SNAP stream received for `zxid` as a plain `snapshot.<zxid>` in
