@@ -1571,6 +1571,24 @@ mod tests {
         assert!(t.get("/n2/c").is_none());
     }
 
+    #[test]
+    fn restoring_refuses_orphans_and_repeats() {
+        let mut t = DataTree::empty_for_restore();
+        let node = |t: &mut DataTree, p: &str| {
+            t.restore_node(p, None, crate::acl::OPEN_ACL_REF, StatPersisted::default())
+        };
+        assert_eq!(node(&mut t, ""), Ok(()));
+        assert_eq!(node(&mut t, "/"), Err("node / appears twice".into()));
+        assert_eq!(
+            node(&mut t, "/a/b"),
+            Err("node /a/b comes before its parent /a".into())
+        );
+        assert_eq!(node(&mut t, "/a"), Ok(()));
+        assert_eq!(node(&mut t, "/a/b"), Ok(()));
+        assert_eq!(node(&mut t, "/a/b"), Err("node /a/b appears twice".into()));
+        assert_eq!(t.node_count(), 3);
+    }
+
     /// Each slot is part of every znode's cost: a path inline, the data pointer, the stat,
     /// the ACL ref and the children, 104 bytes.
     #[test]
