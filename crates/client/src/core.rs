@@ -209,7 +209,7 @@ impl ClientCore {
 
     /// Queue any request.
     pub fn send_request(&mut self, req: &Request) -> i32 {
-        self.request(opcode_of(req), |w| req.encode_body(w))
+        self.request(req.op(), |w| req.encode_body(w))
     }
 
     /// create (op 1) with `OPEN_ACL_UNSAFE`.
@@ -266,7 +266,7 @@ impl ClientCore {
             special_xid == xid::AUTH || special_xid == xid::SET_WATCHES,
             "only auth and setWatches travel outside the reply queue"
         );
-        self.frame(special_xid, opcode_of(req), |w| req.encode_body(w));
+        self.frame(special_xid, req.op(), |w| req.encode_body(w));
     }
 
     /// A ping (xid -2); its reply is [`Event::Pong`].
@@ -353,42 +353,6 @@ impl ClientCore {
     }
 }
 
-/// The opcode that carries `req`.
-pub fn opcode_of(req: &Request) -> OpCode {
-    use OpCode as O;
-    match req {
-        Request::Create(c) => c.op,
-        Request::Delete { .. } => O::Delete,
-        Request::DeleteContainer { .. } => O::DeleteContainer,
-        Request::Exists { .. } => O::Exists,
-        Request::GetData { .. } => O::GetData,
-        Request::SetData { .. } => O::SetData,
-        Request::GetAcl { .. } => O::GetAcl,
-        Request::SetAcl { .. } => O::SetAcl,
-        Request::GetChildren { .. } => O::GetChildren,
-        Request::GetChildren2 { .. } => O::GetChildren2,
-        Request::Sync { .. } => O::Sync,
-        Request::Ping => O::Ping,
-        Request::Check { .. } => O::Check,
-        Request::Multi(_) => O::Multi,
-        Request::MultiRead(_) => O::MultiRead,
-        Request::Reconfig { .. } => O::Reconfig,
-        Request::CheckWatches { .. } => O::CheckWatches,
-        Request::RemoveWatches { .. } => O::RemoveWatches,
-        Request::Auth(_) => O::Auth,
-        Request::SetWatches(sw) if sw.v2 => O::SetWatches2,
-        Request::SetWatches(_) => O::SetWatches,
-        Request::Sasl { .. } => O::Sasl,
-        Request::GetEphemerals { .. } => O::GetEphemerals,
-        Request::GetAllChildrenNumber { .. } => O::GetAllChildrenNumber,
-        Request::AddWatch { .. } => O::AddWatch,
-        Request::WhoAmI => O::WhoAmI,
-        Request::CloseSession => O::CloseSession,
-        // Sent as-is; the server answers UNIMPLEMENTED.
-        Request::Unknown(_) => O::Error,
-    }
-}
-
 /// Decode a getChildren (op 8) reply body: the child names.
 pub fn decode_children(body: &[u8]) -> Result<Vec<String>, DecodeError> {
     Reader::new(body).read_vec(4, |r| r.read_string())
@@ -405,7 +369,7 @@ mod tests {
         let at = w.begin_frame();
         RequestHeader {
             xid,
-            op: opcode_of(req).code(),
+            op: req.op().code(),
         }
         .write(&mut w);
         req.encode_body(&mut w);

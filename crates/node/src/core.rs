@@ -1150,7 +1150,7 @@ impl Core {
         req: &Request,
         now_ms: i64,
     ) {
-        let op = write_op(req);
+        let op = req.op();
         let close_after = matches!(req, Request::CloseSession);
         if close_after {
             if let Some(s) = self.sessions.get_mut(&session) {
@@ -1257,7 +1257,7 @@ impl Core {
     }
 
     fn on_write(&mut self, conn: ConnId, session: i64, xid_: i32, req: Request, now_ms: i64) {
-        let op = write_op(&req);
+        let op = req.op();
         let auth_ids = self
             .conns
             .get(&conn)
@@ -2058,21 +2058,6 @@ impl Core {
                 self.propose(0, 0, now_ms, txn, Origin::Internal, Some(changes));
             }
         }
-    }
-}
-
-/// The opcode a write request's reply is shaped by.
-fn write_op(req: &Request) -> OpCode {
-    match req {
-        Request::Create(c) => c.op,
-        Request::Delete { .. } => OpCode::Delete,
-        Request::DeleteContainer { .. } => OpCode::DeleteContainer,
-        Request::SetData { .. } => OpCode::SetData,
-        Request::SetAcl { .. } => OpCode::SetAcl,
-        Request::Check { .. } => OpCode::Check,
-        Request::Multi(_) => OpCode::Multi,
-        Request::Reconfig { .. } => OpCode::Reconfig,
-        _ => OpCode::CloseSession,
     }
 }
 

@@ -207,6 +207,42 @@ fn path_watch(r: &mut Reader<'_>) -> Result<(String, bool)> {
 }
 
 impl Request {
+    /// The opcode this request is sent under (a create carries its own).
+    pub fn op(&self) -> OpCode {
+        use OpCode as O;
+        match self {
+            Request::Create(c) => c.op,
+            Request::Delete { .. } => O::Delete,
+            Request::DeleteContainer { .. } => O::DeleteContainer,
+            Request::Exists { .. } => O::Exists,
+            Request::GetData { .. } => O::GetData,
+            Request::SetData { .. } => O::SetData,
+            Request::GetAcl { .. } => O::GetAcl,
+            Request::SetAcl { .. } => O::SetAcl,
+            Request::GetChildren { .. } => O::GetChildren,
+            Request::GetChildren2 { .. } => O::GetChildren2,
+            Request::Sync { .. } => O::Sync,
+            Request::Ping => O::Ping,
+            Request::Check { .. } => O::Check,
+            Request::Multi(_) => O::Multi,
+            Request::MultiRead(_) => O::MultiRead,
+            Request::Reconfig { .. } => O::Reconfig,
+            Request::CheckWatches { .. } => O::CheckWatches,
+            Request::RemoveWatches { .. } => O::RemoveWatches,
+            Request::Auth(_) => O::Auth,
+            Request::SetWatches(sw) if sw.v2 => O::SetWatches2,
+            Request::SetWatches(_) => O::SetWatches,
+            Request::Sasl { .. } => O::Sasl,
+            Request::GetEphemerals { .. } => O::GetEphemerals,
+            Request::GetAllChildrenNumber { .. } => O::GetAllChildrenNumber,
+            Request::AddWatch { .. } => O::AddWatch,
+            Request::WhoAmI => O::WhoAmI,
+            Request::CloseSession => O::CloseSession,
+            // Sent as-is; the server answers UNIMPLEMENTED.
+            Request::Unknown(_) => O::Error,
+        }
+    }
+
     /// Decode the body of a request with opcode `op`.
     pub fn decode(op: i32, body: &[u8]) -> Result<Request> {
         let r = &mut Reader::new(body);
