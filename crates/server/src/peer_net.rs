@@ -154,7 +154,7 @@ pub fn spawn_election(
                                 // A lower sid only asks us to call: we own the connection.
                                 drop(stream);
                                 let slot = slots.entry(sid).or_default();
-                                if !slot.out.as_ref().is_some_and(|o| !o.is_closed()) {
+                                if slot.out.as_ref().is_none_or(|o| o.is_closed()) {
                                     dial(sid, slot);
                                 }
                                 continue;
