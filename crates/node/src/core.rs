@@ -928,11 +928,16 @@ impl Core {
         (t / self.cfg.tick_ms + 1) * self.cfg.tick_ms
     }
 
+    /// Push a session's expiry out by its timeout. A learner also notes the session for its
+    /// next PING, which keeps it alive at the leader.
     fn touch(&mut self, session: i64, now_ms: i64) {
         let tick = self.cfg.tick_ms;
         if let Some(s) = self.sessions.get_mut(&session) {
             let t = now_ms + s.timeout_ms as i64;
             s.deadline_ms = (t / tick + 1) * tick;
+            if self.role == Role::Learner {
+                self.touched.insert(session, s.timeout_ms);
+            }
         }
     }
 
@@ -1001,11 +1006,6 @@ impl Core {
             return self.close_conn(conn);
         };
         self.touch(session, now_ms);
-        if self.role == Role::Learner {
-            if let Some(s) = self.sessions.get(&session) {
-                self.touched.insert(session, s.timeout_ms);
-            }
-        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.stats.last_cxid = h.xid;
             if let Some(label) = op_label(h.op) {
