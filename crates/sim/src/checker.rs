@@ -30,6 +30,15 @@ pub fn mix(h: u64, zxid: Zxid, id: u64) -> u64 {
     r.next_u64()
 }
 
+/// The first value seen under `zxid` is the truth: records `v` if there is none yet, else
+/// returns the recorded value when `v` differs from it.
+fn same_everywhere(seen: &mut HashMap<Zxid, u64>, zxid: Zxid, v: u64) -> Result<(), u64> {
+    match *seen.entry(zxid).or_insert(v) {
+        first if first != v => Err(first),
+        _ => Ok(()),
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Truth {
     /// The txn each zxid was proposed as (or first seen as, for the initial histories).
@@ -57,30 +66,18 @@ impl Truth {
 
     /// One zxid, one txn.
     pub fn check_owner(&mut self, zxid: Zxid, id: u64, who: &str) -> Result<(), String> {
-        match self.owner.get(&zxid) {
-            Some(&o) if o != id => Err(format!(
-                "{who}: zxid {zxid} holds txn {id}, but it was proposed as txn {o}"
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.owner.insert(zxid, id);
-                Ok(())
-            }
-        }
+        same_everywhere(&mut self.owner, zxid, id).map_err(|o| {
+            format!("{who}: zxid {zxid} holds txn {id}, but it was proposed as txn {o}")
+        })
     }
 
     /// The history hash through `zxid` must be the same everywhere.
     pub fn check_prefix(&mut self, zxid: Zxid, h: u64, who: &str) -> Result<(), String> {
-        match self.prefix.get(&zxid) {
-            Some(&p) if p != h => Err(format!(
+        same_everywhere(&mut self.prefix, zxid, h).map_err(|_| {
+            format!(
                 "{who}: history up to {zxid} differs from another member's history up to {zxid}"
-            )),
-            Some(_) => Ok(()),
-            None => {
-                self.prefix.insert(zxid, h);
-                Ok(())
-            }
-        }
+            )
+        })
     }
 
     /// Check a whole history; returns its hash.
@@ -209,10 +206,7 @@ impl Truth {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn z(e: i64, c: u32) -> Zxid {
-        Zxid::new(Epoch(e), c)
-    }
+    use crate::z;
 
     #[test]
     fn one_zxid_names_one_txn() {

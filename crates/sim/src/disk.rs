@@ -160,10 +160,7 @@ pub fn decode_snapshot(b: &[u8]) -> Vec<(Zxid, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn z(e: i64, c: u32) -> Zxid {
-        Zxid::new(Epoch(e), c)
-    }
+    use crate::z;
 
     #[test]
     fn a_crash_tears_off_what_was_not_fsynced() {

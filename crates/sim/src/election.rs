@@ -38,12 +38,12 @@ use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashSet};
 
 use zooid_zab::{
-    total_order, DecidedBy, Election, ElectionConfig, Epoch, Notification, Output, PeerState, Role,
-    Round, ServerId, Vote, Zxid,
+    total_order, DecidedBy, Epoch, Notification, Output, PeerState, Role, Round, ServerId, Vote,
+    Zxid,
 };
 
-use crate::clock::Clock;
-use crate::net::{random_link, random_partition, ElectionPort, InFlight, Links};
+use crate::ensemble::{index, Ensemble};
+use crate::net::{random_link, random_partition, ElectionPort};
 use crate::rng::Rng;
 use crate::stats::Stats;
 
@@ -63,14 +63,10 @@ enum Phase {
     Synced { leader: usize, term: u64 },
 }
 
+/// A member's history and election phase, besides its [`Member`](crate::ensemble::Member).
 struct Node {
-    sid: ServerId,
-    observer: bool,
     epoch: Epoch,
     zxid: Zxid,
-    alive: bool,
-    incarnation: u64,
-    election: Option<Election>,
     phase: Phase,
     /// The Tick event currently scheduled for the election's deadline.
     tick_at: Option<u64>,
@@ -81,13 +77,11 @@ struct Node {
 }
 
 impl Node {
-    fn initial(&self) -> Vote {
-        Vote {
-            leader: self.sid,
-            zxid: self.zxid,
-            round: Round(0),
-            peer_epoch: self.epoch,
-        }
+    /// A new election begins: forget what the last one saw.
+    fn looking(&mut self) {
+        self.phase = Phase::Looking;
+        self.received.clear();
+        self.last_proposal = None;
     }
 }
 
@@ -130,21 +124,13 @@ enum Ev {
 pub struct Sim {
     seed: u64,
     trace: bool,
-    rng: Rng,
-    clock: Clock<Ev>,
+    ens: Ensemble<Ev>,
     nodes: Vec<Node>,
-    voters: BTreeSet<ServerId>,
-    observers: BTreeSet<ServerId>,
     quorum: usize,
-    // network
-    max_delay_ms: u64,
-    links: Links,
-    port: ElectionPort,
     faults_on: bool,
     fault_end_ms: u64,
     next_term: u64,
     stable_since: Option<u64>,
-    stats: Stats,
 }
 
 impl Sim {
@@ -153,60 +139,48 @@ impl Sim {
         let mut rng = Rng(seed ^ ((voters_n as u64) << 56));
         let total = voters_n + 1;
         let mut nodes = Vec::new();
-        for i in 0..total {
+        for _ in 0..total {
             // Histories with ties on epoch and zxid, so the sid breaks some of them.
             let epoch = rng.below(3) as i64;
             let counter = rng.below(4) as u32;
             nodes.push(Node {
-                sid: ServerId(i as i64 + 1),
-                observer: i == voters_n,
                 epoch: Epoch(epoch),
                 zxid: Zxid::new(Epoch(epoch), counter),
-                alive: false,
-                incarnation: 0,
-                election: None,
                 phase: Phase::Looking,
                 tick_at: None,
                 received: HashSet::new(),
                 last_proposal: None,
             });
         }
-        let voters = nodes
-            .iter()
-            .filter(|n| !n.observer)
-            .map(|n| n.sid)
-            .collect();
-        let observers = nodes.iter().filter(|n| n.observer).map(|n| n.sid).collect();
         let max_delay_ms = match rng.below(4) {
             0 => rng.range(1, 20),
             1 | 2 => rng.range(20, 150),
             _ => rng.range(150, 600), // longer than the finalize wait
         };
-        let loss_permille = rng.below(4) * 80;
-        let dup_permille = rng.below(3) * 50;
+        let port = ElectionPort::new(max_delay_ms, rng.below(4) * 80, rng.below(3) * 50);
+        let fault_end_ms = rng.range(2_000, 20_000);
+        let deliver = |from, to, to_incarnation, msg| Ev::Deliver {
+            from,
+            to,
+            to_incarnation,
+            msg,
+        };
         let mut sim = Sim {
             seed,
             trace,
-            clock: Clock::default(),
+            ens: Ensemble::new(rng, voters_n, port, deliver),
             nodes,
-            voters,
-            observers,
             quorum: voters_n / 2 + 1,
-            max_delay_ms,
-            links: Links::default(),
-            port: ElectionPort::new(max_delay_ms, loss_permille, dup_permille),
             faults_on: true,
-            fault_end_ms: rng.range(2_000, 20_000),
+            fault_end_ms,
             next_term: 1,
             stable_since: None,
-            stats: Stats::default(),
-            rng,
         };
         for node in 0..total {
-            let at = sim.rng.below(1_500);
+            let at = sim.ens.rng.below(1_500);
             sim.push(at, Ev::Start { node });
         }
-        let first_fault = sim.rng.range(100, 2_000);
+        let first_fault = sim.ens.rng.range(100, 2_000);
         sim.push(first_fault, Ev::Fault);
         sim.push(sim.fault_end_ms, Ev::EndFaults);
         sim
@@ -214,13 +188,13 @@ impl Sim {
 
     fn fail(&self, what: impl std::fmt::Display) -> ! {
         let mut dump = String::new();
-        for n in &self.nodes {
-            let e = n.election.as_ref();
+        for (m, n) in self.ens.members.iter().zip(&self.nodes) {
+            let e = m.election.as_ref();
             dump.push_str(&format!(
                 "\n  sid {} obs={} alive={} hist=(e{} {}) phase={:?} state={:?} round={:?} vote={:?}",
-                n.sid,
-                n.observer,
-                n.alive,
+                m.sid,
+                m.observer,
+                m.alive,
                 n.epoch.0,
                 n.zxid,
                 n.phase,
@@ -229,121 +203,49 @@ impl Sim {
                 e.map(|e| e.current_vote()),
             ));
         }
-        panic!(
-            "seed {}: t={} ms: {what}{dump}",
-            self.seed,
-            self.clock.now()
-        );
+        panic!("seed {}: t={} ms: {what}{dump}", self.seed, self.ens.now());
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.clock.push(at, ev);
+        self.ens.clock.push(at, ev);
     }
 
-    fn config(&self, node: usize) -> ElectionConfig {
-        ElectionConfig::new(
-            self.nodes[node].sid,
-            self.voters.clone(),
-            self.observers.clone(),
-            Vec::new(),
-        )
-        .unwrap()
-    }
-
-    fn index(&self, sid: ServerId) -> usize {
-        (sid.0 - 1) as usize
-    }
-
-    fn connected(&self, a: usize, b: usize) -> bool {
-        self.nodes[a].alive && self.nodes[b].alive && self.links.linked(a, b)
-    }
-
-    // ---- network -----------------------------------------------------------------------------
-
-    /// Put notifications on their way to live members' current incarnations.
-    fn in_flight(&mut self, sent: Vec<InFlight>) {
-        for f in sent {
-            let to_incarnation = self.nodes[f.to].incarnation;
-            self.push(
-                f.at_ms,
-                Ev::Deliver {
-                    from: f.from,
-                    to: f.to,
-                    to_incarnation,
-                    msg: f.msg,
-                },
-            );
+    /// The vote `node` starts each election with.
+    fn initial(&self, node: usize) -> Vote {
+        let n = &self.nodes[node];
+        Vote {
+            leader: self.ens.sid(node),
+            zxid: n.zxid,
+            round: Round(0),
+            peer_epoch: n.epoch,
         }
-    }
-
-    fn send(&mut self, from: usize, to: usize, msg: Notification) {
-        let connected = self.connected(from, to);
-        let now = self.clock.now();
-        let sent = self
-            .port
-            .send(&mut self.rng, now, (from, to), connected, msg);
-        self.in_flight(sent);
-    }
-
-    /// A new connection between `a` and `b`, if both are up and linked.
-    fn reconnect(&mut self, a: usize, b: usize) {
-        if !self.connected(a, b) {
-            return;
-        }
-        let now = self.clock.now();
-        let sent = self.port.reconnect(&mut self.rng, now, a, b);
-        self.in_flight(sent);
     }
 
     // ---- members -----------------------------------------------------------------------------
 
     fn start(&mut self, node: usize) {
-        let cfg = self.config(node);
         let n = &mut self.nodes[node];
-        assert!(!n.alive);
-        if n.incarnation > 0 {
-            self.stats.restarts += 1;
-        }
-        n.alive = true;
-        n.phase = Phase::Looking;
-        n.received.clear();
-        n.last_proposal = None;
+        n.looking();
         n.tick_at = None;
-        let (e, out) = Election::start(cfg, n.zxid, n.epoch, self.clock.now());
-        n.election = Some(e);
-        let incarnation = n.incarnation;
-        self.push(
-            self.clock.now() + HEARTBEAT_MS,
-            Ev::Heartbeat { node, incarnation },
-        );
+        let out = self.ens.start(node, n.zxid, n.epoch);
+        let at = self.ens.now() + HEARTBEAT_MS;
+        let heartbeat = |node, incarnation| Ev::Heartbeat { node, incarnation };
+        self.ens.push_for(at, node, heartbeat);
         self.handle(node, out);
-        for other in 0..self.nodes.len() {
-            if other != node {
-                self.reconnect(node, other);
-            }
-        }
+        self.ens.reconnect_all(node);
     }
 
     fn crash(&mut self, node: usize) {
+        self.ens.crash(node);
         let n = &mut self.nodes[node];
-        n.alive = false;
-        n.incarnation += 1;
-        n.election = None;
         n.phase = Phase::Looking;
         n.tick_at = None;
-        self.port.forget(node);
-        self.stats.crashes += 1;
     }
 
     fn look_again(&mut self, node: usize) {
-        self.stats.look_again += 1;
-        let now = self.clock.now();
         let n = &mut self.nodes[node];
-        n.phase = Phase::Looking;
-        n.received.clear();
-        n.last_proposal = None;
-        let (zxid, epoch) = (n.zxid, n.epoch);
-        let out = n.election.as_mut().unwrap().look_again(zxid, epoch, now);
+        n.looking();
+        let out = self.ens.look_again(node, n.zxid, n.epoch);
         self.handle(node, out);
     }
 
@@ -351,12 +253,12 @@ impl Sim {
         for o in out {
             match o {
                 Output::Send { to, msg } => {
-                    let to = self.index(to);
+                    let to = index(to);
                     assert_ne!(to, node, "never sends to itself");
                     if msg.state == PeerState::Looking {
                         self.check_proposal(node, msg.vote());
                     }
-                    self.send(node, to, msg);
+                    self.ens.send(node, to, msg);
                 }
                 Output::Decided {
                     leader,
@@ -366,31 +268,31 @@ impl Sim {
                 } => self.decided(node, leader, role, vote, by),
             }
         }
-        let deadline = self.nodes[node]
+        let deadline = self.ens.members[node]
             .election
             .as_ref()
             .and_then(|e| e.next_deadline_ms());
         if let Some(at) = deadline {
             if self.nodes[node].tick_at != Some(at) {
                 self.nodes[node].tick_at = Some(at);
-                let incarnation = self.nodes[node].incarnation;
-                self.push(at, Ev::Tick { node, incarnation });
+                self.ens
+                    .push_for(at, node, |node, incarnation| Ev::Tick { node, incarnation });
             }
         }
     }
 
     fn check_proposal(&mut self, node: usize, v: Vote) {
-        let n = &self.nodes[node];
-        if !n.observer && total_order(&v, &n.initial()) == Ordering::Less {
-            self.fail(format!("sid {} proposes {v:?} below its own vote", n.sid));
+        let m = &self.ens.members[node];
+        if !m.observer && total_order(&v, &self.initial(node)) == Ordering::Less {
+            self.fail(format!("sid {} proposes {v:?} below its own vote", m.sid));
         }
-        if let Some(prev) = n.last_proposal {
+        if let Some(prev) = self.nodes[node].last_proposal {
             if v.round < prev.round
                 || (v.round == prev.round && total_order(&v, &prev) == Ordering::Less)
             {
                 self.fail(format!(
                     "sid {} proposal went down within one election: {prev:?} -> {v:?}",
-                    n.sid
+                    m.sid
                 ));
             }
         }
@@ -398,23 +300,20 @@ impl Sim {
     }
 
     fn decided(&mut self, node: usize, leader: ServerId, role: Role, vote: Vote, by: DecidedBy) {
-        self.stats.decisions += 1;
-        if by == DecidedBy::Ensemble {
-            self.stats.by_ensemble += 1;
-        }
-        let n = &self.nodes[node];
-        let me = n.sid;
+        self.ens.count_decision(by);
+        let (m, n) = (&self.ens.members[node], &self.nodes[node]);
+        let me = m.sid;
         if self.trace {
             println!(
                 "{:>7} sid {me} decides {role:?} {leader} by {by:?} {vote:?}",
-                self.clock.now()
+                self.ens.now()
             );
         }
         // Validity.
-        if !self.voters.contains(&leader) || vote.leader != leader {
+        if !self.ens.voters.contains(&leader) || vote.leader != leader {
             self.fail(format!("sid {me} decided non-voter leader {leader}"));
         }
-        let expected = if n.observer {
+        let expected = if m.observer {
             Role::Observing
         } else if leader == me {
             Role::Leading
@@ -426,7 +325,7 @@ impl Sim {
                 "sid {me} decided role {role:?}, expected {expected:?}"
             ));
         }
-        let e = n.election.as_ref().unwrap();
+        let e = m.election.as_ref().unwrap();
         if e.state() != role.state() || e.current_vote() != vote {
             self.fail(format!(
                 "sid {me}: Election state disagrees with its decision"
@@ -443,7 +342,7 @@ impl Sim {
                     .filter(|(_, _, v)| *v == vote)
                     .map(|(from, _, _)| *from)
                     .collect();
-                if !n.observer {
+                if !m.observer {
                     b.insert(me);
                 }
                 b
@@ -462,7 +361,7 @@ impl Sim {
                     })
                     .map(|(from, _, _)| *from)
                     .collect();
-                if by == DecidedBy::SameRound && !n.observer && n.last_proposal == Some(vote) {
+                if by == DecidedBy::SameRound && !m.observer && n.last_proposal == Some(vote) {
                     b.insert(me);
                 }
                 let leader_said_so = leader == me
@@ -477,7 +376,7 @@ impl Sim {
         };
         let backers: Vec<_> = backers
             .into_iter()
-            .filter(|s| self.voters.contains(s))
+            .filter(|s| self.ens.voters.contains(s))
             .collect();
         if backers.len() < self.quorum {
             self.fail(format!(
@@ -485,7 +384,7 @@ impl Sim {
             ));
         }
         // Not an invariant, counted: someone else holds another leader for the same round.
-        if self.nodes.iter().any(|o| {
+        if self.ens.members.iter().any(|o| {
             o.alive
                 && o.sid != me
                 && o.election.as_ref().is_some_and(|oe| {
@@ -494,10 +393,9 @@ impl Sim {
                         && oe.current_vote().leader != leader
                 })
         }) {
-            self.stats.same_round_splits += 1;
+            self.ens.stats.same_round_splits += 1;
         }
         // The Zab stand-in.
-        let incarnation = self.nodes[node].incarnation;
         if role == Role::Leading {
             let term = self.next_term;
             self.next_term += 1;
@@ -505,22 +403,25 @@ impl Sim {
                 term,
                 established: false,
             };
-            self.push(
-                self.clock.now() + INIT_LIMIT_MS,
-                Ev::InitLimit {
+            let at = self.ens.now() + INIT_LIMIT_MS;
+            self.ens
+                .push_for(at, node, |node, incarnation| Ev::InitLimit {
                     node,
                     incarnation,
                     term,
-                },
-            );
+                });
         } else {
-            self.nodes[node].phase = Phase::Connecting {
-                leader: self.index(leader),
-                tries: 0,
-            };
-            let at = self.clock.now() + 1 + self.rng.below(self.max_delay_ms);
-            self.push(at, Ev::Connect { node, incarnation });
+            let after_ms = self.ens.delay();
+            self.connect(node, index(leader), 0, after_ms);
         }
+    }
+
+    /// Try to connect to `leader` in `after_ms` (after `tries` failed tries).
+    fn connect(&mut self, node: usize, leader: usize, tries: u32, after_ms: u64) {
+        self.nodes[node].phase = Phase::Connecting { leader, tries };
+        let at = self.ens.now() + after_ms;
+        let connect = |node, incarnation| Ev::Connect { node, incarnation };
+        self.ens.push_for(at, node, connect);
     }
 
     /// Voters synced to `leader` in `term` and still reachable, the leader included.
@@ -530,20 +431,20 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|(i, n)| {
-                !n.observer
+                !self.ens.members[*i].observer
                     && n.phase == Phase::Synced { leader, term }
-                    && self.connected(*i, leader)
+                    && self.ens.connected(*i, leader)
             })
             .count()
     }
 
     fn establish(&mut self, leader: usize, term: u64) {
-        self.stats.elections += 1;
+        self.ens.stats.elections += 1;
         self.nodes[leader].phase = Phase::Leading {
             term,
             established: true,
         };
-        let e = self.nodes[leader].election.as_mut().unwrap();
+        let e = self.ens.election(leader);
         let mut v = e.current_vote();
         v.peer_epoch = Epoch(v.peer_epoch.0 + 1);
         e.answer_as(PeerState::Leading, v);
@@ -556,8 +457,8 @@ impl Sim {
 
     /// `updateElectionVote`: a synced learner answers with the leader's vote.
     fn sync_vote(&mut self, node: usize, leader: usize) {
-        let v = self.nodes[leader].election.as_ref().unwrap().current_vote();
-        let e = self.nodes[node].election.as_mut().unwrap();
+        let v = self.ens.election(leader).current_vote();
+        let e = self.ens.election(node);
         let state = e.state();
         e.answer_as(state, v);
     }
@@ -566,7 +467,7 @@ impl Sim {
         let Phase::Connecting { leader, tries } = self.nodes[node].phase else {
             return;
         };
-        let ok = self.connected(node, leader);
+        let ok = self.ens.connected(node, leader);
         if let (true, Phase::Leading { term, established }) = (ok, self.nodes[leader].phase) {
             self.nodes[node].phase = Phase::Synced { leader, term };
             if established {
@@ -577,15 +478,7 @@ impl Sim {
             return;
         }
         if tries + 1 < CONNECT_TRIES {
-            self.nodes[node].phase = Phase::Connecting {
-                leader,
-                tries: tries + 1,
-            };
-            let incarnation = self.nodes[node].incarnation;
-            self.push(
-                self.clock.now() + CONNECT_RETRY_MS,
-                Ev::Connect { node, incarnation },
-            );
+            self.connect(node, leader, tries + 1, CONNECT_RETRY_MS);
         } else {
             self.look_again(node);
         }
@@ -594,7 +487,7 @@ impl Sim {
     fn on_heartbeat(&mut self, node: usize) {
         match self.nodes[node].phase {
             Phase::Synced { leader, term } => {
-                let lost = !self.connected(node, leader)
+                let lost = !self.ens.connected(node, leader)
                     || !matches!(self.nodes[leader].phase, Phase::Leading { term: t, .. } if t == term);
                 if lost {
                     self.look_again(node);
@@ -612,53 +505,52 @@ impl Sim {
 
     fn fault(&mut self) {
         let total = self.nodes.len();
-        match self.rng.below(10) {
+        match self.ens.rng.below(10) {
             0..=2 => {
-                let node = self.rng.below(total as u64) as usize;
-                if self.nodes[node].alive {
+                let node = self.ens.rng.below(total as u64) as usize;
+                if self.ens.members[node].alive {
                     self.crash(node);
-                    let at = self.clock.now() + self.rng.range(50, 5_000);
+                    let at = self.ens.now() + self.ens.rng.range(50, 5_000);
                     self.push(at, Ev::Start { node });
                 }
             }
             3..=5 => {
-                let pairs = random_partition(&mut self.rng, total);
-                self.stats.partitions += 1;
+                let pairs = random_partition(&mut self.ens.rng, total);
+                self.ens.stats.partitions += 1;
                 self.cut(pairs);
             }
             6 | 7 => {
-                let pair = random_link(&mut self.rng, total);
-                self.stats.link_cuts += 1;
+                let pair = random_link(&mut self.ens.rng, total);
+                self.ens.stats.link_cuts += 1;
                 self.cut(vec![pair]);
             }
             _ => {}
         }
-        let at = self.clock.now() + self.rng.range(100, 3_000);
+        let at = self.ens.now() + self.ens.rng.range(100, 3_000);
         self.push(at, Ev::Fault);
     }
 
     fn cut(&mut self, pairs: Vec<(usize, usize)>) {
-        self.links.cut(&pairs);
-        let at = self.clock.now() + self.rng.range(100, 6_000);
+        self.ens.links.cut(&pairs);
+        let at = self.ens.now() + self.ens.rng.range(100, 6_000);
         self.push(at, Ev::Heal { pairs });
     }
 
     fn heal(&mut self, pairs: Vec<(usize, usize)>) {
         for p in pairs {
-            if self.links.heal(p) {
-                self.reconnect(p.0, p.1);
+            if self.ens.links.heal(p) {
+                self.ens.reconnect(p.0, p.1);
             }
         }
     }
 
     fn end_faults(&mut self) {
         self.faults_on = false;
-        self.port.calm();
-        for (a, b) in self.links.heal_all() {
-            self.reconnect(a, b);
+        for (a, b) in self.ens.calm() {
+            self.ens.reconnect(a, b);
         }
         for node in 0..self.nodes.len() {
-            if !self.nodes[node].alive {
+            if !self.ens.members[node].alive {
                 self.start(node);
             }
         }
@@ -668,26 +560,26 @@ impl Sim {
 
     fn check_step(&mut self) {
         let mut leaders_with_quorum = Vec::new();
-        for (i, n) in self.nodes.iter().enumerate() {
-            if !n.alive {
+        for (i, (m, n)) in self.ens.members.iter().zip(&self.nodes).enumerate() {
+            if !m.alive {
                 continue;
             }
-            let e = n.election.as_ref().unwrap();
+            let e = m.election.as_ref().unwrap();
             if e.round() < Round(1) {
-                self.fail(format!("sid {} has round {:?}", n.sid, e.round()));
+                self.fail(format!("sid {} has round {:?}", m.sid, e.round()));
             }
             let looking = e.state() == PeerState::Looking;
             if looking != (n.phase == Phase::Looking) {
                 self.fail(format!(
                     "sid {} phase {:?} but state {:?}",
-                    n.sid,
+                    m.sid,
                     n.phase,
                     e.state()
                 ));
             }
             if let Phase::Leading { term, .. } = n.phase {
                 if self.synced_quorum(i, term) >= self.quorum {
-                    leaders_with_quorum.push(n.sid);
+                    leaders_with_quorum.push(m.sid);
                 }
             }
         }
@@ -720,11 +612,11 @@ impl Sim {
     }
 
     fn final_checks(&self, leader: usize) {
-        let l = &self.nodes[leader];
+        let l = &self.ens.members[leader];
         if l.observer {
             self.fail("an observer leads");
         }
-        for n in &self.nodes {
+        for n in &self.ens.members {
             let e = n.election.as_ref().unwrap();
             if e.current_vote().leader != l.sid {
                 self.fail(format!(
@@ -744,16 +636,18 @@ impl Sim {
                 self.fail(format!("sid {} is {:?}", n.sid, e.state()));
             }
         }
-        let lv = l.initial();
-        let below = self
-            .nodes
-            .iter()
-            .filter(|n| !n.observer && total_order(&n.initial(), &lv) != Ordering::Greater)
+        let lv = self.initial(leader);
+        let below = (0..self.nodes.len())
+            .filter(|&i| {
+                !self.ens.members[i].observer
+                    && total_order(&self.initial(i), &lv) != Ordering::Greater
+            })
             .count();
         if below < self.quorum {
+            let n = &self.nodes[leader];
             self.fail(format!(
                 "leader {} (e{} {}) is the best of only {below} voters",
-                l.sid, l.epoch.0, l.zxid
+                l.sid, n.epoch.0, n.zxid
             ));
         }
     }
@@ -761,9 +655,9 @@ impl Sim {
     /// Run until the ensemble settles and passes the final checks; the run's figures.
     /// Panics with `seed N: ...` when an invariant breaks.
     pub fn run(mut self) -> Stats {
-        while let Some((at, ev)) = self.clock.pop() {
-            self.stats.events += 1;
-            if self.stats.events > MAX_EVENTS {
+        while let Some((at, ev)) = self.ens.clock.pop() {
+            self.ens.stats.events += 1;
+            if self.ens.stats.events > MAX_EVENTS {
                 self.fail("too many events: something keeps the ensemble busy");
             }
             if self.trace && !matches!(ev, Ev::Heartbeat { .. } | Ev::Tick { .. }) {
@@ -776,30 +670,21 @@ impl Sim {
                     to_incarnation,
                     msg,
                 } => {
-                    let n = &self.nodes[to];
-                    if n.alive && n.incarnation == to_incarnation && self.links.linked(from, to) {
-                        self.stats.delivered += 1;
-                        let from_sid = self.nodes[from].sid;
-                        let n = &mut self.nodes[to];
-                        n.received.insert((from_sid, msg.state, msg.vote()));
-                        let out = n
-                            .election
-                            .as_mut()
-                            .unwrap()
-                            .on_notification(from_sid, msg, at);
+                    let heard = (self.ens.sid(from), msg.state, msg.vote());
+                    if let Some(out) = self.ens.deliver(from, to, to_incarnation, msg) {
+                        self.nodes[to].received.insert(heard);
                         self.handle(to, out);
                     }
                 }
                 Ev::Tick { node, incarnation } => {
-                    let n = &mut self.nodes[node];
-                    if n.alive && n.incarnation == incarnation && n.tick_at == Some(at) {
-                        n.tick_at = None;
-                        let out = n.election.as_mut().unwrap().on_tick(at);
+                    if self.ens.current(node, incarnation) && self.nodes[node].tick_at == Some(at) {
+                        self.nodes[node].tick_at = None;
+                        let out = self.ens.election(node).on_tick(at);
                         self.handle(node, out);
                     }
                 }
                 Ev::Connect { node, incarnation } => {
-                    if self.nodes[node].alive && self.nodes[node].incarnation == incarnation {
+                    if self.ens.current(node, incarnation) {
                         self.on_connect(node);
                     }
                 }
@@ -808,10 +693,8 @@ impl Sim {
                     incarnation,
                     term,
                 } => {
-                    let n = &self.nodes[node];
-                    if n.alive
-                        && n.incarnation == incarnation
-                        && n.phase
+                    if self.ens.current(node, incarnation)
+                        && self.nodes[node].phase
                             == (Phase::Leading {
                                 term,
                                 established: false,
@@ -825,13 +708,13 @@ impl Sim {
                     }
                 }
                 Ev::Heartbeat { node, incarnation } => {
-                    if self.nodes[node].alive && self.nodes[node].incarnation == incarnation {
+                    if self.ens.current(node, incarnation) {
                         self.on_heartbeat(node);
                         self.push(at + HEARTBEAT_MS, Ev::Heartbeat { node, incarnation });
                     }
                 }
                 Ev::Start { node } => {
-                    if !self.nodes[node].alive {
+                    if !self.ens.members[node].alive {
                         self.start(node);
                     }
                 }
@@ -848,11 +731,7 @@ impl Sim {
                 match (self.settled(), self.stable_since) {
                     (Some(leader), Some(since)) if at >= since + STABLE_MS => {
                         self.final_checks(leader);
-                        self.stats.runs = 1;
-                        self.stats.sim_ms = at;
-                        self.stats.dropped = self.port.lost;
-                        self.stats.duplicated = self.port.duplicated;
-                        return self.stats;
+                        return self.ens.finish(at);
                     }
                     (Some(_), Some(_)) => {}
                     (Some(_), None) => self.stable_since = Some(at),

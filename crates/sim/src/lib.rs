@@ -7,6 +7,7 @@
 //! ```text
 //! election.rs  Fast Leader Election alone, with a minimal stand-in for Zab after deciding
 //! zab.rs       election, then discovery / sync / broadcast, client writes and syncs
+//! ensemble.rs  what both share: members and their elections, the election port, clock, rng
 //! clock.rs     simulated time: the event queue
 //! net.rs       cut links, partitions; the election port; the quorum port's streams
 //! disk.rs      a member's log, epoch files and SNAP snapshot; fsync latency, torn tails
@@ -37,6 +38,7 @@ pub mod checker;
 pub mod clock;
 pub mod disk;
 pub mod election;
+pub mod ensemble;
 pub mod net;
 pub mod rng;
 pub mod stats;
@@ -188,6 +190,12 @@ pub fn run_seeds_from_env(which: Which, voters: usize) -> Stats {
         started.elapsed()
     );
     total
+}
+
+/// The unit tests' shorthand for the zxid `(e, c)`.
+#[cfg(test)]
+fn z(e: i64, c: u32) -> zooid_zab::Zxid {
+    zooid_zab::Zxid::new(zooid_zab::Epoch(e), c)
 }
 
 #[cfg(test)]

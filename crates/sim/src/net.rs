@@ -127,6 +127,11 @@ impl ElectionPort {
         }
     }
 
+    /// A message's random trip time over a link, on this port or a quorum stream.
+    pub fn delay(&self, rng: &mut Rng) -> u64 {
+        1 + rng.below(self.max_delay_ms)
+    }
+
     fn transmit(
         &mut self,
         rng: &mut Rng,
@@ -147,7 +152,7 @@ impl ElectionPort {
         };
         for _ in 0..copies {
             out.push(InFlight {
-                at_ms: now + 1 + rng.below(self.max_delay_ms),
+                at_ms: now + self.delay(rng),
                 from,
                 to,
                 msg: msg.clone(),

@@ -39,19 +39,17 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use zooid_proto::OpCode;
 use zooid_zab::{
-    CloseReason, ConnId, DecidedBy, ElectionConfig, Epoch, ForwardedRequest, Leader, LeaderConfig,
-    LeaderOutput, LeaderStart, Learner, LearnerAction, LearnerConfig, LearnerKind, LearnerStart,
+    CloseReason, ConnId, DecidedBy, Epoch, ForwardedRequest, Leader, LeaderConfig, LeaderOutput,
+    LeaderPhase, LeaderStart, Learner, LearnerAction, LearnerConfig, LearnerKind, LearnerStart,
     Notification, Output as ElectionOutput, PeerState, QuorumMessage, QuorumVerifier, Role,
     ServerId, StepDownReason, Timing, Vote, ZabError, Zxid,
 };
-use zooid_zab::{Election, LeaderPhase};
 
 use crate::checker::{mix, Truth};
-use crate::clock::Clock;
 use crate::disk::{decode_snapshot, encode_snapshot, Disk, DiskLog};
+use crate::ensemble::{index, Ensemble};
 use crate::net::{
-    random_link, random_partition, ElectionPort, InFlight, Links, Pkt, Stream, LEADER_END,
-    LEARNER_END,
+    random_link, random_partition, ElectionPort, Links, Pkt, Stream, LEADER_END, LEARNER_END,
 };
 use crate::rng::Rng;
 use crate::stats::Stats;
@@ -111,17 +109,13 @@ impl NodeRole {
     }
 }
 
+/// A member's disk, tree and Zab role, besides its [`Member`](crate::ensemble::Member).
 struct Node {
-    sid: ServerId,
-    observer: bool,
-    alive: bool,
-    incarnation: u64,
     disk: Disk,
     /// The applied history (the tree, as far as this crate can see it).
     tree: Vec<(Zxid, u64)>,
     tree_hash: u64,
     disk_hash: u64,
-    election: Option<Election>,
     role: NodeRole,
     fsync_scheduled: bool,
     serving: bool,
@@ -177,15 +171,9 @@ enum Ev {
 pub struct Sim {
     seed: u64,
     trace: bool,
-    rng: Rng,
-    clock: Clock<Ev>,
+    ens: Ensemble<Ev>,
     nodes: Vec<Node>,
-    voters: BTreeSet<ServerId>,
-    observers: BTreeSet<ServerId>,
-    // network
-    max_delay_ms: u64,
-    links: Links,
-    port: ElectionPort,
+    // quorum port
     conns: BTreeMap<u64, Conn>,
     next_conn: u64,
     next_gen: u64,
@@ -203,7 +191,6 @@ pub struct Sim {
     final_ids: Vec<u64>,
     final_since: u64,
     truth: Truth,
-    stats: Stats,
 }
 
 impl Sim {
@@ -214,7 +201,7 @@ impl Sim {
         // A common epoch-1 history of which each member holds a prefix (maybe none of it).
         let common = rng.below(8) as u32;
         let mut nodes = Vec::new();
-        for i in 0..total {
+        for _ in 0..total {
             let held = rng.below(u64::from(common) + 1) as u32;
             let history: Vec<(Zxid, u64)> = (1..=held)
                 .map(|c| (Zxid::new(Epoch(1), c), 1_000_000 + u64::from(c)))
@@ -222,26 +209,15 @@ impl Sim {
             // Epoch-1 txns exist only if a quorum accepted epoch 1: say everyone did.
             let epoch = Epoch(i64::from(common > 0));
             nodes.push(Node {
-                sid: ServerId(i as i64 + 1),
-                observer: i == voters_n,
-                alive: false,
-                incarnation: 0,
                 disk: Disk::new(history, epoch),
                 tree: Vec::new(),
                 tree_hash: 0,
                 disk_hash: 0,
-                election: None,
                 role: NodeRole::Looking,
                 fsync_scheduled: false,
                 serving: false,
             });
         }
-        let voters = nodes
-            .iter()
-            .filter(|n| !n.observer)
-            .map(|n| n.sid)
-            .collect();
-        let observers = nodes.iter().filter(|n| n.observer).map(|n| n.sid).collect();
         let max_delay_ms = match rng.below(4) {
             0 => rng.range(1, 5),
             1 | 2 => rng.range(5, 40),
@@ -255,40 +231,40 @@ impl Sim {
             (100, 2_500)
         };
         let commit_log_count = [2, 5, 20, 500][rng.below(4) as usize];
-        let note_loss_permille = rng.below(3) * 50;
-        let note_dup_permille = rng.below(3) * 30;
+        let port = ElectionPort::new(max_delay_ms, rng.below(3) * 50, rng.below(3) * 30);
+        let txn_log_sync = rng.below(2) == 0;
+        let fault_end_ms = rng.range(2_000, 20_000);
+        let note = |from, to, to_incarnation, msg| Ev::Note {
+            from,
+            to,
+            to_incarnation,
+            msg,
+        };
         let mut sim = Sim {
             seed,
             trace,
-            clock: Clock::default(),
+            ens: Ensemble::new(rng, voters_n, port, note),
             nodes,
-            voters,
-            observers,
-            max_delay_ms,
-            links: Links::default(),
-            port: ElectionPort::new(max_delay_ms, note_loss_permille, note_dup_permille),
             conns: BTreeMap::new(),
             next_conn: 1,
             next_gen: 1,
             max_fsync_ms,
             fault_gap_ms,
             commit_log_count,
-            txn_log_sync: rng.below(2) == 0,
+            txn_log_sync,
             faults_on: true,
-            fault_end_ms: rng.range(2_000, 20_000),
+            fault_end_ms,
             next_id: 1,
             settled_since: None,
             final_ids: Vec::new(),
             final_since: 0,
             truth: Truth::default(),
-            stats: Stats::default(),
-            rng,
         };
         for node in 0..total {
-            let at = sim.rng.below(1_000);
+            let at = sim.ens.rng.below(1_000);
             sim.push(at, Ev::Start { node });
         }
-        let first = sim.rng.range(200, 2_000);
+        let first = sim.ens.rng.range(200, 2_000);
         sim.push(first, Ev::Fault);
         sim.push(sim.fault_end_ms, Ev::EndFaults);
         sim.push(300, Ev::ClientWrite);
@@ -297,12 +273,12 @@ impl Sim {
 
     fn fail(&self, what: impl std::fmt::Display) -> ! {
         let mut dump = String::new();
-        for (i, n) in self.nodes.iter().enumerate() {
+        for (i, (m, n)) in self.ens.members.iter().zip(&self.nodes).enumerate() {
             dump.push_str(&format!(
                 "\n  [{i}] sid {} obs={} alive={} disk=(acc {} cur {} base {} last {} durable {} len {}) tree_last={:?} serving={} role={}",
-                n.sid,
-                n.observer,
-                n.alive,
+                m.sid,
+                m.observer,
+                m.alive,
                 n.disk.accepted_epoch,
                 n.disk.current_epoch,
                 n.disk.base,
@@ -317,7 +293,7 @@ impl Sim {
         panic!(
             "seed {}: t={} ms: {what}\n  committed: {} txns, last {:?}{dump}",
             self.seed,
-            self.clock.now(),
+            self.ens.now(),
             self.truth.committed().len(),
             self.truth.committed().last().map(|e| e.0.to_string()),
         );
@@ -333,31 +309,19 @@ impl Sim {
 
     fn log(&self, what: impl FnOnce() -> String) {
         if self.trace {
-            println!("{:>7} {}", self.clock.now(), what());
+            println!("{:>7} {}", self.ens.now(), what());
         }
     }
 
     fn push(&mut self, at: u64, ev: Ev) {
-        self.clock.push(at, ev);
-    }
-
-    fn connected(&self, a: usize, b: usize) -> bool {
-        self.nodes[a].alive && self.nodes[b].alive && self.links.linked(a, b)
-    }
-
-    fn index(&self, sid: ServerId) -> usize {
-        (sid.0 - 1) as usize
-    }
-
-    fn delay(&mut self) -> u64 {
-        1 + self.rng.below(self.max_delay_ms)
+        self.ens.clock.push(at, ev);
     }
 
     // ---- the truth ----------------------------------------------------------------------------
 
     fn rebuild_tree(&mut self, n: usize, why: &str) {
         let seq = self.nodes[n].disk.history.clone();
-        let who = format!("sid {} {why}", self.nodes[n].sid);
+        let who = format!("sid {} {why}", self.ens.sid(n));
         let r = self.truth.chain(&seq, &who);
         let h = self.ok(r);
         let node = &mut self.nodes[n];
@@ -367,7 +331,7 @@ impl Sim {
     }
 
     fn disk_append(&mut self, n: usize, z: Zxid, id: u64) {
-        let who = format!("sid {} log", self.nodes[n].sid);
+        let who = format!("sid {} log", self.ens.sid(n));
         let r = self.truth.check_owner(z, id, &who);
         self.ok(r);
         let node = &self.nodes[n];
@@ -382,20 +346,14 @@ impl Sim {
         node.disk_hash = h;
         if !node.fsync_scheduled {
             node.fsync_scheduled = true;
-            let incarnation = node.incarnation;
-            let at = self.clock.now() + 1 + self.rng.below(self.max_fsync_ms);
-            self.push(
-                at,
-                Ev::Fsync {
-                    node: n,
-                    incarnation,
-                },
-            );
+            let at = self.ens.now() + 1 + self.ens.rng.below(self.max_fsync_ms);
+            self.ens
+                .push_for(at, n, |node, incarnation| Ev::Fsync { node, incarnation });
         }
     }
 
     fn apply(&mut self, n: usize, z: Zxid, id: u64) {
-        let who = format!("sid {} tree", self.nodes[n].sid);
+        let who = format!("sid {} tree", self.ens.sid(n));
         let r = self.truth.check_owner(z, id, &who);
         self.ok(r);
         let node = &self.nodes[n];
@@ -419,23 +377,23 @@ impl Sim {
     fn record_commit(&mut self, z: Zxid, id: u64) {
         let r = self.truth.commit(z, id);
         if self.ok(r) {
-            self.stats.committed += 1;
+            self.ens.stats.committed += 1;
         }
     }
 
     fn check_serving_prefix(&self, n: usize, what: &str) {
-        let node = &self.nodes[n];
-        self.ok(self.truth.check_serving_prefix(node.sid, &node.tree, what));
+        let tree = &self.nodes[n].tree;
+        self.ok(self.truth.check_serving_prefix(self.ens.sid(n), tree, what));
     }
 
     fn on_established(&mut self, n: usize, epoch: Epoch) {
-        self.stats.elections += 1;
-        let sid = self.nodes[n].sid;
+        self.ens.stats.elections += 1;
+        let sid = self.ens.sid(n);
         let r = self.truth.establish(sid, epoch, &self.nodes[n].tree);
-        self.stats.committed += self.ok(r);
+        self.ens.stats.committed += self.ok(r);
         self.nodes[n].serving = true;
         self.log(|| format!("sid {sid} ESTABLISHED epoch {epoch}"));
-        let e = self.nodes[n].election.as_mut().unwrap();
+        let e = self.ens.election(n);
         let v = e.current_vote();
         e.answer_as(
             PeerState::Leading,
@@ -446,89 +404,41 @@ impl Sim {
         );
     }
 
-    // ---- election transport -------------------------------------------------------------------
-
-    /// Put notifications on their way to live members' current incarnations.
-    fn notes_in_flight(&mut self, sent: Vec<InFlight>) {
-        for f in sent {
-            let to_incarnation = self.nodes[f.to].incarnation;
-            self.push(
-                f.at_ms,
-                Ev::Note {
-                    from: f.from,
-                    to: f.to,
-                    to_incarnation,
-                    msg: f.msg,
-                },
-            );
-        }
-    }
-
-    fn note_send(&mut self, from: usize, to: usize, msg: Notification) {
-        let connected = self.connected(from, to);
-        let now = self.clock.now();
-        let sent = self
-            .port
-            .send(&mut self.rng, now, (from, to), connected, msg);
-        self.notes_in_flight(sent);
-    }
-
-    /// A new election-port connection between `a` and `b`, if both are up and linked.
-    fn note_reconnect(&mut self, a: usize, b: usize) {
-        if !self.connected(a, b) {
-            return;
-        }
-        let now = self.clock.now();
-        let sent = self.port.reconnect(&mut self.rng, now, a, b);
-        self.notes_in_flight(sent);
-    }
+    // ---- election -----------------------------------------------------------------------------
 
     fn election_out(&mut self, n: usize, out: Vec<ElectionOutput>) {
         for o in out {
             match o {
-                ElectionOutput::Send { to, msg } => {
-                    let to = self.index(to);
-                    self.note_send(n, to, msg);
-                }
+                ElectionOutput::Send { to, msg } => self.ens.send(n, index(to), msg),
                 ElectionOutput::Decided {
                     leader, role, by, ..
-                } => {
-                    if by == DecidedBy::Ensemble {
-                        self.stats.by_ensemble += 1;
-                    }
-                    self.decided(n, leader, role)
-                }
+                } => self.decided(n, leader, role, by),
             }
         }
     }
 
     fn look_again(&mut self, n: usize) {
-        self.stats.look_again += 1;
         let node = &mut self.nodes[n];
         node.role = NodeRole::Looking;
         node.serving = false;
         let (z, e) = (node.disk.last_zxid(), node.disk.current_epoch);
-        let out = node
-            .election
-            .as_mut()
-            .unwrap()
-            .look_again(z, e, self.clock.now());
-        self.log(|| format!("sid {} looks again", self.nodes[n].sid));
+        let out = self.ens.look_again(n, z, e);
+        self.log(|| format!("sid {} looks again", self.ens.sid(n)));
         self.election_out(n, out);
     }
 
-    fn decided(&mut self, n: usize, leader: ServerId, role: Role) {
-        self.stats.decisions += 1;
-        self.log(|| format!("sid {} decides {role:?} {leader}", self.nodes[n].sid));
+    fn decided(&mut self, n: usize, leader: ServerId, role: Role, by: DecidedBy) {
+        self.ens.count_decision(by);
+        self.log(|| format!("sid {} decides {role:?} {leader}", self.ens.sid(n)));
         match role {
             Role::Leading => {
                 let gen = self.next_gen;
                 self.next_gen += 1;
                 self.rebuild_tree(n, "starts leading");
-                let node = &self.nodes[n];
+                let (node, ens) = (&self.nodes[n], &self.ens);
                 let cfg = LeaderConfig {
-                    my_id: node.sid,
-                    quorum: QuorumVerifier::new(self.voters.clone(), self.observers.clone()),
+                    my_id: ens.sid(n),
+                    quorum: QuorumVerifier::new(ens.voters.clone(), ens.observers.clone()),
                     timing: TIMING,
                     commit_log_count: self.commit_log_count,
                     force_snapshot_sync: false,
@@ -547,7 +457,7 @@ impl Sim {
                         .map(|&(z, id)| make_entry(z, id))
                         .collect(),
                 };
-                let (l, out) = Leader::new(cfg, start, self.clock.now());
+                let (l, out) = Leader::new(cfg, start, self.ens.now());
                 self.nodes[n].role = NodeRole::Leading {
                     leader: Box::new(l),
                     gen,
@@ -555,25 +465,24 @@ impl Sim {
                 self.leader_out(n, out);
             }
             Role::Following | Role::Observing => {
-                let leader = self.index(leader);
-                self.nodes[n].role = NodeRole::Connecting { leader, tries: 0 };
-                let incarnation = self.nodes[n].incarnation;
-                let at = self.clock.now() + self.delay();
-                self.push(
-                    at,
-                    Ev::Connect {
-                        node: n,
-                        incarnation,
-                    },
-                );
+                let after_ms = self.ens.delay();
+                self.connect(n, index(leader), 0, after_ms);
             }
         }
+    }
+
+    /// Try to connect to `leader` in `after_ms` (after `tries` failed tries).
+    fn connect(&mut self, n: usize, leader: usize, tries: u32, after_ms: u64) {
+        self.nodes[n].role = NodeRole::Connecting { leader, tries };
+        let at = self.ens.now() + after_ms;
+        self.ens
+            .push_for(at, n, |node, incarnation| Ev::Connect { node, incarnation });
     }
 
     // ---- quorum connections -------------------------------------------------------------------
 
     fn conn_send(&mut self, conn: u64, dir: usize, pkt: Pkt) {
-        let at = self.clock.now() + self.delay();
+        let at = self.ens.now() + self.ens.delay();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -583,9 +492,9 @@ impl Sim {
     }
 
     fn schedule_dir(&mut self, conn: u64, dir: usize) {
-        let now = self.clock.now();
+        let now = self.ens.now();
         let c = self.conns.get_mut(&conn).unwrap();
-        let linked = self.links.linked(c.stream.learner, c.stream.leader);
+        let linked = self.ens.links.linked(c.stream.learner, c.stream.leader);
         if let Some(at) = c.stream.schedule(dir, now, linked) {
             self.push(at, Ev::Dir { conn, dir });
         }
@@ -593,7 +502,7 @@ impl Sim {
 
     /// One end closes: a FIN after what it already sent.
     fn close_end(&mut self, conn: u64, end: usize) {
-        let now = self.clock.now();
+        let now = self.ens.now();
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -605,7 +514,7 @@ impl Sim {
     fn on_dir(&mut self, conn: u64, dir: usize) {
         let c = self.conns.get_mut(&conn).unwrap();
         let (learner, leader) = (c.stream.learner, c.stream.leader);
-        let linked = self.links.linked(learner, leader);
+        let linked = self.ens.links.linked(learner, leader);
         // Unlinked: held until the link heals.
         let Some((pkt, deliver)) = c.stream.take(dir, linked) else {
             return;
@@ -626,7 +535,7 @@ impl Sim {
         let NodeRole::Leading { gen: g, .. } = &self.nodes[n].role else {
             return;
         };
-        if *g != gen || !self.nodes[n].alive {
+        if *g != gen || !self.ens.members[n].alive {
             return;
         }
         match pkt {
@@ -635,7 +544,7 @@ impl Sim {
                 let NodeRole::Leading { leader, .. } = &mut self.nodes[n].role else {
                     unreachable!()
                 };
-                leader.on_disconnect(ConnId(conn), self.clock.now());
+                leader.on_disconnect(ConnId(conn), self.ens.now());
             }
             Pkt::Msg(m) => {
                 let node = &mut self.nodes[n];
@@ -646,7 +555,7 @@ impl Sim {
                     history: &node.disk.history,
                     enabled: self.txn_log_sync,
                 };
-                let out = leader.on_message(ConnId(conn), m, self.clock.now(), &log);
+                let out = leader.on_message(ConnId(conn), m, self.ens.now(), &log);
                 self.leader_out(n, out);
             }
             Pkt::Snapshot(_) => self.fail("a learner sent a snapshot stream"),
@@ -654,7 +563,7 @@ impl Sim {
     }
 
     fn deliver_to_learner(&mut self, conn: u64, n: usize, pkt: Pkt) {
-        if !self.nodes[n].alive {
+        if !self.ens.members[n].alive {
             return;
         }
         let NodeRole::Learning {
@@ -668,8 +577,8 @@ impl Sim {
         }
         let result = match pkt {
             Pkt::Close => Err(None),
-            Pkt::Msg(m) => learner.on_message(m, self.clock.now()).map_err(Some),
-            Pkt::Snapshot(body) => learner.on_snapshot(body, self.clock.now()).map_err(Some),
+            Pkt::Msg(m) => learner.on_message(m, self.ens.now()).map_err(Some),
+            Pkt::Snapshot(body) => learner.on_snapshot(body, self.ens.now()).map_err(Some),
         };
         match result {
             Ok(actions) => self.learner_out(n, actions),
@@ -681,13 +590,13 @@ impl Sim {
         let NodeRole::Learning { conn, .. } = self.nodes[n].role else {
             unreachable!()
         };
-        self.stats.learner_failures += 1;
-        self.log(|| format!("sid {} learner fails: {e:?}", self.nodes[n].sid));
+        self.ens.stats.learner_failures += 1;
+        self.log(|| format!("sid {} learner fails: {e:?}", self.ens.sid(n)));
         match e {
             None | Some(ZabError::LeaderSilent { .. } | ZabError::EpochBehind { .. }) => {}
             Some(bug) => self.fail(format!(
                 "sid {}: the learner failed: {bug}",
-                self.nodes[n].sid
+                self.ens.sid(n)
             )),
         }
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -725,7 +634,7 @@ impl Sim {
                     if !exact {
                         // As the server does: its data ends below the TRUNC point, so it
                         // looks again and the next leader syncs it from there.
-                        self.stats.trunc_fallbacks += 1;
+                        self.ens.stats.trunc_fallbacks += 1;
                         return self.learner_failed(n, None);
                     }
                 }
@@ -739,7 +648,7 @@ impl Sim {
                 LearnerAction::UpToDate { epoch } => {
                     self.nodes[n].serving = true;
                     self.check_serving_prefix(n, "reached UPTODATE");
-                    let e = self.nodes[n].election.as_mut().unwrap();
+                    let e = self.ens.election(n);
                     let (st, v) = (e.state(), e.current_vote());
                     e.answer_as(
                         st,
@@ -748,7 +657,7 @@ impl Sim {
                             ..v
                         },
                     );
-                    self.log(|| format!("sid {} UPTODATE epoch {epoch}", self.nodes[n].sid));
+                    self.log(|| format!("sid {} UPTODATE epoch {epoch}", self.ens.sid(n)));
                 }
                 LearnerAction::SyncDone => {
                     let Some(need) = self.conns.get_mut(&conn).unwrap().syncs.pop_front() else {
@@ -758,7 +667,7 @@ impl Sim {
                     if have < need {
                         self.fail(format!(
                             "sid {}: sync completed at {have}, before {need}",
-                            self.nodes[n].sid
+                            self.ens.sid(n)
                         ));
                     }
                 }
@@ -776,9 +685,9 @@ impl Sim {
             match o {
                 LeaderOutput::Send { conn, msg } => {
                     match &msg {
-                        QuorumMessage::Diff { .. } => self.stats.diff += 1,
-                        QuorumMessage::Trunc { .. } => self.stats.trunc += 1,
-                        QuorumMessage::Snap { .. } => self.stats.snap += 1,
+                        QuorumMessage::Diff { .. } => self.ens.stats.diff += 1,
+                        QuorumMessage::Trunc { .. } => self.ens.stats.trunc += 1,
+                        QuorumMessage::Snap { .. } => self.ens.stats.snap += 1,
                         _ => {}
                     }
                     self.conn_send(conn.0, LEADER_END, Pkt::Msg(msg));
@@ -852,8 +761,8 @@ impl Sim {
                 }
                 LeaderOutput::Touch { .. } => {}
                 LeaderOutput::StepDown(reason) => {
-                    self.stats.step_downs += 1;
-                    self.log(|| format!("sid {} steps down: {reason:?}", self.nodes[n].sid));
+                    self.ens.stats.step_downs += 1;
+                    self.log(|| format!("sid {} steps down: {reason:?}", self.ens.sid(n)));
                     if reason == StepDownReason::ZxidExhausted {
                         self.fail("zxid exhausted in a simulation");
                     }
@@ -886,11 +795,11 @@ impl Sim {
             return Vec::new();
         }
         let z = leader.next_zxid();
-        let out = match leader.propose(make_entry(z, id), self.clock.now()) {
+        let out = match leader.propose(make_entry(z, id), self.ens.now()) {
             Ok(out) => out,
             Err(e) => self.fail(format!("propose {z}: {e}")),
         };
-        self.stats.writes += 1;
+        self.ens.stats.writes += 1;
         let r = self.truth.proposed(z, id);
         self.ok(r);
         self.disk_append(n, z, id);
@@ -900,48 +809,22 @@ impl Sim {
     // ---- members ------------------------------------------------------------------------------
 
     fn start(&mut self, n: usize) {
-        let cfg = ElectionConfig::new(
-            self.nodes[n].sid,
-            self.voters.clone(),
-            self.observers.clone(),
-            Vec::new(),
-        )
-        .unwrap();
-        if self.nodes[n].incarnation > 0 {
-            self.stats.restarts += 1;
-        }
-        self.nodes[n].alive = true;
+        let disk = &self.nodes[n].disk;
+        let out = self.ens.start(n, disk.last_zxid(), disk.current_epoch);
         self.rebuild_tree(n, "restarts");
         let node = &mut self.nodes[n];
         node.role = NodeRole::Looking;
         node.serving = false;
         node.fsync_scheduled = false;
-        let (e, out) = Election::start(
-            cfg,
-            node.disk.last_zxid(),
-            node.disk.current_epoch,
-            self.clock.now(),
-        );
-        node.election = Some(e);
-        let incarnation = node.incarnation;
-        self.push(
-            self.clock.now() + NODE_TICK_MS,
-            Ev::Tick {
-                node: n,
-                incarnation,
-            },
-        );
-        self.log(|| format!("sid {} starts", self.nodes[n].sid));
+        let at = self.ens.now() + NODE_TICK_MS;
+        self.ens
+            .push_for(at, n, |node, incarnation| Ev::Tick { node, incarnation });
+        self.log(|| format!("sid {} starts", self.ens.sid(n)));
         self.election_out(n, out);
-        for other in 0..self.nodes.len() {
-            if other != n {
-                self.note_reconnect(n, other);
-            }
-        }
+        self.ens.reconnect_all(n);
     }
 
     fn crash(&mut self, n: usize) {
-        self.stats.crashes += 1;
         let ends: Vec<(u64, usize)> = self
             .conns
             .iter()
@@ -959,27 +842,24 @@ impl Sim {
         for (id, end) in ends {
             self.close_end(id, end);
         }
+        self.ens.crash(n);
         let node = &mut self.nodes[n];
-        node.alive = false;
-        node.incarnation += 1;
-        node.election = None;
         node.role = NodeRole::Looking;
         node.serving = false;
         node.tree.clear();
         let torn = node.disk.crash();
-        self.stats.torn_txns += torn as u64;
+        self.ens.stats.torn_txns += torn as u64;
         if torn > 0 {
-            self.stats.torn_tails += 1;
+            self.ens.stats.torn_tails += 1;
         }
-        self.port.forget(n);
-        self.log(|| format!("sid {} CRASHES (torn {torn})", self.nodes[n].sid));
+        self.log(|| format!("sid {} CRASHES (torn {torn})", self.ens.sid(n)));
     }
 
     fn on_connect(&mut self, n: usize) {
         let NodeRole::Connecting { leader, tries } = self.nodes[n].role else {
             return;
         };
-        let up = self.connected(n, leader);
+        let up = self.ens.connected(n, leader);
         let gen = match &self.nodes[leader].role {
             NodeRole::Leading { leader: l, gen } if up && l.phase() != LeaderPhase::Stopped => {
                 Some(*gen)
@@ -988,18 +868,7 @@ impl Sim {
         };
         let Some(gen) = gen else {
             if tries + 1 < CONNECT_TRIES {
-                self.nodes[n].role = NodeRole::Connecting {
-                    leader,
-                    tries: tries + 1,
-                };
-                let incarnation = self.nodes[n].incarnation;
-                self.push(
-                    self.clock.now() + CONNECT_RETRY_MS,
-                    Ev::Connect {
-                        node: n,
-                        incarnation,
-                    },
-                );
+                self.connect(n, leader, tries + 1, CONNECT_RETRY_MS);
             } else {
                 self.look_again(n);
             }
@@ -1016,13 +885,13 @@ impl Sim {
             },
         );
         if let NodeRole::Leading { leader: l, .. } = &mut self.nodes[leader].role {
-            l.on_connect(ConnId(id), self.clock.now());
+            l.on_connect(ConnId(id), self.ens.now());
         }
         self.rebuild_tree(n, "connects");
         let node = &self.nodes[n];
         let cfg = LearnerConfig {
-            my_id: node.sid,
-            kind: if node.observer {
+            my_id: self.ens.sid(n),
+            kind: if self.ens.members[n].observer {
                 LearnerKind::Observer
             } else {
                 LearnerKind::Follower
@@ -1036,19 +905,19 @@ impl Sim {
             last_zxid: node.disk.last_zxid(),
             durable_zxid: node.disk.durable_zxid(),
         };
-        let (l, actions) = Learner::new(cfg, start, self.clock.now());
+        let (l, actions) = Learner::new(cfg, start, self.ens.now());
         self.nodes[n].role = NodeRole::Learning {
             leader,
             conn: id,
             learner: Box::new(l),
         };
-        self.log(|| format!("sid {} connects to [{leader}] conn {id}", self.nodes[n].sid));
+        self.log(|| format!("sid {} connects to [{leader}] conn {id}", self.ens.sid(n)));
         self.learner_out(n, actions);
     }
 
     fn on_tick(&mut self, n: usize) {
-        let now = self.clock.now();
-        let out = self.nodes[n].election.as_mut().unwrap().on_tick(now);
+        let now = self.ens.now();
+        let out = self.ens.election(n).on_tick(now);
         self.election_out(n, out);
         match &mut self.nodes[n].role {
             NodeRole::Leading { leader, .. } => {
@@ -1068,7 +937,7 @@ impl Sim {
         node.fsync_scheduled = false;
         node.disk.durable_len = node.disk.history.len();
         let z = node.disk.durable_zxid();
-        let now = self.clock.now();
+        let now = self.ens.now();
         match &mut node.role {
             NodeRole::Leading { leader, .. } => {
                 let out = leader.on_persisted(z, now);
@@ -1083,7 +952,7 @@ impl Sim {
     }
 
     fn client_write(&mut self) {
-        let n = self.rng.below(self.nodes.len() as u64) as usize;
+        let n = self.ens.rng.below(self.nodes.len() as u64) as usize;
         let id = self.next_id;
         self.next_id += 1;
         self.submit(n, id, true);
@@ -1091,10 +960,10 @@ impl Sim {
 
     /// A client's write (or, now and then, sync) at member `n`; false if it was refused.
     fn submit(&mut self, n: usize, id: u64, may_sync: bool) -> bool {
-        if !self.nodes[n].alive {
+        if !self.ens.members[n].alive {
             return false;
         }
-        let sync = may_sync && self.rng.permille(100);
+        let sync = may_sync && self.ens.rng.permille(100);
         match &mut self.nodes[n].role {
             NodeRole::Leading { leader, .. } if leader.is_established() && !sync => {
                 let out = self.propose(n, id);
@@ -1111,9 +980,9 @@ impl Sim {
                 };
                 let a = learner.forward(request).expect("serving");
                 if sync {
-                    self.stats.syncs += 1;
+                    self.ens.stats.syncs += 1;
                 } else {
-                    self.stats.forwarded += 1;
+                    self.ens.stats.forwarded += 1;
                 }
                 self.learner_out(n, a);
                 !sync
@@ -1126,7 +995,7 @@ impl Sim {
 
     fn fault(&mut self) {
         let total = self.nodes.len();
-        match self.rng.below(10) {
+        match self.ens.rng.below(10) {
             0..=2 => {
                 // Half the crashes hit the leader: the interesting ones.
                 let leader = self
@@ -1134,24 +1003,24 @@ impl Sim {
                     .iter()
                     .position(|n| matches!(n.role, NodeRole::Leading { .. }));
                 let n = match leader {
-                    Some(l) if self.rng.below(2) == 0 => l,
-                    _ => self.rng.below(total as u64) as usize,
+                    Some(l) if self.ens.rng.below(2) == 0 => l,
+                    _ => self.ens.rng.below(total as u64) as usize,
                 };
-                if self.nodes[n].alive {
+                if self.ens.members[n].alive {
                     self.crash(n);
-                    let at = self.clock.now() + self.rng.range(50, 4_000);
+                    let at = self.ens.now() + self.ens.rng.range(50, 4_000);
                     self.push(at, Ev::Start { node: n });
                 }
             }
             3 | 4 => {
-                let pairs = random_partition(&mut self.rng, total);
-                self.stats.partitions += 1;
+                let pairs = random_partition(&mut self.ens.rng, total);
+                self.ens.stats.partitions += 1;
                 self.log(|| format!("PARTITION {pairs:?}"));
                 self.cut(pairs);
             }
             5 | 6 => {
-                let (a, b) = random_link(&mut self.rng, total);
-                self.stats.link_cuts += 1;
+                let (a, b) = random_link(&mut self.ens.rng, total);
+                self.ens.stats.link_cuts += 1;
                 self.log(|| format!("CUT {a}-{b}"));
                 self.cut(vec![(a, b)]);
             }
@@ -1163,30 +1032,31 @@ impl Sim {
                     .map(|(id, _)| *id)
                     .collect();
                 if !open.is_empty() {
-                    let id = open[self.rng.below(open.len() as u64) as usize];
-                    self.stats.resets += 1;
+                    let id = open[self.ens.rng.below(open.len() as u64) as usize];
+                    self.ens.stats.resets += 1;
                     self.log(|| format!("RESET conn {id}"));
-                    let now = self.clock.now();
+                    let now = self.ens.now();
                     let c = self.conns.get_mut(&id).unwrap();
-                    self.stats.dropped += c.stream.reset(now);
+                    self.ens.stats.dropped += c.stream.reset(now);
                     self.schedule_dir(id, LEARNER_END);
                     self.schedule_dir(id, LEADER_END);
                 }
             }
             _ => {}
         }
-        let at = self.clock.now() + self.rng.range(self.fault_gap_ms.0, self.fault_gap_ms.1);
+        let at = self.ens.now() + self.ens.rng.range(self.fault_gap_ms.0, self.fault_gap_ms.1);
         self.push(at, Ev::Fault);
     }
 
     fn cut(&mut self, pairs: Vec<(usize, usize)>) {
-        self.links.cut(&pairs);
-        let at = self.clock.now() + self.rng.range(100, 5_000);
+        self.ens.links.cut(&pairs);
+        let at = self.ens.now() + self.ens.rng.range(100, 5_000);
         self.push(at, Ev::Heal { pairs });
     }
 
+    /// The link `a`-`b` is whole again: both ports reconnect.
     fn relink(&mut self, a: usize, b: usize) {
-        self.note_reconnect(a, b);
+        self.ens.reconnect(a, b);
         let ids: Vec<u64> = self
             .conns
             .iter()
@@ -1201,7 +1071,7 @@ impl Sim {
 
     fn heal(&mut self, pairs: Vec<(usize, usize)>) {
         for p in pairs {
-            if self.links.heal(p) {
+            if self.ens.links.heal(p) {
                 self.relink(p.0, p.1);
             }
         }
@@ -1210,12 +1080,11 @@ impl Sim {
     fn end_faults(&mut self) {
         self.log(|| "END OF FAULTS".into());
         self.faults_on = false;
-        self.port.calm();
-        for (a, b) in self.links.heal_all() {
+        for (a, b) in self.ens.calm() {
             self.relink(a, b);
         }
         for n in 0..self.nodes.len() {
-            if !self.nodes[n].alive {
+            if !self.ens.members[n].alive {
                 self.start(n);
             }
         }
@@ -1242,22 +1111,22 @@ impl Sim {
     /// After the faults: once settled, write through the leader and through learners, until
     /// every member applied all of them. Returns true when the run is over.
     fn liveness_step(&mut self) -> bool {
-        if self.clock.now() > self.fault_end_ms + QUIET_CAP_MS {
+        if self.ens.now() > self.fault_end_ms + QUIET_CAP_MS {
             self.fail("no leader serving every member and committing new writes 120 s after the faults stopped");
         }
         if self.settled().is_none() {
             self.settled_since = None;
             return false;
         }
-        let since = *self.settled_since.get_or_insert(self.clock.now());
-        if self.clock.now() < since + SETTLE_MS {
+        let since = *self.settled_since.get_or_insert(self.ens.now());
+        if self.ens.now() < since + SETTLE_MS {
             return false;
         }
-        let stale = self.clock.now() > self.final_since + FINAL_RETRY_MS;
+        let stale = self.ens.now() > self.final_since + FINAL_RETRY_MS;
         if self.final_ids.is_empty() || stale {
             // A new batch (a lost one is retried with new txns: leadership may have moved).
             self.final_ids.clear();
-            self.final_since = self.clock.now();
+            self.final_since = self.ens.now();
             for k in 0..FINAL_WRITES {
                 let n = k % self.nodes.len();
                 let id = self.next_id;
@@ -1280,7 +1149,7 @@ impl Sim {
             if n.tree != self.truth.committed() {
                 self.fail(format!(
                     "[{i}] sid {} ends with {} txns, the committed sequence has {}",
-                    n.sid,
+                    self.ens.sid(i),
                     n.tree.len(),
                     self.truth.committed().len()
                 ));
@@ -1292,9 +1161,9 @@ impl Sim {
     /// Run until a leader serves every member and new writes commit everywhere; the run's
     /// figures. Panics with `seed N: ...` when an invariant breaks.
     pub fn run(mut self) -> Stats {
-        while let Some((at, ev)) = self.clock.pop() {
-            self.stats.events += 1;
-            if self.stats.events > MAX_EVENTS {
+        while let Some((at, ev)) = self.ens.clock.pop() {
+            self.ens.stats.events += 1;
+            if self.ens.stats.events > MAX_EVENTS {
                 self.fail("too many events");
             }
             if self.trace && !matches!(ev, Ev::Tick { .. } | Ev::Note { .. } | Ev::Dir { .. }) {
@@ -1307,47 +1176,36 @@ impl Sim {
                     to_incarnation,
                     msg,
                 } => {
-                    let n = &self.nodes[to];
-                    if n.alive && n.incarnation == to_incarnation && self.links.linked(from, to) {
-                        self.stats.delivered += 1;
-                        let sid = self.nodes[from].sid;
-                        let out = self.nodes[to]
-                            .election
-                            .as_mut()
-                            .unwrap()
-                            .on_notification(sid, msg, at);
+                    if let Some(out) = self.ens.deliver(from, to, to_incarnation, msg) {
                         self.election_out(to, out);
                     }
                 }
                 Ev::Dir { conn, dir } => self.on_dir(conn, dir),
                 Ev::Tick { node, incarnation } => {
-                    let n = &self.nodes[node];
-                    if n.alive && n.incarnation == incarnation {
+                    if self.ens.current(node, incarnation) {
                         self.on_tick(node);
                         self.push(at + NODE_TICK_MS, Ev::Tick { node, incarnation });
                     }
                 }
                 Ev::Connect { node, incarnation } => {
-                    let n = &self.nodes[node];
-                    if n.alive && n.incarnation == incarnation {
+                    if self.ens.current(node, incarnation) {
                         self.on_connect(node);
                     }
                 }
                 Ev::Fsync { node, incarnation } => {
-                    let n = &self.nodes[node];
-                    if n.alive && n.incarnation == incarnation {
+                    if self.ens.current(node, incarnation) {
                         self.on_fsync(node);
                     }
                 }
                 Ev::Start { node } => {
-                    if !self.nodes[node].alive {
+                    if !self.ens.members[node].alive {
                         self.start(node);
                     }
                 }
                 Ev::ClientWrite => {
                     if self.faults_on {
                         self.client_write();
-                        let next = at + self.rng.range(10, 60);
+                        let next = at + self.ens.rng.range(10, 60);
                         self.push(next, Ev::ClientWrite);
                     }
                 }
@@ -1360,11 +1218,7 @@ impl Sim {
                 Ev::EndFaults => self.end_faults(),
             }
             if !self.faults_on && self.liveness_step() {
-                self.stats.runs = 1;
-                self.stats.sim_ms = at;
-                self.stats.dropped += self.port.lost;
-                self.stats.duplicated = self.port.duplicated;
-                return self.stats;
+                return self.ens.finish(at);
             }
         }
         self.fail("the event queue ran dry")
