@@ -46,7 +46,7 @@ use std::path::{Path, PathBuf};
 use zooid_proto::records::write_acls;
 use zooid_proto::{Acl, Writer};
 use zooid_tree::{
-    AclRef, Data, DataTree, FrozenNodes, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT,
+    AclRef, DataTree, FrozenNodes, Node, Owner, StatPersisted, CONFIG_NODE, QUOTA_ROOT,
 };
 
 use crate::checksum::Adler32;
@@ -621,18 +621,10 @@ impl<'a> Src<'a> {
 
     /// A jute buffer; length -1 is null.
     fn bytes(&mut self, what: &str) -> Result<Option<Vec<u8>>, SnapError> {
-        let mut v = Vec::new();
-        Ok(self.bytes_into(what, &mut v)?.then_some(v))
-    }
-
-    /// A jute buffer into `v` (emptied first); false if it is null. Node data goes through
-    /// one reused buffer on its way into the tree's own allocation.
-    fn bytes_into(&mut self, what: &str, v: &mut Vec<u8>) -> Result<bool, SnapError> {
-        v.clear();
         let at = self.pos;
         let len = self.i32(what)?;
         if len == -1 {
-            return Ok(false);
+            return Ok(None);
         }
         let len =
             u64::try_from(len).map_err(|_| self.corrupt(at, format!("{what} has length {len}")))?;
@@ -645,11 +637,11 @@ impl<'a> Src<'a> {
                 ));
             }
         }
-        v.reserve(len.min(INITIAL_ALLOC) as usize);
+        let mut v = Vec::with_capacity(len.min(INITIAL_ALLOC) as usize);
         // Reading through `take` grows the buffer only as bytes arrive, so a forged length in a
         // compressed stream costs no more memory than the data actually present.
-        let res = (&mut self.inner).take(len).read_to_end(v);
-        self.adler.update(v);
+        let res = (&mut self.inner).take(len).read_to_end(&mut v);
+        self.adler.update(&v);
         self.pos += v.len() as u64;
         res.map_err(|e| self.fail(e, what))?;
         if (v.len() as u64) < len {
@@ -661,7 +653,7 @@ impl<'a> Src<'a> {
                 ),
             ));
         }
-        Ok(true)
+        Ok(Some(v))
     }
 
     fn string(&mut self, what: &str) -> Result<String, SnapError> {
@@ -737,7 +729,7 @@ enum Item {
     },
     Node {
         path: String,
-        data: Option<Data>,
+        data: Option<Vec<u8>>,
         acl: i64,
         stat: StatPersisted,
     },
@@ -833,7 +825,6 @@ fn parse(
     }
 
     let mut first = true;
-    let mut scratch = Vec::new();
     loop {
         let at = src.pos;
         let path = src.string("a node path or the end marker")?;
@@ -851,9 +842,7 @@ fn parse(
             check_path(&path).map_err(|r| src.corrupt(at, r))?;
         }
         first = false;
-        let data = src
-            .bytes_into("a node's data", &mut scratch)?
-            .then(|| Data::new(&scratch));
+        let data = src.bytes("a node's data")?;
         let acl = src.i64("a node's ACL ref")?;
         let stat = src.stat()?;
         emit(
@@ -983,7 +972,7 @@ impl Builder {
             // /zookeeper/, so the digest does not change.
             let acl = self.tree.acls.intern(&Acl::read_unsafe());
             let node = Node {
-                data: Some(Data::new(&[])),
+                data: Some(zooid_tree::Data::new(&[])),
                 acl,
                 stat: StatPersisted {
                     aversion: -1,

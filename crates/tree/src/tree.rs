@@ -832,7 +832,7 @@ impl DataTree {
     pub fn restore_node(
         &mut self,
         path: &str,
-        data: Option<Data>,
+        data: Option<Vec<u8>>,
         acl: AclRef,
         stat: StatPersisted,
     ) -> Result<(), String> {
@@ -853,7 +853,7 @@ impl DataTree {
             ));
         }
         let node = Node {
-            data,
+            data: data.map(Data::from),
             acl,
             stat,
             children: Children::new(),
