@@ -1,6 +1,6 @@
 """A small raw-protocol ZooKeeper client (jute encoding over TCP).
 
-Written from the protocol description in /work/shared/reference/client-protocol.md.
+Written from ZooKeeper's published client protocol (jute records), as zooid's proto crate lays it out.
 It is deliberately low level: every request is encoded here, every reply is
 decoded here, and watch notifications are kept in arrival order relative to
 replies so that tests can compare exact frame ordering between servers.

@@ -1,5 +1,5 @@
 //! Client-protocol records (`zookeeper.jute`): the handshake, headers, Stat, ACLs, watch
-//! events and the multi framing. Layouts are drawn in `shared/reference/client-protocol.md`;
+//! events and the multi framing. Layouts follow ZooKeeper's `zookeeper.jute`;
 //! each record here writes its fields in declaration order.
 
 use crate::jute::{DecodeError, Reader, Record, Result, Writer};

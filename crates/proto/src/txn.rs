@@ -410,7 +410,7 @@ mod tests {
 
     #[test]
     fn create_session_from_a_real_log_decodes() {
-        // First entry body of shared/spec/fixtures/standalone/version-2/log.1.
+        // First entry body of tests/fixtures/standalone/version-2/log.1.
         let hex = "01000004f17c0000 00000000 0000000000000001 000001a1ffd52027 fffffff6 00002710 00000002 0000000051c6d660";
         let bytes: Vec<u8> = hex
             .split_whitespace()

@@ -1,7 +1,7 @@
 //! End-to-end tests of the client protocol against an in-process zooid server, driven over TCP by
 //! the third-party `zookeeper-client` crate. Scenarios the library cannot express (malformed
 //! bytes, handshake layout, four-letter words, requests it refuses to send) are in `raw.rs`.
-//! Expected values follow ZooKeeper 3.8 semantics (see /work/shared/reference/client-protocol.md).
+//! Expected values follow ZooKeeper 3.8 semantics (the layouts of `crates/proto/src/records.rs`).
 
 #[macro_use]
 mod common;

@@ -2,7 +2,7 @@
 //! handshake byte layout, four-letter words, the connection closes that follow an error reply or
 //! closeSession, and requests or reply bytes that `zookeeper-client` refuses to send or does not
 //! expose. Everything else is in `client.rs`, driven by `zookeeper-client`.
-//! Expected values follow ZooKeeper 3.8 semantics (see /work/shared/reference/client-protocol.md).
+//! Expected values follow ZooKeeper 3.8 semantics (the layouts of `crates/proto/src/records.rs`).
 
 #[macro_use]
 mod common;

@@ -10,7 +10,7 @@ use zooid_storage::snapshot::{
 use zooid_tree::{DataTree, Node};
 
 fn spec() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests")
 }
 
 /// Python's repr of a str (fixture strings hold no quotes or escapes).

@@ -21,7 +21,7 @@ const A: i64 = 0x1000_0f73_1f00_0001;
 const B: i64 = 0x1000_0f73_1f00_0002;
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 /// Apply `txns` in order from zxid 1, each by `session`.

@@ -1,5 +1,5 @@
 //! The txn log reader against files written by ZooKeeper 3.8.0, checked against the
-//! decodings in `shared/spec/fixtures/zkdump-expected.txt`.
+//! decodings in `tests/fixtures/zkdump-expected.txt`.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use zooid_proto::OpCode;
 use zooid_storage::txnlog::{dump, log_files, read_log};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
 }
 
 fn expected() -> String {

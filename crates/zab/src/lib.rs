@@ -16,7 +16,7 @@
 //! vote order and the QuorumVerifier text. It does no IO, reads no clock, and does not look
 //! inside txns beyond decoding them with `zooid-proto`. Decoders never panic on hostile bytes:
 //! they return [`WireError`], or "need more" when the bytes may still become valid. Facts come
-//! from `shared/spec/election.md` and `zab.md`, checked against a capture of a Java ensemble
+//! from ZooKeeper 3.8's election and Zab wire formats, checked against a capture of a Java ensemble
 //! (`tests/capture.rs`).
 
 pub mod config_text;

@@ -1,5 +1,5 @@
 //! Decode a real Java 3.8.0 ensemble (3 voters + 1 observer, with restarts, DIFF and SNAP
-//! syncs, a session moving between members) from `shared/spec/fixtures/ensemble/
+//! syncs, a session moving between members) from `tests/fixtures/ensemble/
 //! ensemble-3+1.pcap`, and hold the result against `ensemble-3+1.decoded.txt`, the decoding
 //! by the spec's Python tool `zkwire.py`.
 //!
@@ -41,7 +41,7 @@ const CONFIG: &str = "server.1=127.0.0.1:22211:22221:participant\n\
                       version=0";
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/fixtures/ensemble")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ensemble")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! [`Election`] against the real Java 3.8.0 ensemble of `shared/spec/fixtures/ensemble/
+//! [`Election`] against the real Java 3.8.0 ensemble of `tests/fixtures/ensemble/
 //! ensemble-3+1.pcap` (3 voters, observer 4, restarts). For every election in the capture we
 //! replay one member's point of view: its own notifications must be the captured bytes, the
 //! notifications it received go in, and it must reach the decision Java reached. The answering
@@ -93,7 +93,7 @@ fn frames(mut b: &[u8]) -> Vec<Frame> {
 /// Every election connection of the capture, by stream index.
 fn connections() -> Vec<(usize, Conn)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/spec/fixtures/ensemble/ensemble-3+1.pcap");
+        .join("../../tests/fixtures/ensemble/ensemble-3+1.pcap");
     let file = std::fs::read(path).expect("the capture");
     pcap::read_tcp_streams(&file)
         .unwrap()

@@ -1,4 +1,4 @@
-//! The Zab roles against a real Java 3.8.0 ensemble: `shared/spec/fixtures/ensemble/
+//! The Zab roles against a real Java 3.8.0 ensemble: `tests/fixtures/ensemble/
 //! ensemble-3+1.pcap` (leader sid 2; learners sid 1, 3 and observer 4).
 //!
 //! ```text
@@ -78,7 +78,7 @@ fn conns() -> &'static [Conn] {
     static CONNS: OnceLock<Vec<Conn>> = OnceLock::new();
     CONNS.get_or_init(|| {
         let dir: PathBuf =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/fixtures/ensemble");
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/ensemble");
         let file = std::fs::read(dir.join("ensemble-3+1.pcap")).expect("the capture");
         pcap::read_tcp_streams(&file)
             .expect("a readable capture")
