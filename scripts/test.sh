@@ -12,6 +12,7 @@ missing=()
 [ -x /usr/lib/zookeeper/bin/cli_mt ] || missing+=(zookeeper-bin)
 command -v java >/dev/null || missing+=(default-jre-headless)
 command -v nc >/dev/null || missing+=(netcat-openbsd)
+[ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq

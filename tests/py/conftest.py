@@ -166,8 +166,9 @@ def wait_ready(server, deadline_s=START_DEADLINE):
     raise RuntimeError(f"{server!r} not ready within {deadline_s}s:\n{server.log_tail()}")
 
 
-def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None):
-    """Start `kind` ("zooid" or "oracle") and wait until ready."""
+def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=None):
+    """Start `kind` ("zooid" or "oracle") and wait until ready; `env` is added to the
+    process's environment."""
     real_kind = "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
     last_err = None
     for _attempt in range(3):  # port races with other processes: retry with a new port
@@ -185,7 +186,8 @@ def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None):
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=subprocess.STDOUT, cwd=workdir,
-                                    start_new_session=True)
+                                    start_new_session=True,
+                                    env={**os.environ, **(env or {})})
         finally:
             logf.close()
         server = Server(kind, port, proc, workdir, cfg_path, log_path)
@@ -202,10 +204,10 @@ def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None):
 
 
 @contextlib.contextmanager
-def running_server(kind, container_interval_ms=1000, extra_cfg=None):
+def running_server(kind, container_interval_ms=1000, extra_cfg=None, env=None):
     """Context manager: a fresh server in its own temp dir, always stopped."""
     with tempfile.TemporaryDirectory(prefix=f"zt-{kind}-") as workdir:
-        server = start_server(kind, workdir, container_interval_ms, extra_cfg)
+        server = start_server(kind, workdir, container_interval_ms, extra_cfg, env)
         try:
             yield server
         finally:

@@ -188,6 +188,8 @@ struct Conn {
     state: ConnState,
     auth: Vec<Id>,
     queue: VecDeque<Queued>,
+    /// When the connection was accepted, on the monotonic clock.
+    opened_ms: i64,
     stats: ConnStats,
 }
 
@@ -400,12 +402,34 @@ pub struct Core {
     syncs: VecDeque<(ConnId, i32, String)>,
     /// Learner: sessions with activity since the driver last asked (for PING replies).
     touched: BTreeMap<i64, i32>,
+    /// The wall clock at the latest input: txn times (ctime, mtime), TTL ages, and the
+    /// times `cons` shows. Everything else runs on the monotonic clock inputs carry.
+    wall_ms: i64,
+}
+
+/// The time an input happens at, on both clocks. Deadlines (session expiry, the
+/// sessionless-connection timeout, container checks) use `mono_ms`, which never steps;
+/// `wall_ms` is only written into txns and shown, so an NTP step or a resumed VM moves
+/// ctime and mtime as ZooKeeper's do and expires nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: i64,
+    pub wall_ms: i64,
+}
+
+/// One number for both clocks: tests and simulations whose time never steps.
+impl From<i64> for Now {
+    fn from(ms: i64) -> Now {
+        Now { mono_ms: ms, wall_ms: ms }
+    }
 }
 
 impl Core {
-    pub fn new(cfg: CoreConfig, tree: DataTree, now_ms: i64) -> Core {
+    pub fn new(cfg: CoreConfig, tree: DataTree, now: impl Into<Now>) -> Core {
+        let Now { mono_ms: now_ms, wall_ms } = now.into();
         let sid = cfg.server_id as i64;
-        let mut next_session_id = (((now_ms as u64) << 24) >> 8) as i64 | (sid << 56);
+        // Seeded from the wall clock, as ZooKeeper's, so ids differ across restarts.
+        let mut next_session_id = (((wall_ms as u64) << 24) >> 8) as i64 | (sid << 56);
         if next_session_id == i64::MIN {
             next_session_id += 1;
         }
@@ -429,6 +453,7 @@ impl Core {
             .collect();
         Core {
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
+            wall_ms,
             cfg,
             tree,
             pending: PendingView::default(),
@@ -451,8 +476,8 @@ impl Core {
 
     /// A core for one role in an ensemble (a fresh one for every role, as ZooKeeper reloads
     /// its database on every role change).
-    pub fn with_role(cfg: CoreConfig, tree: DataTree, now_ms: i64, role: Role) -> Core {
-        let mut core = Core::new(cfg, tree, now_ms);
+    pub fn with_role(cfg: CoreConfig, tree: DataTree, now: impl Into<Now>, role: Role) -> Core {
+        let mut core = Core::new(cfg, tree, now);
         core.role = role;
         core
     }
@@ -627,7 +652,11 @@ impl Core {
         }
     }
 
-    pub fn handle(&mut self, now_ms: i64, input: Input<'_>) {
+    /// Feed one input. Deadlines run on `now`'s monotonic clock; only times written into
+    /// txns (ctime, mtime, TTL ages) and shown to people use its wall clock.
+    pub fn handle(&mut self, now: impl Into<Now>, input: Input<'_>) {
+        let Now { mono_ms: now_ms, wall_ms } = now.into();
+        self.wall_ms = wall_ms;
         match input {
             Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
             Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
@@ -668,8 +697,9 @@ impl Core {
                 state: ConnState::New,
                 auth: vec![Id::new("ip", &ip.to_string())],
                 queue: VecDeque::new(),
+                opened_ms: now_ms,
                 stats: ConnStats {
-                    established_ms: now_ms,
+                    established_ms: self.wall_ms,
                     ..Default::default()
                 },
             },
@@ -703,7 +733,7 @@ impl Core {
         }
     }
 
-    fn record_latency(&mut self, conn: ConnId, now_ms: i64, ms: i64, write: bool) {
+    fn record_latency(&mut self, conn: ConnId, ms: i64, write: bool) {
         let s = &mut self.stats;
         if s.latency_count == 0 || ms < s.latency_min_ms {
             s.latency_min_ms = ms;
@@ -720,7 +750,7 @@ impl Core {
             samples.push(ms);
         }
         if let Some(c) = self.conns.get_mut(&conn) {
-            c.stats.last_response_ms = now_ms;
+            c.stats.last_response_ms = self.wall_ms;
             c.stats.last_latency_ms = ms;
             c.stats.latency.add(ms);
         }
@@ -795,7 +825,6 @@ impl Core {
             self.propose(
                 session,
                 0,
-                now_ms,
                 Txn::CreateSession {
                     timeout_ms: timeout,
                 },
@@ -948,7 +977,6 @@ impl Core {
         &mut self,
         session: i64,
         cxid: i32,
-        now_ms: i64,
         txn: Txn,
         origin: Origin,
         changes: Option<prep::Changes>,
@@ -966,7 +994,7 @@ impl Core {
             session_id: session,
             cxid,
             zxid,
-            time_ms: now_ms,
+            time_ms: self.wall_ms,
             op: txn.op().code(),
         };
         // Room for a typical entry at once: growing from empty reallocates several times.
@@ -1072,7 +1100,7 @@ impl Core {
                     }
                 } else {
                     let reply = self.read(conn, session, h.xid, req, now_ms);
-                    self.record_latency(conn, now_ms, 0, false);
+                    self.record_latency(conn, 0, false);
                     self.send(conn, reply);
                 }
             }
@@ -1119,7 +1147,6 @@ impl Core {
             let zxid = self.propose(
                 session,
                 h.xid,
-                now_ms,
                 txn,
                 Origin::Client {
                     conn,
@@ -1269,12 +1296,11 @@ impl Core {
             let err = zooid_proto::ErrorCode::SessionMoved.code();
             (Txn::Error { err }, None, false)
         } else {
-            self.prep_write(session, &req, &auth_ids, now_ms)
+            self.prep_write(session, &req, &auth_ids)
         };
         let z = self.propose(
             session,
             xid_,
-            now_ms,
             txn,
             Origin::Client {
                 conn,
@@ -1342,7 +1368,7 @@ impl Core {
                 self.touch(session, now_ms);
                 match Request::decode(op, body) {
                     Ok(req) if req.is_write() => {
-                        let (txn, changes, _) = self.prep_write(session, &req, &auth, now_ms);
+                        let (txn, changes, _) = self.prep_write(session, &req, &auth);
                         (txn, changes)
                     }
                     _ => (
@@ -1354,7 +1380,7 @@ impl Core {
                 }
             }
         };
-        self.propose(session, cxid, now_ms, txn, Origin::Internal, changes);
+        self.propose(session, cxid, txn, Origin::Internal, changes);
     }
 
     /// Check a write against the tree and the pending view, in ZooKeeper's order, and build
@@ -1364,14 +1390,13 @@ impl Core {
         session: i64,
         req: &Request,
         auth_ids: &[Id],
-        now_ms: i64,
     ) -> (Txn, Option<prep::Changes>, bool) {
         let zxid = self.next_zxid;
         let ctx = Ctx {
             session,
             auth: auth_ids,
             zxid,
-            now_ms,
+            now_ms: self.wall_ms,
             extended_types: self.cfg.extended_types_enabled,
             enforce_quota: self.cfg.enforce_quota,
         };
@@ -1682,7 +1707,7 @@ impl Core {
                     let recv_ms = *recv_ms;
                     c.queue.pop_front();
                     if recv_ms > 0 {
-                        self.record_latency(conn, now_ms, now_ms - recv_ms, true);
+                        self.record_latency(conn, now_ms - recv_ms, true);
                     }
                     self.send(conn, frame);
                     if close {
@@ -1701,7 +1726,7 @@ impl Core {
                     };
                     let Some(session) = session else { return };
                     let frame = self.read(conn, session, xid, request, now_ms);
-                    self.record_latency(conn, now_ms, now_ms - recv_ms, false);
+                    self.record_latency(conn, now_ms - recv_ms, false);
                     self.send(conn, frame);
                 }
                 _ => return,
@@ -1993,7 +2018,7 @@ impl Core {
             .iter()
             .filter(|(_, c)| {
                 matches!(c.state, ConnState::New)
-                    && now_ms - c.stats.established_ms >= SESSIONLESS_TIMEOUT_MS
+                    && now_ms - c.opened_ms >= SESSIONLESS_TIMEOUT_MS
             })
             .map(|(&id, _)| id)
             .collect();
@@ -2024,7 +2049,7 @@ impl Core {
             let mut ov = Overlay::new(&self.tree, &self.pending);
             let txn = prep::prep_close_session(session, self.next_zxid, &mut ov);
             let changes = ov.into_changes();
-            self.propose(session, 0, now_ms, txn, Origin::Internal, Some(changes));
+            self.propose(session, 0, txn, Origin::Internal, Some(changes));
         }
         if now_ms >= self.next_container_check_ms {
             self.next_container_check_ms = now_ms + self.cfg.container_check_interval_ms.max(1);
@@ -2034,7 +2059,7 @@ impl Core {
                 .max(1) as usize;
             let candidates = self
                 .tree
-                .deletion_candidates(now_ms, self.cfg.container_max_never_used_ms);
+                .deletion_candidates(self.wall_ms, self.cfg.container_max_never_used_ms);
             let candidates: Vec<String> = candidates
                 .into_iter()
                 .filter(|p| !self.pending.deleting(p))
@@ -2046,7 +2071,7 @@ impl Core {
                     session: 0,
                     auth: &[],
                     zxid,
-                    now_ms,
+                    now_ms: self.wall_ms,
                     extended_types: true,
                     enforce_quota: false,
                 };
@@ -2055,7 +2080,7 @@ impl Core {
                     continue;
                 };
                 let changes = ov.into_changes();
-                self.propose(0, 0, now_ms, txn, Origin::Internal, Some(changes));
+                self.propose(0, 0, txn, Origin::Internal, Some(changes));
             }
         }
     }
@@ -2224,6 +2249,29 @@ mod tests {
             .take_actions()
             .iter()
             .any(|a| matches!(a, Action::Append { .. })));
+    }
+
+    #[test]
+    fn a_step_of_the_wall_clock_expires_no_session() {
+        let hour = 3_600_000;
+        let at = |mono_ms, wall_ms| Now { mono_ms, wall_ms };
+        let mut tree = DataTree::new();
+        tree.restore_session(0x42, 4000);
+        let mut core = Core::new(CoreConfig::default(), tree, at(0, 1_000_000));
+        // The wall clock jumps an hour forward, then two back: session deadlines run on the
+        // monotonic clock, so nothing expires before the session's own 4 s.
+        for wall in [1_000_000 + hour, 1_000_000 - hour] {
+            core.handle(at(3000, wall), Input::Tick);
+            assert!(core.take_actions().is_empty(), "expired at a wall step to {wall}");
+        }
+        core.handle(at(10_000, 1_000_000 - hour), Input::Tick);
+        let actions = core.take_actions();
+        let Some(Action::Append { entry, .. }) = actions.first() else {
+            panic!("expected the closeSession txn, got {actions:?}")
+        };
+        // The txn carries the wall time, as ctime / mtime do.
+        let entry = zooid_proto::txn::TxnEntry::decode(entry).unwrap();
+        assert_eq!(entry.header.time_ms, 1_000_000 - hour);
     }
 
     #[test]

@@ -343,7 +343,7 @@ pub struct Ctx<'a> {
     pub core: &'a mut Core,
     pub info: &'a ServerInfo,
     pub metrics: &'a mut Registry,
-    pub now_ms: i64,
+    pub now: zooid_node::core::Now,
     /// The connection asking with a four-letter word: ZooKeeper lists it among the client
     /// connections while it is answered.
     pub asker: Option<SocketAddr>,
@@ -754,7 +754,7 @@ fn connection_info(ctx: &Ctx<'_>, brief: bool) -> Value {
     if let Some(addr) = ctx.asker {
         let st = ConnStats {
             received: 1,
-            established_ms: ctx.now_ms,
+            established_ms: ctx.now.wall_ms,
             last_cxid: -1,
             last_zxid: -1,
             ..ConnStats::default()
@@ -966,7 +966,7 @@ fn dump_text(ctx: &Ctx<'_>, r: &Response) -> String {
     out.push_str("Connections dump:\n");
     let mut conns: std::collections::BTreeMap<i64, Vec<(SocketAddr, i64)>> = Default::default();
     if let Some(addr) = ctx.asker {
-        let t = ctx.now_ms + zooid_node::core::SESSIONLESS_TIMEOUT_MS;
+        let t = ctx.now.mono_ms + zooid_node::core::SESSIONLESS_TIMEOUT_MS;
         conns.entry(t).or_default().push((addr, 0));
     }
     for (addr, sid, t) in ctx.core.connection_deadlines() {
@@ -975,7 +975,9 @@ fn dump_text(ctx: &Ctx<'_>, r: &Response) -> String {
     let total: usize = conns.values().map(Vec::len).sum();
     let _ = writeln!(out, "Connections Sets ({})/({total}):", conns.len());
     for (t, cs) in conns {
-        let _ = writeln!(out, "{} expire at {}:", cs.len(), java_date(t));
+        // Deadlines run on the monotonic clock; shown as the wall time they fall at.
+        let at = t - ctx.now.mono_ms + ctx.now.wall_ms;
+        let _ = writeln!(out, "{} expire at {}:", cs.len(), java_date(at));
         for (addr, sid) in cs {
             let _ = writeln!(out, "\tip: /{addr} sessionId: 0x{:x}", sid as u64);
         }

@@ -20,6 +20,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, Core, Input};
 
 use crate::commands::{self, Ctx, DiskFacts};
@@ -93,11 +94,23 @@ pub struct DriverConfig {
     pub info: Arc<fourlw::ServerInfo>,
 }
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+/// The time now on both clocks: `mono_ms` counts from a fixed point of this process on the
+/// monotonic clock (every deadline uses it, so a step of the wall clock expires nothing);
+/// `wall_ms` is the Unix time, for ctime / mtime and what people read.
+pub fn now() -> Now {
+    Now {
+        mono_ms: mono_ms(),
+        wall_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0),
+    }
+}
+
+/// Milliseconds on the monotonic clock since this process first asked.
+pub fn mono_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
 }
 
 /// A member of an ensemble: the quorum peer and the events of its sockets.
@@ -211,7 +224,7 @@ async fn run_core(
                         let mut node = node(&mut core, &mut outs, &mut disk);
                         p.on_persisted(zxid, &mut node);
                     }
-                    None => core.handle(now_ms(), Input::Persisted { zxid }),
+                    None => core.handle(now(), Input::Persisted { zxid }),
                 },
                 Some(FromWriter::Timed(t)) => match t {
                     DiskTiming::Fsync { ms, txns } => {
@@ -246,7 +259,7 @@ async fn run_core(
                 // Only a serving core expires sessions: a leader still syncing must not
                 // number txns before its epoch is established.
                 if peer.as_ref().is_none_or(|p| p.serving) {
-                    core.handle(now_ms(), Input::Tick);
+                    core.handle(now(), Input::Tick);
                 }
             }
             _ = shutdown.changed() => break,
@@ -256,7 +269,7 @@ async fn run_core(
                 }
             }
         }
-        let now = now_ms();
+        let now = now();
         for ev in batch.drain(..) {
             match ev {
                 Event::Connect { conn, addr, out } => {
@@ -307,7 +320,7 @@ async fn run_core(
                             core: &mut core,
                             info: &cfg.info,
                             metrics: &mut metrics,
-                            now_ms: now,
+                            now,
                             asker: Some(addr),
                             disk,
                             args,
@@ -332,7 +345,7 @@ async fn run_core(
                             core: &mut core,
                             info: &cfg.info,
                             metrics: &mut metrics,
-                            now_ms: now,
+                            now,
                             asker: None,
                             disk,
                             args,

@@ -406,7 +406,7 @@ impl Peer {
     fn fresh_core(&mut self, role: CoreRole, node: &mut Node<'_>) -> Result<(), String> {
         self.stop_serving(node);
         quiesce(node)?;
-        let now = crate::driver::now_ms();
+        let now = crate::driver::now();
         let old = std::mem::replace(
             node.core,
             Core::new(self.cfg.core.clone(), zooid_tree::DataTree::new(), now),
@@ -813,7 +813,7 @@ impl Peer {
                     tracing::info!(%epoch, "established as leader; serving clients");
                 }
                 LeaderOutput::Commit { zxid } => {
-                    let now = crate::driver::now_ms();
+                    let now = crate::driver::now();
                     node.core.handle(now, Input::Persisted { zxid: zxid.0 });
                     // Replies and notifications go out in commit order.
                     self.flush_core(node);
@@ -822,7 +822,7 @@ impl Peer {
                     if request.op_code() == Some(zooid_proto::OpCode::Sync) {
                         work.extend(leader.sync(conn));
                     } else {
-                        let now = crate::driver::now_ms();
+                        let now = crate::driver::now();
                         node.core.handle(
                             now,
                             Input::Forwarded {
@@ -843,16 +843,16 @@ impl Peer {
                     session_id,
                     timeout_ms,
                 } => {
-                    let now = crate::driver::now_ms();
+                    let now = crate::driver::now();
                     let valid = node
                         .core
-                        .revalidate(sid.0 as u64, session_id, timeout_ms, now);
+                        .revalidate(sid.0 as u64, session_id, timeout_ms, now.mono_ms);
                     work.extend(leader.revalidate_reply(conn, session_id, valid));
                 }
                 LeaderOutput::Touch { touches, .. } => {
-                    let now = crate::driver::now_ms();
+                    let now = crate::driver::now();
                     for t in touches {
-                        node.core.touch_session(t.session_id, now);
+                        node.core.touch_session(t.session_id, now.mono_ms);
                     }
                 }
                 LeaderOutput::StepDown(reason) => {
@@ -976,7 +976,7 @@ impl Peer {
                 }
                 LearnerAction::Apply(entry) => {
                     node.core
-                        .handle(crate::driver::now_ms(), Input::Apply { entry });
+                        .handle(crate::driver::now(), Input::Apply { entry });
                     self.flush_core(node);
                 }
                 LearnerAction::UpToDate { epoch } => {
@@ -985,12 +985,12 @@ impl Peer {
                     tracing::info!(%epoch, "up to date with the leader; serving clients");
                 }
                 LearnerAction::SyncDone => {
-                    node.core.handle(crate::driver::now_ms(), Input::SyncDone);
+                    node.core.handle(crate::driver::now(), Input::SyncDone);
                     self.flush_core(node);
                 }
                 LearnerAction::Revalidated { session_id, valid } => {
                     node.core.handle(
-                        crate::driver::now_ms(),
+                        crate::driver::now(),
                         Input::Revalidated { session_id, valid },
                     );
                     self.flush_core(node);
@@ -1021,7 +1021,7 @@ impl Peer {
                 tree.last_zxid()
             ));
         }
-        let now = crate::driver::now_ms();
+        let now = crate::driver::now();
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
         Ok(())
     }
@@ -1046,7 +1046,7 @@ impl Peer {
             nodes = tree.node_count(),
             "SNAP: loaded the leader's snapshot"
         );
-        let now = crate::driver::now_ms();
+        let now = crate::driver::now();
         *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
         self.last_logged = zxid.0;
         self.recent.clear();

@@ -352,7 +352,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let snapshot_at_start =
         recovered.snapshot.as_ref().map(|(z, _)| *z) != Some(last) || recovered.replayed > 0;
 
-    let now = driver::now_ms();
+    let now = driver::now();
     let mut core_cfg = core_config(cfg);
     if let Some(id) = member {
         core_cfg.server_id = id.0 as u8;
