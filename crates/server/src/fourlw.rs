@@ -89,8 +89,12 @@ pub fn word_of(first: [u8; 4]) -> Option<&'static str> {
 /// Whether the whitelist lets `word` run. As in ZooKeeper, `*` allows every word, and
 /// `isro` is always allowed with read-only mode on. ZooKeeper also always allows `srvr`;
 /// zooid follows the list as written, so `zooid status` can say why it gets no answer.
+/// Whether `word` may be answered. As in ZooKeeper, `srvr` always is, whatever the
+/// whitelist says (`zkServer.sh status` and monitoring depend on it), and `isro` is when
+/// read-only mode is enabled.
 pub fn allowed(whitelist: &[String], word: &str, info: &ServerInfo) -> bool {
-    whitelist.iter().any(|w| w == "*" || w == word)
+    word == "srvr"
+        || whitelist.iter().any(|w| w == "*" || w == word)
         || (word == "isro" && info.read_only_mode_enabled)
 }
 
