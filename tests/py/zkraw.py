@@ -322,7 +322,10 @@ class Session:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"no data from {self.host}:{self.port} within {self.io_timeout}s")
-            r, _, _ = select.select([self.sock], [], [], left)
+            # poll, not select: a test may hold more than 1024 sockets
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            r = poller.poll(left * 1000)
             if not r:
                 continue
             chunk = self.sock.recv(65536)

@@ -14,12 +14,13 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, Core, Input};
 
@@ -33,7 +34,7 @@ pub enum Event {
     Connect {
         conn: ConnId,
         addr: SocketAddr,
-        out: mpsc::UnboundedSender<Outbound>,
+        out: ConnOut,
     },
     Frame {
         conn: ConnId,
@@ -73,6 +74,80 @@ pub fn event_channel() -> (mpsc::Sender<Event>, mpsc::Receiver<Event>) {
 pub enum Outbound {
     Frame(Vec<u8>),
     Close,
+}
+
+/// Replies and notifications a connection may hold queued for its socket before its reader
+/// stops taking requests from it, as ZooKeeper stops reading from a connection whose replies
+/// are not leaving. One reply may pass it (so a reply of jute.maxbuffer always goes out).
+const QUEUED_BYTES_MAX: usize = 1 << 20;
+/// Requests of one connection handed to the core task and not yet handled: with the bound
+/// above, what a client that never reads can make the server hold is about
+/// (1 + IN_CORE_MAX) replies of its largest size.
+const IN_CORE_MAX: usize = 16;
+
+/// How many connections must have closed, and at least half of the most there were, before
+/// the core task hands their memory back to the system.
+const TRIM_AFTER_CLOSED: usize = 256;
+
+/// What one connection holds in the server, shared by its reader, its writer and the core
+/// task: the reader waits for room before it hands the core another request.
+#[derive(Default)]
+pub struct Flow {
+    /// Bytes queued for the socket and not yet written.
+    queued: AtomicUsize,
+    /// Requests handed to the core task and not yet handled.
+    in_core: AtomicUsize,
+    wake: Notify,
+}
+
+impl Flow {
+    fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Acquire) < QUEUED_BYTES_MAX
+            && self.in_core.load(Ordering::Acquire) < IN_CORE_MAX
+    }
+
+    /// Wait until the connection may hand the core another request, and count it.
+    async fn admit(&self) {
+        loop {
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.has_room() {
+                self.in_core.fetch_add(1, Ordering::AcqRel);
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// The core task handled one of the connection's requests.
+    fn handled(&self) {
+        self.in_core.fetch_sub(1, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+
+    /// The writer put `n` queued bytes on the socket.
+    fn written(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+        self.wake.notify_one();
+    }
+}
+
+/// The core task's handle on one connection's writer.
+pub struct ConnOut {
+    tx: mpsc::UnboundedSender<Outbound>,
+    flow: Arc<Flow>,
+}
+
+impl ConnOut {
+    pub fn frame(&self, frame: Vec<u8>) {
+        self.flow.queued.fetch_add(frame.len(), Ordering::AcqRel);
+        let _ = self.tx.send(Outbound::Frame(frame));
+    }
+
+    pub fn close(&self) {
+        let _ = self.tx.send(Outbound::Close);
+    }
 }
 
 /// How long `stmk` waits for its 8-byte argument.
@@ -194,7 +269,8 @@ async fn run_core(
     ensemble: Option<Ensemble>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut outs: HashMap<ConnId, mpsc::UnboundedSender<Outbound>> = HashMap::new();
+    let mut outs: HashMap<ConnId, ConnOut> = HashMap::new();
+    let mut conns_peak = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut peer_tick = tokio::time::interval(PEER_TICK);
@@ -261,6 +337,12 @@ async fn run_core(
                 if peer.as_ref().is_none_or(|p| p.serving) {
                     core.handle(now(), Input::Tick);
                 }
+                // Many connections gone since the most there were: their memory goes back.
+                conns_peak = conns_peak.max(outs.len());
+                if conns_peak - outs.len() >= TRIM_AFTER_CLOSED && outs.len() * 2 <= conns_peak {
+                    crate::persist::trim_allocator();
+                    conns_peak = outs.len();
+                }
             }
             _ = shutdown.changed() => break,
             n = rx.recv_many(&mut batch, 256) => {
@@ -275,7 +357,7 @@ async fn run_core(
                 Event::Connect { conn, addr, out } => {
                     if peer.as_ref().is_some_and(|p| !p.serving) {
                         // ZooKeeper's "not running" server: clients try another member.
-                        let _ = out.send(Outbound::Close);
+                        out.close();
                         continue;
                     }
                     outs.insert(conn, out);
@@ -289,7 +371,10 @@ async fn run_core(
                             conn,
                             frame: &frame,
                         },
-                    )
+                    );
+                    if let Some(o) = outs.get(&conn) {
+                        o.flow.handled();
+                    }
                 }
                 Event::Disconnect { conn } => {
                     outs.remove(&conn);
@@ -371,12 +456,12 @@ async fn run_core(
                 Action::Send { conn, frame } => {
                     metrics.frame_sent(&frame);
                     if let Some(o) = outs.get(&conn) {
-                        let _ = o.send(Outbound::Frame(frame));
+                        o.frame(frame);
                     }
                 }
                 Action::Close { conn } => {
                     if let Some(o) = outs.get(&conn) {
-                        let _ = o.send(Outbound::Close);
+                        o.close();
                     }
                 }
                 Action::Append { zxid, entry } => {
@@ -410,13 +495,13 @@ async fn run_core(
         }
     }
     for o in outs.values() {
-        let _ = o.send(Outbound::Close);
+        o.close();
     }
 }
 
 fn node<'a>(
     core: &'a mut Core,
-    outs: &'a mut HashMap<ConnId, mpsc::UnboundedSender<Outbound>>,
+    outs: &'a mut HashMap<ConnId, ConnOut>,
     disk: &'a mut Disk,
 ) -> crate::ensemble::Node<'a> {
     crate::ensemble::Node {
@@ -437,6 +522,26 @@ async fn recv_peer(
     }
 }
 
+/// Read what the socket has into `buf`, which is to hold at least `want` bytes once the frame
+/// being read is whole. Waits for the socket to be readable before it allocates, so a
+/// connection waiting for a request holds no read buffer. False at end of stream or error.
+async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>, want: usize) -> bool {
+    /// Read this much at once when the frame needs less: many small requests per call.
+    const CHUNK: usize = 16 * 1024;
+    loop {
+        if rd.readable().await.is_err() {
+            return false;
+        }
+        buf.reserve(want.saturating_sub(buf.len()).max(CHUNK));
+        match rd.try_read_buf(buf) {
+            Ok(0) => return false,
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 async fn run_conn(
     conn: ConnId,
     stream: TcpStream,
@@ -447,13 +552,13 @@ async fn run_conn(
     let span = tracing::debug_span!("conn", conn, %addr);
     let _enter = span.enter();
     let (mut rd, mut wr) = stream.into_split();
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    // Bytes read and not yet split into frames. An idle connection holds no buffer: one is
+    // allocated once the socket is readable, and given back once every frame is taken out.
+    let mut buf: Vec<u8> = Vec::new();
     // A four-letter word can only be the first thing on a connection.
     while buf.len() < 4 {
-        let mut tmp = [0u8; 4096];
-        match rd.read(&mut tmp).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
+        if !read_more(&mut rd, &mut buf, 4).await {
+            return;
         }
     }
     let first = [buf[0], buf[1], buf[2], buf[3]];
@@ -463,11 +568,9 @@ async fn run_conn(
         if allowed && word == "stmk" {
             // The new trace mask follows as 8 bytes; without them ZooKeeper closes silently.
             let _ = tokio::time::timeout(STMK_ARG_WAIT, async {
-                let mut tmp = [0u8; 64];
                 while buf.len() < 12 {
-                    match rd.read(&mut tmp).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => buf.extend_from_slice(&tmp[..n]),
+                    if !read_more(&mut rd, &mut buf, 12).await {
+                        break;
                     }
                 }
             })
@@ -501,18 +604,16 @@ async fn run_conn(
         return;
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    if tx
-        .send(Event::Connect {
-            conn,
-            addr,
-            out: out_tx,
-        })
-        .await
-        .is_err()
-    {
+    let flow = Arc::new(Flow::default());
+    let out = ConnOut {
+        tx: out_tx,
+        flow: flow.clone(),
+    };
+    if tx.send(Event::Connect { conn, addr, out }).await.is_err() {
         return;
     }
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    let written = flow.clone();
     let writer = tokio::spawn(async move {
         let _closed = closed_tx;
         while let Some(msg) = out_rx.recv().await {
@@ -533,15 +634,20 @@ async fn run_conn(
             if wr.write_all(&data).await.is_err() || close {
                 break;
             }
+            written.written(data.len());
         }
         let _ = wr.shutdown().await;
     });
-    let mut tmp = vec![0u8; 64 * 1024];
     'read: loop {
         let mut start = 0;
         loop {
             match zooid_proto::frame::next_frame(&buf[start..], cfg.max_frame_len) {
                 Ok(Some((from, to))) => {
+                    // Stop taking requests while the client is not taking its replies.
+                    tokio::select! {
+                        _ = flow.admit() => {}
+                        _ = &mut closed_rx => break 'read,
+                    }
                     let frame = buf[start + from..start + to].to_vec();
                     start += to;
                     if tx.send(Event::Frame { conn, frame }).await.is_err() {
@@ -556,11 +662,16 @@ async fn run_conn(
             }
         }
         buf.drain(..start);
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+        // Room for the rest of a frame begun (its length is known to be within bounds).
+        let want = match buf.get(..4) {
+            Some(len) => 4 + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize,
+            None => 4,
+        };
         tokio::select! {
-            r = rd.read(&mut tmp) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            },
+            more = read_more(&mut rd, &mut buf, want) => if !more { break },
             _ = &mut closed_rx => break,
         }
     }

@@ -28,7 +28,7 @@ use zooid_zab::{
     Role, ServerId, Timing, TxnLogReader, Vote, Zxid, DEFAULT_COMMIT_LOG_COUNT,
 };
 
-use crate::driver::Outbound;
+use crate::driver::ConnOut;
 use crate::peer_net::{LinkId, LinkOut, Links, PeerEvent};
 use crate::persist::{FromWriter, ToWriter};
 
@@ -109,7 +109,7 @@ enum Phase {
 /// the txn log writer.
 pub struct Node<'a> {
     pub core: &'a mut Core,
-    pub outs: &'a mut HashMap<ConnId, UnboundedSender<Outbound>>,
+    pub outs: &'a mut HashMap<ConnId, ConnOut>,
     pub writer: &'a std::sync::mpsc::Sender<ToWriter>,
     pub from_writer: &'a mut UnboundedReceiver<FromWriter>,
     pub snapshots: &'a crate::persist::SnapshotPlan,
@@ -335,7 +335,7 @@ impl Peer {
     fn stop_serving(&mut self, node: &mut Node<'_>) {
         self.serving = false;
         for (_, out) in node.outs.drain() {
-            let _ = out.send(Outbound::Close);
+            out.close();
         }
     }
 
@@ -697,12 +697,12 @@ impl Peer {
                             m.frame_sent(&frame);
                         }
                         if let Some(o) = node.outs.get(&conn) {
-                            let _ = o.send(Outbound::Frame(frame));
+                            o.frame(frame);
                         }
                     }
                     Action::Close { conn } => {
                         if let Some(o) = node.outs.get(&conn) {
-                            let _ = o.send(Outbound::Close);
+                            o.close();
                         }
                     }
                     Action::Append { zxid, entry } => {

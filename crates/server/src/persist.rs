@@ -245,3 +245,14 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
+
+/// Give the allocator's free pages back to the system. Thousands of connections leave their
+/// small blocks spread over the heaps of every runtime thread, whose resident size glibc
+/// keeps after they are freed; trimming returns every whole free page in them.
+pub fn trim_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
