@@ -55,6 +55,7 @@ const JVM_KEYS: &[&str] = &[
     "DigestAuthenticationProvider.superDigest",
     "readonlymode.enabled",
     "digest.enabled",
+    "serializeLastProcessedZxid.enabled",
     "forceSync",
     "preAllocSize",
     "snapCount",
@@ -230,6 +231,9 @@ pub struct ServerConfig {
     pub read_only_mode_enabled: bool,
     /// `digest.enabled`.
     pub digest_enabled: bool,
+    /// `serializeLastProcessedZxid.enabled` (ZooKeeper 3.9): snapshots end with the last
+    /// processed zxid. Unset, zooid writes the layout the dataDir's newest snapshot has.
+    pub serialize_last_processed_zxid: Option<bool>,
     /// `localSessionsEnabled`.
     pub local_sessions_enabled: bool,
     /// `localSessionsUpgradingEnabled`.
@@ -313,6 +317,7 @@ impl ServerConfig {
             super_digest: None,
             read_only_mode_enabled: false,
             digest_enabled: true,
+            serialize_last_processed_zxid: None,
             local_sessions_enabled: false,
             local_sessions_upgrading_enabled: false,
             standalone_enabled: true,
@@ -554,6 +559,9 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("digest.enabled") {
             self.digest_enabled = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("serializeLastProcessedZxid.enabled") {
+            self.serialize_last_processed_zxid = Some(s.parse_bool(true)?);
         }
         if let Some(s) = settings.take("localSessionsEnabled") {
             self.local_sessions_enabled = s.parse_bool(true)?;

@@ -1035,7 +1035,12 @@ impl Peer {
     ) -> Result<(), String> {
         quiesce(node)?;
         let (path, tree) =
-            zooid_storage::sync::write_sync_snapshot(&self.cfg.snap_dir, body, zxid.0)
+            zooid_storage::sync::write_sync_snapshot(
+                &self.cfg.snap_dir,
+                body,
+                zxid.0,
+                node.snapshots.layout,
+            )
                 .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
         zooid_storage::txnlog::truncate_after(&self.cfg.log_dir, zxid.0)
             .map_err(|e| format!("cannot truncate the txn log: {e}"))?;

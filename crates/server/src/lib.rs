@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use zooid_config::ServerConfig;
 use zooid_node::{Core, CoreConfig};
+use zooid_storage::snapshot::Layout;
 use zooid_tree::DataTree;
 
 /// Why the server could not start; each says what to do.
@@ -326,6 +327,19 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         tracing::warn!(file = %path.display(), reason = %why, "skipped a damaged snapshot");
     }
     let tree: DataTree = recovered.tree;
+    // Snapshots keep the layout of the dataDir's ZooKeeper line unless zoo.cfg says which.
+    let layout = match cfg.serialize_last_processed_zxid {
+        Some(true) => Layout::Zk39,
+        Some(false) => Layout::Zk38,
+        None => recovered.layout,
+    };
+    tracing::info!(
+        layout = match layout {
+            Layout::Zk38 => "ZooKeeper 3.8",
+            Layout::Zk39 => "ZooKeeper 3.9 (with the last processed zxid)",
+        },
+        "snapshots will be written in this layout"
+    );
     tracing::info!(
         snapshot = recovered
             .snapshot
@@ -417,6 +431,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         snapshots: persist::SnapshotPlan {
             dir: snap_dir.clone(),
             compression: cfg.snapshot_compression_method.clone(),
+            layout,
             snap_count: cfg.snap_count.max(2),
             jobs: Default::default(),
         },

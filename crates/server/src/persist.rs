@@ -15,7 +15,7 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
-use zooid_storage::snapshot::FrozenSnapshot;
+use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_storage::txnlog::TxnLog;
 use zooid_tree::DataTree;
 
@@ -123,6 +123,8 @@ fn write_one(
 pub struct SnapshotPlan {
     pub dir: PathBuf,
     pub compression: String,
+    /// Which ZooKeeper line's snapshot layout to write.
+    pub layout: Layout,
     /// ZooKeeper's snapCount: a snapshot after between snapCount/2 and snapCount txns.
     pub snap_count: u64,
     /// The snapshots being written, shared with their threads.
@@ -149,7 +151,7 @@ impl SnapshotPlan {
     /// Take a snapshot of `tree` as it is now and write it on a thread of its own, which does
     /// the encoding too; failures are reported through `done`.
     pub fn take(&self, tree: &DataTree, done: UnboundedSender<FromWriter>) {
-        let snapshot = FrozenSnapshot::take(tree);
+        let snapshot = FrozenSnapshot::take(tree, self.layout);
         let jobs = self.jobs.clone();
         let number = jobs.taken.fetch_add(1, Ordering::SeqCst);
         *lock(&jobs.running) += 1;

@@ -48,6 +48,8 @@ pub struct Recovered {
     pub torn: Option<TornTail>,
     /// Txns whose recorded digest differs from the replayed tree's.
     pub digest_mismatches: usize,
+    /// The layout of the snapshot loaded (ZooKeeper 3.8's if none was).
+    pub layout: snapshot::Layout,
 }
 
 /// The `version-2` directory under a data directory, created if missing.
@@ -73,6 +75,7 @@ pub fn check(snap_dir: &Path, log_dir: &Path) -> Result<Recovered, RecoveryError
 
 fn load(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Recovered, RecoveryError> {
     let (snap, skipped_snapshots) = snapshot::load_latest(snap_dir)?;
+    let layout = snap.as_ref().map_or_else(Default::default, |s| s.layout);
     let (mut tree, snap_zxid, snap_digest, snapshot) = match snap {
         Some(s) => {
             let path = snapshot::snapshot_files(snap_dir)?
@@ -165,5 +168,6 @@ fn load(snap_dir: &Path, log_dir: &Path, repair: bool) -> Result<Recovered, Reco
         replayed,
         torn: read.torn,
         digest_mismatches,
+        layout,
     })
 }

@@ -24,6 +24,9 @@
 //!                                  digestZxid 0 means "no digest"; version < 2 held a hex string)
 //!               long checksum2     Adler32 of every byte before it, checksum1 included
 //!               ustring "/" ]
+//!             [ long lastProcessedZxid                  (ZooKeeper 3.9: [`Layout::Zk39`])
+//!               long checksum3     Adler32 of every byte before it
+//!               ustring "/" ]
 //!
 //! StatPersisted long czxid, mzxid, ctime, mtime; int version, cversion, aversion;
 //!               long ephemeralOwner, pzxid                               (60 bytes)
@@ -32,10 +35,16 @@
 //! Reading streams the file and never trusts it: every length is checked against what is left
 //! (plain files) or filled only as bytes actually arrive (compressed ones), every structural rule
 //! (parents first, known ACL refs, no duplicates, well-formed paths) is enforced, and a tree is
-//! handed out only after both checksums matched. [`load_latest`] picks the snapshot to start from
+//! handed out only after every checksum matched. [`load_latest`] picks the snapshot to start from
 //! the way ZooKeeper's `FileSnap.deserialize` does. Writing produces the same bytes a 3.8 server
-//! writes (an empty tree gives Java's 457-byte `snapshot.0`), through a temporary file that is
-//! fsynced and renamed into place.
+//! writes (an empty tree gives Java's 457-byte `snapshot.0`), or with [`Layout::Zk39`] those a
+//! 3.9 server writes, through a temporary file that is fsynced and renamed into place.
+//!
+//! Reading takes every layout that may follow the first checksum, told apart by what the bytes
+//! are rather than by a setting as ZooKeeper does: nothing (before 3.6), the digest section
+//! (3.6 to 3.8), the digest section and the last processed zxid (3.9), or the last processed
+//! zxid alone (3.9 with digests disabled, which no ZooKeeper can read back: its third checksum
+//! stands where a digest version would, and a checksum's high half is always zero).
 
 use std::collections::BTreeSet;
 use std::fmt::{self, Write as _};
@@ -130,6 +139,21 @@ pub struct Snapshot {
     /// The digest section's (zxid, tree digest) when it holds a comparable one; `None` for old
     /// snapshots without the section, the (0, 2, 0) placeholder and other digest versions.
     pub digest: Option<(i64, i64)>,
+    /// Which ZooKeeper line's layout the file has.
+    pub layout: Layout,
+}
+
+/// What a snapshot holds after its nodes besides the digest section: ZooKeeper 3.9 adds the
+/// last processed zxid and a third checksum (its `serializeLastProcessedZxid.enabled`, on by
+/// default). ZooKeeper 3.8 reads a 3.9 file and ignores the addition; 3.9 reads a 3.8 file
+/// with a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Layout {
+    /// ZooKeeper 3.6 to 3.8: the digest section last.
+    #[default]
+    Zk38,
+    /// ZooKeeper 3.9: then the last processed zxid and a third checksum.
+    Zk39,
 }
 
 impl Snapshot {
@@ -700,14 +724,7 @@ impl<'a> Src<'a> {
                 format!("{which} mismatch: stored {stored:#x}, but the bytes before it sum to {computed:#010x} (Adler32)"),
             ));
         }
-        let at = self.pos;
-        let marker = self.string("the \"/\" after a checksum")?;
-        if marker != "/" {
-            return Err(self.corrupt(
-                at,
-                format!("expected \"/\" after {which}, found {marker:?}"),
-            ));
-        }
+        end_marker(self, which)?;
         Ok(computed)
     }
 }
@@ -745,6 +762,8 @@ struct DigestSection {
 struct Trailer {
     seal1: u32,
     digest: Option<(DigestSection, u32)>,
+    /// ZooKeeper 3.9's last processed zxid, with the checksum after it.
+    last_zxid: Option<(i64, u32)>,
     len: u64,
 }
 
@@ -867,6 +886,7 @@ fn parse(
         return Ok(Trailer {
             seal1,
             digest: None,
+            last_zxid: None,
             len: src.pos,
         });
     }
@@ -877,7 +897,28 @@ fn parse(
         ));
     }
     let zxid = i64::from_be_bytes(zxid_bytes);
+    // Here a digest version (2 today, never 0) or, in a 3.9 file written without digests, the
+    // zero high half of the checksum after the last processed zxid.
+    let sum_so_far = src.adler.value();
     let version = src.i32("the digest version")?;
+    if version == 0 {
+        let at = src.pos;
+        let low = src.i32("checksum #3")? as u32;
+        if low != sum_so_far {
+            return Err(src.corrupt(
+                at - 4,
+                format!("neither a digest version nor checksum #3: found 0, then {low:#010x}, but the bytes before sum to {sum_so_far:#010x} (Adler32)"),
+            ));
+        }
+        end_marker(src, "checksum #3")?;
+        expect_end(src)?;
+        return Ok(Trailer {
+            seal1,
+            digest: None,
+            last_zxid: Some((zxid, low)),
+            len: src.pos,
+        });
+    }
     let digest = if version < 2 {
         // Versions before 2 stored the digest as a hex string.
         let at = src.pos;
@@ -893,10 +934,24 @@ fn parse(
         src.i64("the digest")?
     };
     let seal2 = src.seal("checksum #2")?;
-    let mut extra = [0u8; 1];
-    if src.fill(&mut extra, "the end of the file")? != 0 {
-        return Err(src.corrupt(src.pos - 1, "unexpected bytes after the final seal"));
-    }
+    // ZooKeeper 3.9 goes on with the last processed zxid and a third checksum.
+    let at = src.pos;
+    let n = src.fill(&mut zxid_bytes, "the last processed zxid")?;
+    let last_zxid = match n {
+        0 => None,
+        8 => {
+            let last = i64::from_be_bytes(zxid_bytes);
+            let seal3 = src.seal("checksum #3")?;
+            expect_end(src)?;
+            Some((last, seal3))
+        }
+        _ => {
+            return Err(src.corrupt(
+                at,
+                "the file ends inside the last processed zxid; it was cut short",
+            ))
+        }
+    };
     Ok(Trailer {
         seal1,
         digest: Some((
@@ -907,8 +962,28 @@ fn parse(
             },
             seal2,
         )),
+        last_zxid,
         len: src.pos,
     })
+}
+
+/// The "/" after a checksum.
+fn end_marker(src: &mut Src<'_>, which: &str) -> Result<(), SnapError> {
+    let at = src.pos;
+    let marker = src.string("the \"/\" after a checksum")?;
+    if marker != "/" {
+        return Err(src.corrupt(at, format!("expected \"/\" after {which}, found {marker:?}")));
+    }
+    Ok(())
+}
+
+/// Nothing may follow the last checksum.
+fn expect_end(src: &mut Src<'_>) -> Result<(), SnapError> {
+    let mut extra = [0u8; 1];
+    if src.fill(&mut extra, "the end of the file")? != 0 {
+        return Err(src.corrupt(src.pos - 1, "unexpected bytes after the final seal"));
+    }
+    Ok(())
 }
 
 /// A ref as files store it (a long), as the tree holds it.
@@ -1031,6 +1106,11 @@ fn load(mut src: Src<'_>, zxid: i64) -> Result<Snapshot, SnapError> {
         tree,
         zxid,
         digest: usable_digest(path, trailer.digest.map(|(d, _)| d)),
+        layout: if trailer.last_zxid.is_some() {
+            Layout::Zk39
+        } else {
+            Layout::Zk38
+        },
     };
     if snap.digest_matches() == Some(false) {
         // ZooKeeper only counts and logs digest mismatches; the checksums already vouch for the
@@ -1159,9 +1239,28 @@ fn encode_parts(
     acls: &[(i64, &[Acl])],
     nodes: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
     digest: Option<(i64, i64)>,
+    tail: Tail,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    encode_framed(|e| encode_body(e, sessions, acls, nodes), digest, out)
+    encode_framed(|e| encode_body(e, sessions, acls, nodes), digest, tail, out)
+}
+
+/// What a written snapshot ends with after the digest section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Nothing: ZooKeeper 3.8's layout.
+    None,
+    /// ZooKeeper 3.9's last processed zxid and third checksum.
+    LastZxid(i64),
+}
+
+impl Tail {
+    pub(crate) fn new(layout: Layout, last_zxid: i64) -> Tail {
+        match layout {
+            Layout::Zk38 => Tail::None,
+            Layout::Zk39 => Tail::LastZxid(last_zxid),
+        }
+    }
 }
 
 /// The stream's body: `sessions`, `acls`, the node records `nodes` writes, and the
@@ -1195,15 +1294,17 @@ fn encode_body(
 pub(crate) fn encode_around(
     body: &[u8],
     digest: Option<(i64, i64)>,
+    tail: Tail,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    encode_framed(|e| e.raw(body), digest, out)
+    encode_framed(|e| e.raw(body), digest, tail, out)
 }
 
 /// Header, the body `body` writes, the seals and the digest section.
 fn encode_framed(
     body: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
     digest: Option<(i64, i64)>,
+    tail: Tail,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let mut e = Enc {
@@ -1222,12 +1323,22 @@ fn encode_framed(
     e.w.write_i32(DIGEST_VERSION);
     e.w.write_i64(value);
     e.seal()?;
+    if let Tail::LastZxid(last) = tail {
+        e.w.write_i64(last);
+        e.seal()?;
+    }
     e.spill()
 }
 
 /// Encode `tree` into `out` as the uncompressed snapshot stream.
-fn encode_to(tree: &DataTree, digest: Option<(i64, i64)>, out: &mut dyn Write) -> io::Result<()> {
-    encode_framed(|e| encode_tree_body(e, tree), digest, out)
+fn encode_to(
+    tree: &DataTree,
+    digest: Option<(i64, i64)>,
+    layout: Layout,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let tail = Tail::new(layout, tree.last_zxid());
+    encode_framed(|e| encode_tree_body(e, tree), digest, tail, out)
 }
 
 /// The body of `tree`'s stream, nodes in the order ZooKeeper writes them (depth first, each
@@ -1278,10 +1389,11 @@ pub struct FrozenSnapshot {
     /// The zxid the snapshot is named after, and the tree digest there.
     digest: (i64, i64),
     nodes: FrozenNodes,
+    layout: Layout,
 }
 
 impl FrozenSnapshot {
-    pub fn take(tree: &DataTree) -> FrozenSnapshot {
+    pub fn take(tree: &DataTree, layout: Layout) -> FrozenSnapshot {
         FrozenSnapshot {
             sessions: tree.sessions().iter().map(|(&s, &t)| (s, t)).collect(),
             acls: tree
@@ -1291,6 +1403,7 @@ impl FrozenSnapshot {
                 .collect(),
             digest: (tree.last_zxid(), tree.digest()),
             nodes: tree.freeze_nodes(),
+            layout,
         }
     }
 
@@ -1321,7 +1434,9 @@ impl FrozenSnapshot {
             });
             failed.map_or(Ok(()), Err)
         };
-        encode_parts(&self.sessions, &acls, nodes, Some(self.digest), out)
+        // A point-in-time state: the last processed zxid is the one it is named after.
+        let tail = Tail::new(self.layout, self.zxid());
+        encode_parts(&self.sessions, &acls, nodes, Some(self.digest), tail, out)
     }
 
     /// The uncompressed stream.
@@ -1363,9 +1478,14 @@ pub fn make_durable(path: &Path) -> Result<(), SnapError> {
 /// The uncompressed snapshot stream of `tree` (what [`write_snapshot`] compresses and stores).
 /// `digest` as for [`write_snapshot`].
 pub fn encode_snapshot(tree: &DataTree, digest: Option<(i64, i64)>) -> Vec<u8> {
+    encode_snapshot_as(tree, digest, Layout::Zk38)
+}
+
+/// [`encode_snapshot`] in the given layout.
+pub fn encode_snapshot_as(tree: &DataTree, digest: Option<(i64, i64)>, layout: Layout) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
-    encode_to(tree, digest, &mut out).expect("Vec<u8> accepts every write");
+    encode_to(tree, digest, layout, &mut out).expect("Vec<u8> accepts every write");
     out
 }
 
@@ -1423,7 +1543,9 @@ pub fn write_snapshot(
     digest: Option<(i64, i64)>,
     compression: &str,
 ) -> Result<PathBuf, SnapError> {
-    write_file(dir, zxid, compression, true, |w| encode_to(tree, digest, w))
+    write_file(dir, zxid, compression, true, |w| {
+        encode_to(tree, digest, Layout::Zk38, w)
+    })
 }
 
 pub(crate) fn write_file(
@@ -1601,6 +1723,15 @@ pub fn dump(path: &Path, with_data: bool, out: &mut dyn fmt::Write) -> Result<()
             Some((d, seal2)) => {
                 let _ = writeln!(s, "  digest section       zxid {:#x} version {} digest {}", d.zxid, d.version, d.digest);
                 let _ = writeln!(s, "  checksum #2          {seal2:#010x} ok");
+            }
+        }
+        match trailer.last_zxid {
+            None => {
+                let _ = writeln!(s, "  last processed zxid  absent (ZooKeeper 3.8 layout)");
+            }
+            Some((z, seal3)) => {
+                let _ = writeln!(s, "  last processed zxid  {z:#x} (ZooKeeper 3.9 layout)");
+                let _ = writeln!(s, "  checksum #3          {seal3:#010x} ok");
             }
         }
         let tree = builder.finish(zxid).map_err(|r| src.corrupt(trailer.len, r))?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use zooid_proto::TxnEntry;
 use zooid_tree::DataTree;
 
-use crate::snapshot::{self, SnapError};
+use crate::snapshot::{self, Layout, SnapError, Tail};
 use crate::txnlog;
 
 /// FileHeader: magic, version, dbid.
@@ -51,12 +51,14 @@ pub fn write_sync_snapshot(
     snap_dir: &Path,
     body: &[u8],
     zxid: i64,
+    layout: Layout,
 ) -> Result<(PathBuf, DataTree), SnapError> {
     if zxid < 0 {
         return Err(SnapError::BadZxid { zxid });
     }
     let mut stream = Vec::with_capacity(HEADER_LEN + body.len() + TRAILER_LEN);
-    snapshot::encode_around(body, None, &mut stream).expect("Vec<u8> accepts every write");
+    snapshot::encode_around(body, None, Tail::new(layout, zxid), &mut stream)
+        .expect("Vec<u8> accepts every write");
     let snap = snapshot::decode_stream(&stream, Path::new("SNAP stream"), zxid)
         .map_err(|e| malformed(e, zxid, body.len()))?;
     let path = snapshot::write_file(snap_dir, zxid, "", true, |w| w.write_all(&stream))?;
@@ -186,7 +188,7 @@ mod tests {
         let tree = DataTree::new();
         let body = sync_stream_body(&tree);
         let mut framed = Vec::new();
-        snapshot::encode_around(&body, None, &mut framed).unwrap();
+        snapshot::encode_around(&body, None, Tail::None, &mut framed).unwrap();
         assert_eq!(framed, snapshot::encode_snapshot(&tree, None));
         // Java's empty tree: 0 sessions, 1 ACL list, 4 nodes, then "/" (snapshot.0 0x010..0x19a).
         assert_eq!(body.len(), 0x19b - HEADER_LEN);
@@ -199,7 +201,7 @@ mod tests {
         let mut body = sync_stream_body(&DataTree::new());
         body.extend_from_slice(b"junk");
         let dir = std::env::temp_dir().join("zooid-sync-unit-does-not-exist");
-        match write_sync_snapshot(&dir, &body, 1) {
+        match write_sync_snapshot(&dir, &body, 1, Layout::Zk38) {
             Err(SnapError::SyncStream {
                 zxid: 1,
                 offset,

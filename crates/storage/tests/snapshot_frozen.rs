@@ -3,7 +3,7 @@
 //! the txns applied since gives the final tree, as recovery does.
 
 use zooid_proto::{Acl, CreateKind, OpCode, Txn, TxnHeader};
-use zooid_storage::snapshot::{encode_snapshot, read_snapshot, FrozenSnapshot};
+use zooid_storage::snapshot::{encode_snapshot, read_snapshot, FrozenSnapshot, Layout};
 use zooid_tree::DataTree;
 
 fn hdr(zxid: i64, op: OpCode) -> TxnHeader {
@@ -75,7 +75,7 @@ fn quiet_tree_loads_the_same_as_a_one_shot_encode() {
         l.create(&format!("/n{i}"), Acl::open_unsafe());
         l.create(&format!("/n{i}/c"), Acl::read_unsafe());
     }
-    let snap = FrozenSnapshot::take(&l.tree);
+    let snap = FrozenSnapshot::take(&l.tree, Layout::Zk38);
     assert_eq!(snap.zxid(), 100);
     let loaded = load(&snap);
     assert_eq!(contents(&loaded), contents(&l.tree));
@@ -105,7 +105,7 @@ fn written_after_the_tree_changed_it_holds_the_tree_as_it_was() {
     l.create("/p3/c7/deep", Acl::read_unsafe());
     let before = contents(&l.tree);
     let digest_before = l.tree.digest();
-    let snap = FrozenSnapshot::take(&l.tree);
+    let snap = FrozenSnapshot::take(&l.tree, Layout::Zk38);
     let zxid = snap.zxid();
 
     for c in (0..1000).step_by(7) {
@@ -160,7 +160,7 @@ fn a_cancelled_write_leaves_no_file() {
     for i in 0..5000 {
         l.create(&format!("/n{i}"), Acl::open_unsafe());
     }
-    let snap = FrozenSnapshot::take(&l.tree);
+    let snap = FrozenSnapshot::take(&l.tree, Layout::Zk38);
     let dir = tempfile::tempdir().unwrap();
     assert!(snap.write(dir.path(), "", &|| true).is_err());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use zooid_proto::{Acl, CreateKind, Txn, TxnEntry, TxnHeader, Writer};
-use zooid_storage::snapshot::{encode_snapshot, load_latest, read_snapshot, SnapError};
+use zooid_storage::snapshot::{encode_snapshot, load_latest, read_snapshot, Layout, SnapError};
 use zooid_storage::sync::{
     committed_range, remove_snapshots_above, sync_stream_body, write_sync_snapshot,
 };
@@ -131,7 +131,7 @@ fn a_body_round_trips_through_a_durable_snapshot() {
     let body = sync_stream_body(&tree);
     let dir = tempfile::tempdir().unwrap();
     let zxid = 0x3_0000_0007;
-    let (path, got) = write_sync_snapshot(dir.path(), &body, zxid).unwrap();
+    let (path, got) = write_sync_snapshot(dir.path(), &body, zxid, Layout::Zk38).unwrap();
     assert_eq!(path, dir.path().join("snapshot.300000007"));
     assert_eq!(names(dir.path()), ["snapshot.300000007"]);
     assert_eq!(got.last_zxid(), zxid);
@@ -159,15 +159,15 @@ fn a_body_round_trips_through_a_durable_snapshot() {
 
     // An existing snapshot of that name is replaced; negative zxids are refused.
     let empty = sync_stream_body(&DataTree::new());
-    let (_, got) = write_sync_snapshot(dir.path(), &empty, zxid).unwrap();
+    let (_, got) = write_sync_snapshot(dir.path(), &empty, zxid, Layout::Zk38).unwrap();
     assert_eq!(got.node_count(), 4);
     assert_eq!(read_snapshot(&path).unwrap().tree.node_count(), 4);
     assert!(matches!(
-        write_sync_snapshot(dir.path(), &empty, -1),
+        write_sync_snapshot(dir.path(), &empty, -1, Layout::Zk38),
         Err(SnapError::BadZxid { zxid: -1 })
     ));
     assert!(matches!(
-        write_sync_snapshot(&dir.path().join("missing"), &empty, 1),
+        write_sync_snapshot(&dir.path().join("missing"), &empty, 1, Layout::Zk38),
         Err(SnapError::Io { .. })
     ));
     assert_eq!(names(dir.path()), ["snapshot.300000007"]);
@@ -236,7 +236,7 @@ fn java_snap_streams_are_kept_as_the_java_learners_kept_them() {
     assert_eq!(zxids, [0x1_0000_0000, 0x1_0000_0000, 0x1_0000_0012]);
     let dir = tempfile::tempdir().unwrap();
     for ((zxid, body), nodes) in snaps.iter().zip([4, 4, 11]) {
-        let (path, tree) = write_sync_snapshot(dir.path(), body, *zxid).unwrap();
+        let (path, tree) = write_sync_snapshot(dir.path(), body, *zxid, Layout::Zk38).unwrap();
         assert_eq!(tree.node_count(), nodes, "{zxid:#x}");
         assert!(tree.sessions().is_empty());
         assert_eq!(tree.last_zxid(), *zxid);
@@ -315,7 +315,7 @@ fn every_truncation_is_refused_and_writes_nothing() {
     let body = sync_stream_body(&small());
     let dir = tempfile::tempdir().unwrap();
     for len in 0..body.len() {
-        match write_sync_snapshot(dir.path(), &body[..len], 5) {
+        match write_sync_snapshot(dir.path(), &body[..len], 5, Layout::Zk38) {
             Err(SnapError::SyncStream {
                 zxid: 5, offset, ..
             }) => assert!(offset <= len as u64, "cut at {len}: offset {offset}"),
@@ -324,7 +324,7 @@ fn every_truncation_is_refused_and_writes_nothing() {
     }
     let mut longer = body.clone();
     longer.push(0);
-    let err = write_sync_snapshot(dir.path(), &longer, 5).unwrap_err();
+    let err = write_sync_snapshot(dir.path(), &longer, 5, Layout::Zk38).unwrap_err();
     assert!(err.to_string().contains("1 bytes follow"), "{err}");
     assert!(names(dir.path()).is_empty(), "{:?}", names(dir.path()));
 }
@@ -338,7 +338,7 @@ fn flipped_bits_never_panic_and_what_is_accepted_is_what_is_stored() {
         for mask in [0x80, 0x01] {
             let mut bad = body.clone();
             bad[i] ^= mask;
-            match write_sync_snapshot(dir.path(), &bad, 9) {
+            match write_sync_snapshot(dir.path(), &bad, 9, Layout::Zk38) {
                 Ok((path, tree)) => same_tree(&tree, &read_snapshot(&path).unwrap().tree),
                 Err(SnapError::SyncStream { offset, .. }) => {
                     assert!(offset <= body.len() as u64);
@@ -354,12 +354,12 @@ fn flipped_bits_never_panic_and_what_is_accepted_is_what_is_stored() {
     // Counts and lengths claiming more than there is.
     let mut huge = body.clone();
     huge[..4].copy_from_slice(&i32::MAX.to_be_bytes());
-    assert!(write_sync_snapshot(dir.path(), &huge, 9).is_err());
+    assert!(write_sync_snapshot(dir.path(), &huge, 9, Layout::Zk38).is_err());
     let mut negative = body;
     negative[..4].copy_from_slice(&(-2i32).to_be_bytes());
-    assert!(write_sync_snapshot(dir.path(), &negative, 9).is_err());
-    assert!(write_sync_snapshot(dir.path(), b"", 9).is_err());
-    assert!(write_sync_snapshot(dir.path(), &[0xff; 64], 9).is_err());
+    assert!(write_sync_snapshot(dir.path(), &negative, 9, Layout::Zk38).is_err());
+    assert!(write_sync_snapshot(dir.path(), b"", 9, Layout::Zk38).is_err());
+    assert!(write_sync_snapshot(dir.path(), &[0xff; 64], 9, Layout::Zk38).is_err());
 }
 
 // ---------------------------------------------------------------------------------------------
