@@ -620,3 +620,53 @@ def test_counter(zooid_server, make_client, base):
     k1 -= 2
     assert k1.value == 6 and k2.value == 6
     assert c1.get(base + "/count")[0] == b"6"
+
+
+# -- kazoo's CREATOR_ALL_ACL: an `auth` id that kazoo sends as a null string
+
+
+def creator_acl_outcomes(server, make_client, base):
+    """What `create(acl=CREATOR_ALL_ACL)` gives: unauthenticated, with one and two digest
+    users, and with makepath; and a null digest credential."""
+    from kazoo.exceptions import AuthFailedError, InvalidACLError
+    from kazoo.security import CREATOR_ALL_ACL
+    out = {}
+    anon = make_client(server)
+    anon.ensure_path(base)
+    try:
+        anon.create(f"{base}/anon", b"x", acl=CREATOR_ALL_ACL)
+        out["anon"] = "created"
+    except InvalidACLError:
+        out["anon"] = "INVALIDACL"
+    try:
+        anon.create(f"{base}/anon/deep/er", b"x", acl=CREATOR_ALL_ACL, makepath=True)
+        out["anon-makepath"] = "created"
+    except InvalidACLError:
+        out["anon-makepath"] = "INVALIDACL"
+    one = make_client(server, auth_data=[("digest", "u1:p1")])
+    one.create(f"{base}/one", b"x", acl=CREATOR_ALL_ACL)
+    out["one"] = one.get_acls(f"{base}/one")[0]
+    one.create(f"{base}/mk/a/b", b"x", acl=CREATOR_ALL_ACL, makepath=True)
+    out["makepath"] = [one.get_acls(p)[0] for p in (f"{base}/mk", f"{base}/mk/a", f"{base}/mk/a/b")]
+    two = make_client(server, auth_data=[("digest", "u1:p1"), ("digest", "u2:p2")])
+    two.create(f"{base}/two", b"x", acl=CREATOR_ALL_ACL)
+    out["two"] = two.get_acls(f"{base}/two")[0]
+    nul = make_client(server, start=False)
+    nul.start(timeout=15)
+    try:
+        nul.add_auth("digest", "")
+        out["null-credential"] = "accepted"
+    except AuthFailedError:
+        out["null-credential"] = "AUTHFAILED"
+    return out
+
+
+def test_creator_all_acl_as_kazoo_sends_it(zooid_server, oracle_server, make_client, base):
+    z = creator_acl_outcomes(zooid_server, make_client, base)
+    o = creator_acl_outcomes(oracle_server, make_client, base)
+    assert z == o
+    # What ZooKeeper does, spelled out: the session's digest ids replace the auth entry.
+    assert z["anon"] == z["anon-makepath"] == "INVALIDACL"
+    assert [a.id.id.split(":")[0] for a in z["two"]] == ["u2", "u1"]
+    assert len(z["makepath"]) == 3 and all(acls == z["one"] for acls in z["makepath"])
+    assert z["null-credential"] == "AUTHFAILED"

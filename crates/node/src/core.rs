@@ -1055,9 +1055,10 @@ impl Core {
                     op,
                     "unknown opcode; replying UNIMPLEMENTED and closing"
                 );
+                // No zxid: ZooKeeper answers an unknown opcode with -1 there.
                 let hdr = ReplyHeader {
                     xid: h.xid,
-                    zxid: self.tree.last_zxid(),
+                    zxid: -1,
                     err: zooid_proto::ErrorCode::Unimplemented.code(),
                 };
                 self.send(conn, frame_of(|w| hdr.write(w)));

@@ -220,7 +220,9 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => out.push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for id in ctx.auth.iter().filter(|i| i.scheme == "digest") {
+                // In the order ZooKeeper's set of the connection's ids iterates.
+                let ids = auth::java_set_order(ctx.auth);
+                for id in ids.into_iter().filter(|i| i.scheme == "digest") {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,

@@ -76,6 +76,28 @@ pub fn read_acls(r: &mut Reader<'_>) -> Result<Vec<Acl>> {
     r.read_vec(12, Acl::read)
 }
 
+/// An ACL list in a client's request, read as ZooKeeper takes it. Some clients (kazoo) send
+/// every empty string as null, so `CREATOR_ALL_ACL`'s `auth` entry arrives with a null id:
+/// that id is never looked at and reads as "". A null scheme reads as "", which no provider
+/// knows (INVALIDACL, as in ZooKeeper); a null id in any other scheme is undecodable
+/// (MARSHALLINGERROR, ZooKeeper's NullPointerException).
+pub fn read_request_acls(r: &mut Reader<'_>) -> Result<Vec<Acl>> {
+    r.read_vec(12, |r| {
+        let perms = r.read_i32()?;
+        let scheme = r.read_opt_string()?.unwrap_or_default();
+        let offset = r.pos();
+        let id = match r.read_opt_string()? {
+            Some(id) => id,
+            None if scheme == "auth" || scheme.is_empty() => String::new(),
+            None => return Err(DecodeError::UnexpectedNull { offset }),
+        };
+        Ok(Acl {
+            perms,
+            id: Id { scheme, id },
+        })
+    })
+}
+
 pub fn write_acls(w: &mut Writer, acls: &[Acl]) {
     w.write_vec(acls, |w, a| a.write(w));
 }
@@ -310,11 +332,23 @@ pub struct AuthPacket {
 }
 
 impl Record for AuthPacket {
+    /// A null scheme or credential reads as the scheme "", which no provider takes: ZooKeeper
+    /// answers both with AUTHFAILED and closes the connection.
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(AuthPacket {
-            auth_type: r.read_i32()?,
-            scheme: r.read_string()?,
-            auth: r.read_buffer()?.to_vec(),
+        let auth_type = r.read_i32()?;
+        let scheme = r.read_opt_string()?;
+        let auth = r.read_opt_buffer()?;
+        Ok(match (scheme, auth) {
+            (Some(scheme), Some(auth)) => AuthPacket {
+                auth_type,
+                scheme,
+                auth: auth.to_vec(),
+            },
+            _ => AuthPacket {
+                auth_type,
+                scheme: String::new(),
+                auth: Vec::new(),
+            },
         })
     }
     fn write(&self, w: &mut Writer) {

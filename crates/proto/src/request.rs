@@ -6,7 +6,7 @@
 
 use crate::consts::OpCode;
 use crate::jute::{DecodeError, Reader, Record, Result, Writer};
-use crate::records::{read_acls, write_acls, Acl, AuthPacket, MultiHeader};
+use crate::records::{read_request_acls, write_acls, Acl, AuthPacket, MultiHeader};
 
 /// `CreateRequest` / `CreateTTLRequest`, with the opcode that carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl CreateRequest {
     fn read(op: OpCode, r: &mut Reader<'_>) -> Result<Self> {
         let path = r.read_string()?;
         let data = r.read_opt_buffer()?.map(<[u8]>::to_vec);
-        let acl = read_acls(r)?;
+        let acl = read_request_acls(r)?;
         let flags = r.read_i32()?;
         let ttl = if op == OpCode::CreateTtl {
             Some(r.read_i64()?)
@@ -279,7 +279,7 @@ impl Request {
             },
             O::SetAcl => Request::SetAcl {
                 path: r.read_string()?,
-                acl: read_acls(r)?,
+                acl: read_request_acls(r)?,
                 version: r.read_i32()?,
             },
             O::GetChildren => {
