@@ -837,10 +837,15 @@ impl ServerConfig {
 
     /// The address clients connect to: `clientPortAddress` (default 0.0.0.0,
     /// all interfaces) and `clientPort`. Without `clientPort`, the client
-    /// part of this server's `server.N` line (needs `my_id`), else 2181.
+    /// part of this server's `server.N` line (which `my_id` names, else the dataDir's
+    /// `myid` file), else 2181.
     pub fn client_addr(&self) -> SocketAddr {
-        let own_line = self
-            .my_id
+        let me = self.my_id.or_else(|| {
+            (!self.is_standalone())
+                .then(|| crate::read_myid(&self.data_dir).ok().flatten())
+                .flatten()
+        });
+        let own_line = me
             .and_then(|id| self.servers.get(&id))
             .and_then(|s| s.client_addr.as_ref());
         let port = self
@@ -1452,6 +1457,22 @@ authProvider.sasl=org.example.Sasl
         assert_eq!(c.client_addr(), "127.0.0.1:2182".parse().unwrap());
         c.my_id = Some(ServerId(1));
         assert_eq!(c.client_addr(), "0.0.0.0:2181".parse().unwrap());
+    }
+
+    #[test]
+    fn client_port_from_the_line_myid_names() {
+        // As a member starts: my_id is not known yet, the dataDir's myid file says it.
+        let dir = std::env::temp_dir().join(format!("zooid-myid-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let text = format!(
+            "dataDir={}\nserver.1=a:1:2;2181\nserver.2=b:1:2;2182\n",
+            dir.display()
+        );
+        let (c, _) = parse(&text);
+        assert_eq!(c.my_id, None);
+        assert_eq!(c.client_addr(), "0.0.0.0:2182".parse().unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

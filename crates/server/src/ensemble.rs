@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, Core, CoreConfig, Input, Role as CoreRole};
 use zooid_proto::{TxnEntry, Writer};
 use zooid_zab::{
@@ -402,6 +403,13 @@ impl Peer {
         }
     }
 
+    /// A core for `role` over `tree`, whose `/zookeeper/config` then holds the membership
+    /// (static configuration: version 0), as every ZooKeeper member's does once loaded.
+    fn role_core(&self, mut tree: zooid_tree::DataTree, now: Now, role: CoreRole) -> Core {
+        tree.set_config(&self.cfg.config_text, 0, now.wall_ms);
+        Core::with_role(self.cfg.core.clone(), tree, now, role)
+    }
+
     /// Replace the core with one for `role` over a tree that reflects exactly the log.
     fn fresh_core(&mut self, role: CoreRole, node: &mut Node<'_>) -> Result<(), String> {
         self.stop_serving(node);
@@ -415,7 +423,7 @@ impl Peer {
         if tree.last_zxid() != self.last_logged && !self.catch_up(&mut tree) {
             tree = self.reload()?;
         }
-        *node.core = Core::with_role(self.cfg.core.clone(), tree, now, role);
+        *node.core = self.role_core(tree, now, role);
         Ok(())
     }
 
@@ -1022,7 +1030,7 @@ impl Peer {
             ));
         }
         let now = crate::driver::now();
-        *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
+        *node.core = self.role_core(tree, now, CoreRole::Learner);
         Ok(())
     }
 
@@ -1052,7 +1060,7 @@ impl Peer {
             "SNAP: loaded the leader's snapshot"
         );
         let now = crate::driver::now();
-        *node.core = Core::with_role(self.cfg.core.clone(), tree, now, CoreRole::Learner);
+        *node.core = self.role_core(tree, now, CoreRole::Learner);
         self.last_logged = zxid.0;
         self.recent.clear();
         self.recent_since = Some(zxid.0);

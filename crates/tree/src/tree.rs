@@ -804,6 +804,19 @@ impl DataTree {
         self.last_zxid = zxid;
     }
 
+    /// Put the ensemble's membership into `/zookeeper/config`, as ZooKeeper does each time a
+    /// member loads its database (`initConfigInZKDatabase`): the QuorumVerifier text, version
+    /// -1, mzxid the config's version, mtime now. Outside the digest (below /zookeeper/), so
+    /// members may differ here as ZooKeeper's do (mtime).
+    pub fn set_config(&mut self, text: &[u8], config_version: i64, wall_ms: i64) {
+        if let Some(n) = self.nodes.get_mut(CONFIG_NODE) {
+            n.data = Some(Data::new(text));
+            n.stat.version = -1;
+            n.stat.mzxid = config_version;
+            n.stat.mtime = wall_ms;
+        }
+    }
+
     /// The tree digest as ZooKeeper reports it (a signed long).
     pub fn digest(&self) -> i64 {
         self.digest as i64
