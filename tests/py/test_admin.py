@@ -12,6 +12,7 @@ that do not depend on timing, session ids, ports or paths.
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 
@@ -491,3 +492,52 @@ def test_admin_commands_have_the_oracles_structure(admin_pair):
     with open(z.cfg_path) as f:
         assert command(z, "initial_configuration")["initial_configuration"] == f.read()
     assert command(z, "system_properties")["zookeeper.admin.serverAddress"] == "127.0.0.1"
+
+
+# -- a slow-loris cannot lock the HTTP listeners out
+
+SLOW_HEADS = 300
+
+
+def slow_heads(port, n):
+    """`n` connections that each send a request head without its final blank line."""
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.sendall(b"GET /commands/ruok HTTP/1.1\r\nHost: x\r\n")
+        socks.append(s)
+    return socks
+
+
+def reopen_closed(socks, port):
+    """Re-open, as an attacker would, the connections the server closed."""
+    for i, s in enumerate(socks):
+        s.setblocking(False)
+        try:
+            closed = s.recv(1) == b""
+        except BlockingIOError:
+            closed = False
+        except OSError:
+            closed = True
+        if closed:
+            s.close()
+            socks[i] = slow_heads(port, 1)[0]
+
+
+@pytest.mark.parametrize("which", ["admin", "metrics"])
+def test_slow_request_heads_do_not_lock_out_a_prompt_one(prom, which):
+    url = prom.admin + "/commands/ruok" if which == "admin" else prom.metrics + "/metrics"
+    port = int(url.split(":")[2].split("/")[0])
+    socks = slow_heads(port, SLOW_HEADS)
+    try:
+        for _ in range(5):
+            reopen_closed(socks, port)
+            started = time.monotonic()
+            req = urllib.request.Request(url)
+            with urllib.request.urlopen(req, timeout=5) as r:
+                assert r.status == 200
+            took = time.monotonic() - started
+            assert took < 2.0, f"a prompt request waited {took:.1f}s behind {SLOW_HEADS} slow heads"
+    finally:
+        for s in socks:
+            s.close()

@@ -10,16 +10,21 @@
 //! GET /metrics           → Prometheus text format 0.0.4 (metrics listener only)
 //! anything else          → 404; a method other than GET/HEAD → 405
 //! ```
-//! Limits: a request head of at most 8 KiB, read within 10 s; at most 64 connections at a
-//! time (more wait to be accepted). Commands run on the core task like every other event.
+//! Limits: a request head of at most 8 KiB, read within 10 s. Connections are accepted at
+//! once, whatever the others are doing: when 256 are still sending their heads, the one that
+//! has been at it longest is closed to make room, so clients that never finish a head (a
+//! slow-loris) cannot keep a prompt request out; beyond 1,024 open connections a new one is
+//! closed at once. Commands run on the core task like every other event.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::commands;
 use crate::driver::{self, Event};
@@ -36,11 +41,46 @@ pub enum Endpoint {
 
 const MAX_REQUEST_BYTES: usize = 8 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: usize = 64;
+/// Connections still sending their request heads, at most; the oldest makes room.
+const MAX_PENDING_HEADS: usize = 256;
+/// Open connections at most; past it a new one is closed at once.
+const MAX_CONNECTIONS: usize = 1024;
 const COMMAND_URL: &str = "/commands";
 
 /// Content type of Prometheus' text format 0.0.4.
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Connections reading their request heads, oldest first, each with the sender that closes it.
+#[derive(Default)]
+struct Heads {
+    next: u64,
+    waiting: BTreeMap<u64, oneshot::Sender<()>>,
+}
+
+impl Heads {
+    /// Register a new connection, closing the longest waiting one if there is no room.
+    fn enter(heads: &Mutex<Heads>) -> (u64, oneshot::Receiver<()>) {
+        let mut h = heads.lock().unwrap_or_else(|e| e.into_inner());
+        if h.waiting.len() >= MAX_PENDING_HEADS {
+            if let Some((_, evict)) = h.waiting.pop_first() {
+                let _ = evict.send(());
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = h.next;
+        h.next += 1;
+        h.waiting.insert(id, tx);
+        (id, rx)
+    }
+
+    fn leave(heads: &Mutex<Heads>, id: u64) {
+        heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .waiting
+            .remove(&id);
+    }
+}
 
 /// Serve `endpoint` on `listener` until `shutdown` flips.
 pub async fn serve(
@@ -50,22 +90,24 @@ pub async fn serve(
     info: Arc<ServerInfo>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let heads = Arc::new(Mutex::new(Heads::default()));
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = shutdown.changed() => break,
-        };
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, addr)) => {
-                    let (events, info) = (events.clone(), Arc::clone(&info));
+                    if open.load(Ordering::Acquire) >= MAX_CONNECTIONS {
+                        tracing::warn!(%addr, ?endpoint, max = MAX_CONNECTIONS, "too many HTTP connections; closing a new one");
+                        continue;
+                    }
+                    open.fetch_add(1, Ordering::AcqRel);
+                    let (events, info, heads, open) =
+                        (events.clone(), Arc::clone(&info), Arc::clone(&heads), Arc::clone(&open));
                     tokio::spawn(async move {
-                        handle(stream, addr, endpoint, events, info).await;
-                        drop(permit);
+                        let (id, evicted) = Heads::enter(&heads);
+                        handle(stream, addr, endpoint, events, info, evicted, || Heads::leave(&heads, id)).await;
+                        Heads::leave(&heads, id);
+                        open.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
                 Err(e) => {
@@ -99,17 +141,29 @@ impl Reply {
     }
 }
 
+/// Answer one request. `evicted` fires when the connection must make room for newer ones
+/// while it is still sending its head; `head_read` is called once the head is in.
 async fn handle(
     mut stream: TcpStream,
     addr: SocketAddr,
     endpoint: Endpoint,
     events: mpsc::Sender<Event>,
     info: Arc<ServerInfo>,
+    evicted: oneshot::Receiver<()>,
+    head_read: impl FnOnce(),
 ) {
     let span = tracing::debug_span!("http", %addr, ?endpoint);
     let _enter = span.enter();
+    let head = tokio::select! {
+        head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)) => head,
+        _ = evicted => {
+            tracing::debug!("closing a connection whose request head is still incomplete, to make room");
+            return;
+        }
+    };
+    head_read();
     let (reply, head_only) =
-        match tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream)).await {
+        match head {
             Err(_) => return,
             Ok(Err(HeadError::Closed)) => return,
             Ok(Err(HeadError::TooLarge)) => {
