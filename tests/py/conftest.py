@@ -1,8 +1,13 @@
-"""Fixtures: start zooid and the Apache ZooKeeper 3.8.0 oracle on loopback.
+"""Fixtures: start zooid and the Apache ZooKeeper oracles on loopback.
+
+Server kinds: "zooid", "oracle" (ZooKeeper 3.8.0, Debian's jars) and "oracle39"
+(ZooKeeper 3.9.3, installed into a cache folder by scripts/zookeeper-3.9.sh, whose
+classpath is asked once per session; a test that needs it is skipped when the script
+fails, with the script's message).
 
 Environment:
   ZOOID_BIN               zooid binary (default <repo>/target/debug/zooid)
-  ZOOID_TEST_ORACLE_ONLY  "1": the zooid fixtures start the oracle instead
+  ZOOID_TEST_ORACLE_ONLY  "1": the zooid fixtures start the oracle (3.8.0) instead
 """
 
 import contextlib
@@ -31,6 +36,53 @@ ORACLE_ONLY = os.environ.get("ZOOID_TEST_ORACLE_ONLY") == "1"
 # makes the oracle's warnings/errors visible in server.log.
 ORACLE_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar"
 ORACLE_MAIN = "org.apache.zookeeper.server.quorum.QuorumPeerMain"
+# the kinds that run Apache ZooKeeper: 3.8.0 and 3.9.3
+ORACLE_KINDS = ("oracle", "oracle39")
+ORACLE_VERSIONS = {"oracle": "3.8.0", "oracle39": "3.9.3"}
+ZK39_SCRIPT = os.path.join(REPO, "scripts", "zookeeper-3.9.sh")
+ZK39_INSTALL_TIMEOUT = 600  # a first run downloads two Debian packages
+
+_zk39 = {}  # the script's one answer this session: {"cp": ...} or {"error": ...}
+
+
+def zk39_classpath():
+    """The Java classpath of ZooKeeper 3.9.3 (jars, dependencies, /etc/zookeeper/conf), from
+    scripts/zookeeper-3.9.sh, run once per session. Skips the calling test when the script
+    cannot provide it (its stderr is the reason)."""
+    if not _zk39:
+        try:
+            p = subprocess.run([ZK39_SCRIPT], stdin=subprocess.DEVNULL, capture_output=True,
+                               text=True, timeout=ZK39_INSTALL_TIMEOUT)
+            cp = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ""
+            if p.returncode == 0 and cp:
+                _zk39["cp"] = cp
+            else:
+                _zk39["error"] = f"exit {p.returncode}: {p.stderr.strip()[-2000:]}"
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _zk39["error"] = repr(e)
+    if "error" in _zk39:
+        pytest.skip(f"ZooKeeper 3.9.3 unavailable ({ZK39_SCRIPT}): {_zk39['error']}")
+    return _zk39["cp"]
+
+
+def oracle_tool_classpath(kind="oracle"):
+    """Classpath for the ZooKeeper tools (SnapshotFormatter, TxnLogToolkit, ZooKeeperMain)
+    of the oracle `kind`."""
+    if kind == "oracle39":
+        # slf4j-simple first, as for the server: its log lines go to stderr, not stdout
+        return "/usr/share/java/slf4j-simple.jar:" + zk39_classpath()
+    assert kind == "oracle", kind
+    return "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
+
+
+def oracle_server_classpath(kind="oracle", admin=False):
+    """Classpath of the oracle `kind`'s QuorumPeerMain. 3.9.3's puts slf4j-simple first:
+    the script's classpath holds every Debian jar, several slf4j bindings among them, and
+    slf4j takes the first (simpleLogger.defaultLogLevel is slf4j-simple's)."""
+    if kind == "oracle39":
+        return "/usr/share/java/slf4j-simple.jar:" + zk39_classpath()  # jetty is in it too
+    assert kind == "oracle", kind
+    return oracle_admin_classpath() if admin else ORACLE_CLASSPATH
 
 
 def oracle_admin_classpath():
@@ -129,8 +181,9 @@ def write_cfg(workdir, port, container_interval_ms, extra=None):
     return path
 
 
-def oracle_command(cfg_path, container_interval_ms, admin=False):
-    """`admin`: run the AdminServer (zoo.cfg says where), with jetty on the classpath."""
+def oracle_command(cfg_path, container_interval_ms, admin=False, kind="oracle"):
+    """`admin`: run the AdminServer (zoo.cfg says where), with jetty on the classpath.
+    `kind`: "oracle" (ZooKeeper 3.8.0) or "oracle39" (3.9.3), the same flags."""
     return [
         "java",
         "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
@@ -142,7 +195,7 @@ def oracle_command(cfg_path, container_interval_ms, admin=False):
         "-Dzookeeper.forceSync=no",
         "-Dzookeeper.jmx.log4j.disable=true",
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=" + os.environ.get("ZOOID_ORACLE_LOG_LEVEL", "warn"),
-        "-cp", oracle_admin_classpath() if admin else ORACLE_CLASSPATH, ORACLE_MAIN, cfg_path,
+        "-cp", oracle_server_classpath(kind, admin), ORACLE_MAIN, cfg_path,
     ]
 
 
@@ -167,17 +220,17 @@ def wait_ready(server, deadline_s=START_DEADLINE):
 
 
 def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=None):
-    """Start `kind` ("zooid" or "oracle") and wait until ready; `env` is added to the
-    process's environment."""
+    """Start `kind` ("zooid", "oracle" or "oracle39") and wait until ready; `env` is added
+    to the process's environment."""
     real_kind = "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
     last_err = None
     for _attempt in range(3):  # port races with other processes: retry with a new port
         port = free_port()
         cfg_path = write_cfg(workdir, port, container_interval_ms, extra_cfg)
         log_path = os.path.join(workdir, "server.log")
-        if real_kind == "oracle":
+        if real_kind in ORACLE_KINDS:
             admin = (extra_cfg or {}).get("admin.enableServer") == "true"
-            cmd = oracle_command(cfg_path, container_interval_ms, admin=admin)
+            cmd = oracle_command(cfg_path, container_interval_ms, admin=admin, kind=real_kind)
         else:
             if not os.access(ZOOID_BIN, os.X_OK):
                 pytest.fail(f"zooid binary not found: {ZOOID_BIN} (set ZOOID_BIN or ZOOID_TEST_ORACLE_ONLY=1)")
