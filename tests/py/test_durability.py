@@ -1,7 +1,11 @@
 """Durability: crashes, moving a dataDir between ZooKeeper and zooid, ZooKeeper's
 own file tools on zooid's files, and a full disk.
 
-Every server here runs on a dataDir of the test's own (kept between starts).
+Every server here runs on a dataDir of the test's own (kept between starts). The move and
+tools tests run with each oracle: ZooKeeper 3.8.0 ("oracle") and 3.9.3 ("oracle39"), whose
+snapshots differ in their trailer (3.9 appends the last processed zxid and a third
+checksum); zooid writes the layout of the dataDir's newest snapshot unless zoo.cfg's
+serializeLastProcessedZxid.enabled says which.
 
 Env:
   ZOOID_CRASH_ROUNDS   SIGKILL rounds in the crash test (default 8)
@@ -21,11 +25,12 @@ import subprocess
 import tempfile
 import threading
 import time
+import zlib
 
 import pytest
 
-from conftest import (ORACLE_ONLY, SUPER_PASSWORD, SUPER_USER, ZOOID_BIN,
-                      server_on_datadir, start_server_on_datadir)
+from conftest import (ORACLE_ONLY, ORACLE_VERSIONS, SUPER_PASSWORD, SUPER_USER, ZOOID_BIN,
+                      oracle_tool_classpath, server_on_datadir, start_server_on_datadir)
 from zkraw import (ACL, ERR, OP, OPEN_ACL, PERM_ALL, PERM_READ, READ_ACL, ProtocolError,
                    Session, digest_id, four_letter)
 
@@ -35,7 +40,6 @@ CRASH_WRITERS = int(os.environ.get("ZOOID_CRASH_WRITERS", "4"))
 CRASH_SNAPCOUNT = os.environ.get("ZOOID_CRASH_SNAPCOUNT", "1000")
 DISKFULL_MB = int(os.environ.get("ZOOID_DISKFULL_MB", "4"))
 
-TOOL_CLASSPATH = "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
 TOOL_TIMEOUT = 120
 CFG = {"tickTime": "2000"}   # forceSync stays at its default (yes)
 NO_REAP_MS = 3_600_000       # no container/TTL reaping during the move test
@@ -155,9 +159,10 @@ def zooid_cli(*args):
     return run([ZOOID_BIN, *args])
 
 
-def zk_tool(main_class, *args):
+def zk_tool(main_class, *args, kind="oracle"):
+    """Run a ZooKeeper tool class of the oracle `kind` ("oracle" 3.8.0, "oracle39" 3.9.3)."""
     return run(["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-                "-cp", TOOL_CLASSPATH, main_class, *args])
+                "-cp", oracle_tool_classpath(kind), main_class, *args])
 
 
 def show(proc, n=3000):
@@ -179,6 +184,77 @@ def datafiles(datadir, prefix):
     d = os.path.join(datadir, "version-2")
     names = [n for n in os.listdir(d) if re.fullmatch(prefix + r"\.[0-9a-fA-F]+", n)]
     return [os.path.join(d, n) for n in sorted(names, key=lambda n: int(n.split(".")[1], 16))]
+
+
+SEAL_PATH = b"\x00\x00\x00\x01/"   # the "/" string after each checksum of a snapshot
+SEAL_LEN = 8 + len(SEAL_PATH)          # the checksum (a long) and that string
+DUMP_LAYOUT = re.compile(r"^\s*last processed zxid\s+(?:absent \(ZooKeeper (3\.8) layout\)"
+                         r"|(0x[0-9a-fA-F]+) \(ZooKeeper (3\.9) layout\))\s*$", re.M)
+
+
+def _seal_ends_at(data, end):
+    """True when data[:end] ends with a seal whose Adler32 covers everything before it."""
+    if end < SEAL_LEN or data[end - len(SEAL_PATH):end] != SEAL_PATH:
+        return False
+    val = int.from_bytes(data[end - SEAL_LEN:end - len(SEAL_PATH)], "big")
+    return val == zlib.adler32(data[:end - SEAL_LEN])
+
+
+def snapshot_trailer(path):
+    """The layout a (plain) snapshot file ends with, read from its bytes, independently of
+    zooid: ("3.9", last processed zxid) when a sealed long follows a sealed section (3.9:
+    ... seal, digest, seal, last processed zxid, seal), else ("3.8", None). The final seal
+    must check in both."""
+    with open(path, "rb") as f:
+        data = f.read()
+    assert _seal_ends_at(data, len(data)), f"{path}: the last 13 bytes are no valid seal"
+    end = len(data) - SEAL_LEN - 8
+    if _seal_ends_at(data, end):
+        return "3.9", int.from_bytes(data[end:end + 8], "big", signed=True)
+    return "3.8", None
+
+
+def zooid_snapshot_layout(path):
+    """("3.8", None) or ("3.9", zxid) from `zooid snapshot dump`'s "last processed zxid" line."""
+    p = zooid_cli("snapshot", "dump", path)
+    assert p.returncode == 0, f"zooid snapshot dump {path}: {show(p)}"
+    m = DUMP_LAYOUT.search(p.stdout)
+    assert m, f"zooid snapshot dump {path}: no 'last processed zxid' line\n{show(p, 2000)}"
+    return ("3.8", None) if m.group(1) else ("3.9", int(m.group(2), 16))
+
+
+def snapshot_state(datadir):
+    """{snapshot path: (size, mtime_ns)}, to tell which files a server start wrote."""
+    out = {}
+    for path in datafiles(datadir, "snapshot"):
+        st = os.stat(path)
+        out[path] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
+def written_between(before, after):
+    """Snapshot files new or changed between two snapshot_state() results, oldest first."""
+    return [p for p in after if before.get(p) != after[p]]
+
+
+def check_layout(paths, want, writer):
+    """Each snapshot in `paths` ends with the `want` ("3.8"/"3.9") trailer, by its bytes and
+    by `zooid snapshot dump`; a 3.9 trailer's zxid is at least the file name's. Returns
+    [(name, layout, zxid)]."""
+    found = []
+    for path in paths:
+        name = os.path.basename(path)
+        layout, zxid = snapshot_trailer(path)
+        found.append((name, layout, zxid))
+        assert layout == want, (f"{writer} wrote {name} in the ZooKeeper {layout} layout, expected "
+                                f"the {want} layout (bytes at the end: {open(path, 'rb').read()[-60:].hex()})")
+        if layout == "3.9":
+            file_zxid = int(name.split(".")[1], 16)
+            assert zxid >= file_zxid, f"{name}: last processed zxid {zxid:#x} < its name's {file_zxid:#x}"
+        if not ORACLE_ONLY:
+            assert zooid_snapshot_layout(path) == (layout, zxid), \
+                f"zooid snapshot dump {name} disagrees with its bytes: {(layout, zxid)}"
+    return found
 
 
 def sigkill(server):
@@ -481,9 +557,20 @@ class EphemeralOwner:
             s.close_socket()
 
 
-def test_datadir_moves_between_zookeeper_and_zooid(workdir):
+# the oracles a dataDir moves to and from; the layout of the snapshots each one writes
+ORACLES = ["oracle", "oracle39"]
+ORACLE_LAYOUT = {"oracle": "3.8", "oracle39": "3.9"}
+
+
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_datadir_moves_between_zookeeper_and_zooid(workdir, oracle):
+    """D moves oracle -> zooid -> oracle -> zooid (and, for 3.9.3, on to ZooKeeper 3.8.0):
+    every node, Stat field and ACL survives each move; zooid's snapshots on D keep the
+    layout of the ZooKeeper line D came from."""
     d = os.path.join(workdir, "D")
     zooid_name = "oracle (ORACLE_ONLY)" if ORACLE_ONLY else "zooid"
+    zk = f"ZooKeeper {ORACLE_VERSIONS[oracle]}"
+    want_layout = ORACLE_LAYOUT[oracle]
     steps = []
 
     log_path = os.path.join(workdir, "server.log")
@@ -497,51 +584,85 @@ def test_datadir_moves_between_zookeeper_and_zooid(workdir):
         with open(log_path, "rb") as f:
             f.seek(start.log_offset)
             text = f.read().decode("utf-8", "replace")
-        errors = [ln for ln in text.splitlines() if re.search(r"\bERROR\b", ln)]
+        # ZooKeeper 3.8 now and then logs "Error closing a command socket" when a
+        # four-letter-word client (wait_ready's ruok/srvr) hangs up first: not about loading
+        errors = [ln for ln in text.splitlines() if re.search(r"\bERROR\b", ln)
+                  and "Error closing a command socket" not in ln]
         assert not errors, f"{label}: the server logged errors:\n" + "\n".join(errors[:20])
         mism = digest_mismatches(server)
         assert mism in (None, 0), f"{label}: zk_digest_mismatches_count {mism}\n{server.log_tail()}"
         return mism
 
+    def zooid_wrote(before, label):
+        """The snapshots the zooid run since `before` wrote, in the layout D came with."""
+        written = written_between(before, snapshot_state(d))
+        if ORACLE_ONLY:
+            return written
+        assert written, (f"{label}: zooid wrote no snapshot on D: "
+                         f"{sorted(os.listdir(os.path.join(d, 'version-2')))}")
+        found = check_layout(written, want_layout, f"zooid on {zk}'s dataDir ({label})")
+        steps.append(f"zooid wrote {', '.join(f'{n} ({lay})' for n, lay, _ in found)}")
+        return written
+
     # 1. the oracle writes D
-    with start("oracle") as o:
+    with start(oracle) as o:
         with contextlib.closing(_Closer(super_session(o))) as c:
             build_tree_oracle(c.sess)
         eph = EphemeralOwner(o)
         o1 = dump_tree(o)
     assert "/move/eph" in o1 and "/move/box/item" in o1 and "/move/ttl" in o1
-    steps.append(f"oracle wrote {len(o1)} nodes")
+    # the trailer reader knows the oracle's own files
+    check_layout(datafiles(d, "snapshot"), want_layout, zk)
+    steps.append(f"{zk} wrote {len(o1)} nodes")
 
     # 2. zooid loads the oracle's files
+    before = snapshot_state(d)
     with start("zooid") as z:
         z1 = dump_tree(z)
-        assert_same_tree(o1, z1, "oracle", zooid_name, "zooid started on the oracle's dataDir")
-        assert_clean_load(z, f"{zooid_name} on the oracle's files")
-        eph.reattach(z, f"{zooid_name} on the oracle's files")
+        assert_same_tree(o1, z1, zk, zooid_name, f"zooid started on {zk}'s dataDir")
+        assert_clean_load(z, f"{zooid_name} on {zk}'s files")
+        eph.reattach(z, f"{zooid_name} on {zk}'s files")
         with contextlib.closing(_Closer(super_session(z))) as c:
             more_changes(c.sess, "by-zooid")
         z2 = dump_tree(z)
     steps.append(f"{zooid_name} loaded them, then wrote ({len(z2)} nodes)")
+    zooid_wrote(before, "step 2")
 
     # 3. the oracle loads zooid's files
-    with start("oracle") as o:
+    with start(oracle) as o:
         o2 = dump_tree(o)
-        assert_same_tree(z2, o2, zooid_name, "oracle", "oracle started on zooid's dataDir")
-        mism = assert_clean_load(o, "oracle on zooid's files")
-        eph.reattach(o, "oracle on zooid's files")
+        assert_same_tree(z2, o2, zooid_name, zk, f"{zk} started on zooid's dataDir")
+        mism = assert_clean_load(o, f"{zk} on zooid's files")
+        eph.reattach(o, f"{zk} on zooid's files")
         with contextlib.closing(_Closer(super_session(o))) as c:
             more_changes(c.sess, "by-oracle")
         o3 = dump_tree(o)
-    steps.append(f"oracle loaded them (digest mismatches: {mism}), then wrote ({len(o3)} nodes)")
+    steps.append(f"{zk} loaded them (digest mismatches: {mism}), then wrote ({len(o3)} nodes)")
 
     # 4. zooid loads the oracle's newer files (its own snapshot + the oracle's log)
+    before = snapshot_state(d)
     with start("zooid") as z:
         z3 = dump_tree(z)
-        assert_same_tree(o3, z3, "oracle", zooid_name, "zooid started on the oracle's newer dataDir")
-        assert_clean_load(z, f"{zooid_name} on the oracle's newer files")
-        eph.reattach(z, f"{zooid_name} on the oracle's newer files")
+        assert_same_tree(o3, z3, zk, zooid_name, f"zooid started on {zk}'s newer dataDir")
+        assert_clean_load(z, f"{zooid_name} on {zk}'s newer files")
+        eph.reattach(z, f"{zooid_name} on {zk}'s newer files")
+    steps.append(f"{zooid_name} loaded them")
+    written = zooid_wrote(before, "step 4")
     check_datadir(d)
-    summary.append(f"datadir moves: {'; '.join(steps)}; all dumps equal")
+
+    # 5. ZooKeeper 3.8.0 loads a dataDir whose newest snapshot zooid wrote in the 3.9 layout
+    # (3.8 reads up to the digest's checksum and ignores the rest)
+    if oracle == "oracle39":
+        newest = datafiles(d, "snapshot")[-1]
+        assert newest in written, f"the newest snapshot {newest} is not one zooid wrote: {written}"
+        with start("oracle") as o:
+            o4 = dump_tree(o)
+            assert_same_tree(z3, o4, zooid_name, "ZooKeeper 3.8.0",
+                             f"ZooKeeper 3.8.0 started on zooid's {os.path.basename(newest)}")
+            assert_clean_load(o, f"ZooKeeper 3.8.0 on zooid's {os.path.basename(newest)}")
+            eph.reattach(o, f"ZooKeeper 3.8.0 on zooid's {os.path.basename(newest)}")
+        steps.append(f"ZooKeeper 3.8.0 loaded zooid's {os.path.basename(newest)}")
+    summary.append(f"datadir moves ({zk}): {'; '.join(steps)}; all dumps equal")
 
 
 # ------------------------------------------ 3. ZooKeeper's tools on zooid's files
@@ -570,40 +691,57 @@ def mentions(text, path):
 TXN_LINE = re.compile(r"session 0x[0-9a-f]+ cxid 0x[0-9a-f]+ zxid 0x([0-9a-f]+) (\w+)(?: '?(/[^,\s]*))?")
 
 
-def test_zookeeper_tools_read_zooid_files(workdir):
+def snapshot_formatter_lists(snap, kind, want_paths, label):
+    """Run the oracle `kind`'s SnapshotFormatter on `snap`; every path of `want_paths` must
+    be listed. Returns the set of listed paths."""
+    p = zk_tool("org.apache.zookeeper.server.SnapshotFormatter", snap, kind=kind)
+    assert p.returncode == 0, f"{label}: SnapshotFormatter {snap}: {show(p)}"
+    listed = set(re.findall(r"^(/\S*)$", p.stdout, re.M))
+    missing = sorted(set(want_paths) - listed)
+    assert not missing, (f"{label}: SnapshotFormatter on {os.path.basename(snap)} does not list "
+                         f"{len(missing)} nodes, e.g. {missing[:5]}\n{show(p, 1500)}")
+    assert "Last zxid" in p.stdout, show(p, 1500)
+    return listed
+
+
+@pytest.mark.parametrize("oracle", ORACLES)
+def test_zookeeper_tools_read_zooid_files(workdir, oracle):
+    """The oracle's SnapshotFormatter and TxnLogToolkit read zooid's files (for 3.9.3,
+    zooid writes 3.9's layout: serializeLastProcessedZxid.enabled=true); zooid's dump tools
+    read the oracle's; zoo.cfg's key overrides the layout of the dataDir's newest snapshot."""
+    zk = f"ZooKeeper {ORACLE_VERSIONS[oracle]}"
     zdir = os.path.join(workdir, "Z")
-    with server_on_datadir("zooid", workdir, zdir, extra_cfg=CFG) as z:
+    zcfg = dict(CFG)
+    if oracle == "oracle39":
+        zcfg["serializeLastProcessedZxid.enabled"] = "true"
+    with server_on_datadir("zooid", workdir, zdir, extra_cfg=zcfg) as z:
         first = write_history(z, "tools", 300)
-    with server_on_datadir("zooid", workdir, zdir, extra_cfg=CFG) as z:  # snapshot with data
+    with server_on_datadir("zooid", workdir, zdir, extra_cfg=zcfg) as z:  # snapshot with data
         second = write_history(z, "tools2", 20)
     writes = first + second
     live = {p for _, op, p in writes if op == "create"} - {p for _, op, p in writes if op == "delete"}
 
     snaps, logs = datafiles(zdir, "snapshot"), datafiles(zdir, "log")
     assert snaps and logs, f"zooid wrote no snapshot/log: {os.listdir(os.path.join(zdir, 'version-2'))}"
+    if oracle == "oracle39" and not ORACLE_ONLY:
+        check_layout(snaps, "3.9", "zooid with serializeLastProcessedZxid.enabled=true")
     newest = snaps[-1]
-    p = zk_tool("org.apache.zookeeper.server.SnapshotFormatter", newest)
-    assert p.returncode == 0, f"SnapshotFormatter {newest}: {show(p)}"
-    listed = set(re.findall(r"^(/\S*)$", p.stdout, re.M))
     first_live = {q for q in live if q.startswith("/tools/")} | {"/tools"}
-    missing = sorted(first_live - listed)
-    assert not missing, (f"SnapshotFormatter on zooid's {os.path.basename(newest)} does not list "
-                         f"{len(missing)} nodes, e.g. {missing[:5]}\n{show(p, 1500)}")
-    assert "Last zxid" in p.stdout, show(p, 1500)
+    listed = snapshot_formatter_lists(newest, oracle, first_live, f"{zk} on zooid's snapshot")
     assert not (listed & {q for _, op, q in writes if op == "delete"} - live), "snapshot lists deleted nodes"
 
     seen, total = {}, 0
     for log in logs:
-        p = zk_tool("org.apache.zookeeper.server.persistence.TxnLogToolkit", log)
-        assert p.returncode == 0, f"TxnLogToolkit {log}: {show(p)}"
+        p = zk_tool("org.apache.zookeeper.server.persistence.TxnLogToolkit", log, kind=oracle)
+        assert p.returncode == 0, f"{zk} TxnLogToolkit {log}: {show(p)}"
         m = re.search(r"EOF reached after (\d+) txns", p.stdout)
-        assert m, f"TxnLogToolkit {log}: no 'EOF reached after N txns' line\n{show(p, 1500)}"
+        assert m, f"{zk} TxnLogToolkit {log}: no 'EOF reached after N txns' line\n{show(p, 1500)}"
         total += int(m.group(1))
         for zx, op, path in TXN_LINE.findall(p.stdout):
             assert int(zx, 16) not in seen, f"zxid {zx} in two places ({log})"
             seen[int(zx, 16)] = (op, path)
     wrong = [(hex(zx), op, path, seen.get(zx)) for zx, op, path in writes if seen.get(zx) != (op, path)]
-    assert not wrong, (f"TxnLogToolkit on zooid's logs: {len(wrong)} of {len(writes)} acknowledged "
+    assert not wrong, (f"{zk} TxnLogToolkit on zooid's logs: {len(wrong)} of {len(writes)} acknowledged "
                        f"txns missing or different (zxid, expected op, path, found): {wrong[:5]}")
     assert total == len(seen), f"TxnLogToolkit counted {total} txns, {len(seen)} txn lines parsed"
     mine = {zx for zx, _, _ in writes}
@@ -614,27 +752,51 @@ def test_zookeeper_tools_read_zooid_files(workdir):
 
     # and zooid's dump tools on the oracle's files
     odir = os.path.join(workdir, "O")
-    with server_on_datadir("oracle", workdir, odir, extra_cfg=CFG) as o:
+    with server_on_datadir(oracle, workdir, odir, extra_cfg=CFG) as o:
         owrites = write_history(o, "otools", 200)
-    with server_on_datadir("oracle", workdir, odir, extra_cfg=CFG) as o:
+    with server_on_datadir(oracle, workdir, odir, extra_cfg=CFG) as o:
         owrites += write_history(o, "otools2", 10)
+    osnaps = datafiles(odir, "snapshot")
+    check_layout(osnaps, ORACLE_LAYOUT[oracle], zk)
+    other_layout = ""
     if not ORACLE_ONLY:
-        osnap, ologs = datafiles(odir, "snapshot")[-1], datafiles(odir, "log")
+        osnap, ologs = osnaps[-1], datafiles(odir, "log")
         olive = ({q for _, op, q in owrites if op == "create"} - {q for _, op, q in owrites if op == "delete"})
         p = zooid_cli("snapshot", "dump", osnap)
         assert p.returncode == 0, f"zooid snapshot dump {osnap}: {show(p)}"
         missing = [q for q in sorted(olive) if q.startswith("/otools/") and not mentions(p.stdout, q)]
-        assert not missing, f"zooid snapshot dump of the oracle's snapshot misses {missing[:5]}\n{show(p, 1500)}"
+        assert not missing, f"zooid snapshot dump of {zk}'s snapshot misses {missing[:5]}\n{show(p, 1500)}"
         out = ""
         for log in ologs:
             p = zooid_cli("txnlog", "dump", log)
             assert p.returncode == 0, f"zooid txnlog dump {log}: {show(p)}"
             out += p.stdout
         missing = [q for _, op, q in owrites if op == "create" and not mentions(out, q)]
-        assert not missing, f"zooid txnlog dump of the oracle's logs misses {missing[:5]}"
+        assert not missing, f"zooid txnlog dump of {zk}'s logs misses {missing[:5]}"
         check_datadir(odir)
-    summary.append(f"tools: SnapshotFormatter/TxnLogToolkit read zooid's {len(snaps)} snapshots / "
-                   f"{len(logs)} logs ({total} txns, {len(writes)} acknowledged checked)")
+
+        # zoo.cfg's serializeLastProcessedZxid.enabled beats the dataDir's newest snapshot:
+        # zooid writes the other line's layout on the oracle's dataDir, which its tool reads
+        flip = {"oracle": ("true", "3.9"), "oracle39": ("false", "3.8")}[oracle]
+        before = snapshot_state(odir)
+        with server_on_datadir("zooid", workdir, odir,
+                               extra_cfg=dict(CFG, **{"serializeLastProcessedZxid.enabled": flip[0]})) as z:
+            ok(raw_call(z, "create", {"path": "/flipped", "data": b"f"}), "create /flipped")
+        written = written_between(before, snapshot_state(odir))
+        assert written, f"zooid wrote no snapshot on {zk}'s dataDir"
+        check_layout(written, flip[1], f"zooid with serializeLastProcessedZxid.enabled={flip[0]}")
+        snapshot_formatter_lists(written[-1], oracle, {q for q in olive if q.startswith("/otools")},
+                                 f"{zk} on zooid's {flip[1]}-layout snapshot")
+        check_datadir(odir)
+        other_layout = f"; zooid wrote {os.path.basename(written[-1])} in the {flip[1]} layout on its dataDir"
+    summary.append(f"tools ({zk}): SnapshotFormatter/TxnLogToolkit read zooid's {len(snaps)} snapshots / "
+                   f"{len(logs)} logs ({total} txns, {len(writes)} acknowledged checked){other_layout}")
+
+
+def raw_call(server, op, args):
+    """One request on a session of its own."""
+    with contextlib.closing(_Closer(raw(server))) as c:
+        return c.sess.call(op, args)
 
 
 # ------------------------------------------------------------ 4. disk full
