@@ -68,6 +68,14 @@ const JVM_KEYS: &[&str] = &[
     "admin.serverAddress",
     "admin.serverPort",
     "globalOutstandingLimit",
+    "maxCnxns",
+    "request_throttle_max_requests",
+    "request_throttle_stall_time",
+    "request_throttle_drop_stale",
+    "throttled_op_wait_time",
+    "connection_throttle_tokens",
+    "connection_throttle_fill_time",
+    "connection_throttle_fill_count",
     "cnxTimeout",
     "serverCnxnFactory",
 ];
@@ -84,7 +92,6 @@ const UNUSED_KEYS: &[&str] = &[
     "leaderServes",
     "skipACL",
     "clientPortListenBacklog",
-    "maxCnxns",
     "connectToLearnerMasterLimit",
     "secureClientPortAddress",
     "sslQuorum",
@@ -280,8 +287,31 @@ pub struct ServerConfig {
     /// `metricsProvider.httpHost` (default all interfaces, as ZooKeeper).
     pub metrics_provider_http_host: Option<IpAddr>,
     pub metrics_provider_http_port: Option<u16>,
-    /// `globalOutstandingLimit`.
+    /// `globalOutstandingLimit`: requests in process (a leader's and a follower's share is
+    /// this divided by the voters less one) past which a connection with requests of its
+    /// own in process is no longer read from.
     pub global_outstanding_limit: u32,
+    /// `maxCnxns`: client connections at most, 0 for no limit.
+    pub max_cnxns: u32,
+    /// The request throttle of ZooKeeper 3.6+: requests in process at most, 0 for none
+    /// (`request_throttle_max_requests`).
+    pub request_throttle_max_requests: u32,
+    /// How long a throttled request waits before the limit is looked at again
+    /// (`request_throttle_stall_time`, ms).
+    pub request_throttle_stall_time_ms: u64,
+    /// Requests of a connection that closed while they waited are dropped
+    /// (`request_throttle_drop_stale`).
+    pub request_throttle_drop_stale: bool,
+    /// A request that waited longer than this is answered THROTTLEDOP without being
+    /// carried out; 0 never (`throttled_op_wait_time`, ms).
+    pub throttled_op_wait_time_ms: u64,
+    /// Connection throttle (ZooKeeper 3.6+): a bucket of this many tokens, one per new
+    /// session; 0 turns it off (`connection_throttle_tokens`).
+    pub connection_throttle_tokens: u32,
+    /// `connection_throttle_fill_time` (ms) and `connection_throttle_fill_count`: the
+    /// bucket gains fill_count tokens every fill_time.
+    pub connection_throttle_fill_time_ms: u64,
+    pub connection_throttle_fill_count: u32,
     /// Never read from zoo.cfg; the server sets it from [`crate::read_myid`].
     pub my_id: Option<ServerId>,
     /// Keys not mapped to a field, as written; most produced a [`Warning`].
@@ -342,6 +372,14 @@ impl ServerConfig {
             metrics_provider_http_port: None,
             metrics_provider_http_host: None,
             global_outstanding_limit: 1000,
+            max_cnxns: 0,
+            request_throttle_max_requests: 0,
+            request_throttle_stall_time_ms: 100,
+            request_throttle_drop_stale: true,
+            throttled_op_wait_time_ms: 0,
+            connection_throttle_tokens: 0,
+            connection_throttle_fill_time_ms: 1,
+            connection_throttle_fill_count: 1,
             my_id: None,
             unknown: BTreeMap::new(),
             initial_config: None,
@@ -670,6 +708,30 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("globalOutstandingLimit") {
             self.global_outstanding_limit = s.parse_u32(COUNT, "1000")?;
+        }
+        if let Some(s) = settings.take("maxCnxns") {
+            self.max_cnxns = s.parse_u32(COUNT, "0")?;
+        }
+        if let Some(s) = settings.take("request_throttle_max_requests") {
+            self.request_throttle_max_requests = s.parse_u32(COUNT, "0")?;
+        }
+        if let Some(s) = settings.take("request_throttle_stall_time") {
+            self.request_throttle_stall_time_ms = s.parse_u64(COUNT, "100")?;
+        }
+        if let Some(s) = settings.take("request_throttle_drop_stale") {
+            self.request_throttle_drop_stale = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("throttled_op_wait_time") {
+            self.throttled_op_wait_time_ms = s.parse_u64(COUNT, "0")?;
+        }
+        if let Some(s) = settings.take("connection_throttle_tokens") {
+            self.connection_throttle_tokens = s.parse_u32(COUNT, "0")?;
+        }
+        if let Some(s) = settings.take("connection_throttle_fill_time") {
+            self.connection_throttle_fill_time_ms = s.parse_u64(COUNT, "1")?;
+        }
+        if let Some(s) = settings.take("connection_throttle_fill_count") {
+            self.connection_throttle_fill_count = s.parse_u32(COUNT, "1")?;
         }
         if let Some(s) = settings.take("serverCnxnFactory") {
             tracing::debug!(value = %s.value, "serverCnxnFactory names a Java class; ignored");

@@ -36,6 +36,11 @@ pub struct CoreConfig {
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
     pub max_client_cnxns: u32,
+    /// `maxCnxns`: client connections at most (0: no limit).
+    pub max_cnxns: u32,
+    /// The connection throttle: a bucket of `tokens` (0: off) gaining `fill_count` every
+    /// `fill_ms`; each ConnectRequest takes one.
+    pub connection_throttle: ConnectionThrottle,
     pub extended_types_enabled: bool,
     /// `super:base64(sha1)`: authenticating as this digest id grants the super identity.
     pub super_digest: Option<String>,
@@ -54,6 +59,8 @@ impl Default for CoreConfig {
             min_session_timeout_ms: 4000,
             max_session_timeout_ms: 40000,
             max_client_cnxns: 60,
+            max_cnxns: 0,
+            connection_throttle: ConnectionThrottle::default(),
             extended_types_enabled: false,
             super_digest: None,
             container_check_interval_ms: 60000,
@@ -63,6 +70,33 @@ impl Default for CoreConfig {
             enforce_quota: false,
         }
     }
+}
+
+/// ZooKeeper's connection throttle (`connection_throttle_tokens`, `_fill_time`,
+/// `_fill_count`): a token bucket, one token per ConnectRequest. Random dropping as the
+/// bucket runs dry (`connection_throttle_freeze_time` and friends) is not implemented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionThrottle {
+    pub tokens: u32,
+    pub fill_ms: i64,
+    pub fill_count: u32,
+}
+
+impl Default for ConnectionThrottle {
+    fn default() -> Self {
+        ConnectionThrottle {
+            tokens: 0,
+            fill_ms: 1,
+            fill_count: 1,
+        }
+    }
+}
+
+/// The bucket's state: tokens left, and when it was last filled (monotonic ms).
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: i64,
+    filled_ms: i64,
 }
 
 /// What the core is in an ensemble: it decides where a write goes and who expires sessions.
@@ -85,6 +119,13 @@ pub enum Input<'a> {
         addr: SocketAddr,
     },
     Frame {
+        conn: ConnId,
+        frame: &'a [u8],
+    },
+    /// A request that waited longer than `throttled_op_wait_time` to be read: answered
+    /// THROTTLEDOP in its turn without being carried out, unless it is a ping or a
+    /// closeSession, which go through as usual.
+    Throttled {
         conn: ConnId,
         frame: &'a [u8],
     },
@@ -362,8 +403,11 @@ pub struct ServerStats {
     pub auth_failed: u64,
     /// ConnectRequests received (`connection_request_count`).
     pub connection_requests: u64,
-    /// Connections refused by maxClientCnxns (`connection_rejected`).
+    /// Connections refused by maxClientCnxns, maxCnxns or the connection throttle
+    /// (`connection_rejected`).
     pub connections_rejected: u64,
+    /// Requests answered THROTTLEDOP (`throttled_ops`).
+    pub throttled_ops: u64,
     /// Connections closed for sending no ConnectRequest in time
     /// (`sessionless_connections_expired`).
     pub sessionless_expired: u64,
@@ -391,6 +435,8 @@ pub struct Core {
     pub stats: ServerStats,
     /// Connections per client address, for maxClientCnxns.
     per_ip: FxHashMap<IpAddr, u32>,
+    /// The connection throttle's bucket.
+    bucket: Bucket,
     /// (zxid, tree digest) of recent zxids that are multiples of 128 (`hash`).
     digest_log: VecDeque<(i64, i64)>,
     role: Role,
@@ -451,6 +497,10 @@ impl Core {
                 (id, session)
             })
             .collect();
+        let bucket = Bucket {
+            tokens: i64::from(cfg.connection_throttle.tokens),
+            filled_ms: now_ms,
+        };
         Core {
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
             wall_ms,
@@ -465,6 +515,7 @@ impl Core {
             actions: Vec::new(),
             stats: ServerStats::default(),
             per_ip: FxHashMap::default(),
+            bucket,
             digest_log: VecDeque::new(),
             role: Role::Standalone,
             connecting: FxHashMap::default(),
@@ -660,6 +711,7 @@ impl Core {
         match input {
             Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
             Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
+            Input::Throttled { conn, frame } => self.on_throttled(conn, frame, now_ms),
             Input::Disconnect { conn } => self.on_disconnect(conn),
             Input::Persisted { zxid } => self.on_persisted(zxid, now_ms),
             Input::Tick => self.on_tick(now_ms),
@@ -681,6 +733,13 @@ impl Core {
 
     fn on_connect(&mut self, conn: ConnId, addr: SocketAddr, now_ms: i64) {
         let ip = addr.ip();
+        let max = self.cfg.max_cnxns as usize;
+        if max > 0 && self.conns.len() >= max {
+            self.stats.connections_rejected += 1;
+            tracing::error!(%ip, connections = self.conns.len(), max, "too many connections (maxCnxns); closing the new one");
+            self.actions.push(Action::Close { conn });
+            return;
+        }
         let n = self.per_ip.entry(ip).or_insert(0);
         if self.cfg.max_client_cnxns > 0 && *n >= self.cfg.max_client_cnxns {
             self.stats.connections_rejected += 1;
@@ -779,11 +838,16 @@ impl Core {
     }
 
     fn on_connect_request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
-        self.stats.connection_requests += 1;
         let Ok(req) = ConnectRequest::decode(frame) else {
             tracing::debug!(conn, "malformed ConnectRequest; closing");
             return self.close_conn(conn);
         };
+        if !self.take_connection_token(now_ms) {
+            self.stats.connections_rejected += 1;
+            tracing::warn!(conn, "connection throttle rejected connection (connection_throttle_tokens); closing");
+            return self.close_conn(conn);
+        }
+        self.stats.connection_requests += 1;
         if req.last_zxid_seen > self.tree.last_zxid() {
             tracing::info!(
                 conn,
@@ -1022,6 +1086,49 @@ impl Core {
             digest,
         });
         zxid
+    }
+
+    /// One token of the connection throttle, if there is one (always, when it is off).
+    fn take_connection_token(&mut self, now_ms: i64) -> bool {
+        let t = self.cfg.connection_throttle;
+        if t.tokens == 0 {
+            return true;
+        }
+        let b = &mut self.bucket;
+        let fill_ms = t.fill_ms.max(1);
+        let fills = (now_ms - b.filled_ms).max(0) / fill_ms;
+        if fills > 0 {
+            b.tokens = (b.tokens + fills * i64::from(t.fill_count)).min(i64::from(t.tokens));
+            b.filled_ms += fills * fill_ms;
+        }
+        if b.tokens < 1 {
+            return false;
+        }
+        b.tokens -= 1;
+        true
+    }
+
+    fn on_throttled(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
+        let open = self
+            .conns
+            .get(&conn)
+            .is_some_and(|c| matches!(c.state, ConnState::Open));
+        let mut r = zooid_proto::Reader::new(frame);
+        let header = RequestHeader::read(&mut r);
+        let exempt = |op: i32| op == OpCode::Ping as i32 || op == OpCode::CloseSession as i32;
+        match header {
+            Ok(h) if open && !exempt(h.op) => {
+                self.stats.throttled_ops += 1;
+                self.stats.packets_received += 1;
+                let hdr = ReplyHeader {
+                    xid: h.xid,
+                    zxid: self.tree.last_zxid(),
+                    err: zooid_proto::ErrorCode::ThrottledOp.code(),
+                };
+                self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
+            }
+            _ => self.on_frame(conn, frame, now_ms),
+        }
     }
 
     fn on_request(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {

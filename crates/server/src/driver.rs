@@ -14,9 +14,9 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -36,9 +36,11 @@ pub enum Event {
         addr: SocketAddr,
         out: ConnOut,
     },
+    /// A request; `throttled` when it waited longer than `throttled_op_wait_time`.
     Frame {
         conn: ConnId,
         frame: Vec<u8>,
+        throttled: bool,
     },
     Disconnect {
         conn: ConnId,
@@ -89,35 +91,140 @@ const IN_CORE_MAX: usize = 16;
 /// the core task hands their memory back to the system.
 const TRIM_AFTER_CLOSED: usize = 256;
 
+/// Limits on taking requests that span connections.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// `globalOutstandingLimit` (this member's share of it): past this many requests in
+    /// process, a connection with requests of its own in process is not read from until they
+    /// are answered, as ZooKeeper's `shouldThrottle` / `disableRecv`.
+    pub outstanding: usize,
+    /// The request throttle (`request_throttle_max_requests`, 0: off): no connection is read
+    /// from while this many requests are in process.
+    pub throttle_max: usize,
+    /// `request_throttle_stall_time`: a reader held by the throttle looks again after this.
+    pub stall: Duration,
+    /// `throttled_op_wait_time`: a request held longer is answered THROTTLEDOP.
+    pub throttled_op_wait: Option<Duration>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            outstanding: 1000,
+            throttle_max: 0,
+            stall: Duration::from_millis(100),
+            throttled_op_wait: None,
+        }
+    }
+}
+
+/// What every connection shares: the requests in process (read, with an xid above 0, and
+/// not yet answered) and the limits on them.
+pub struct Gate {
+    limits: Limits,
+    in_process: AtomicUsize,
+    /// Woken when a request is answered, for readers the request throttle holds.
+    answered: Notify,
+    /// Times a reader waited for the request throttle (`request_throttle_wait_count`), not
+    /// yet handed to the metrics.
+    throttle_waits: AtomicU64,
+}
+
+impl Gate {
+    pub fn new(limits: Limits) -> Arc<Gate> {
+        Arc::new(Gate {
+            limits,
+            in_process: AtomicUsize::new(0),
+            answered: Notify::new(),
+            throttle_waits: AtomicU64::new(0),
+        })
+    }
+
+    /// Requests in process now (`outstanding_requests`).
+    pub fn in_process(&self) -> usize {
+        self.in_process.load(Ordering::Acquire)
+    }
+
+    fn finished(&self, n: usize) {
+        if n > 0 {
+            self.in_process.fetch_sub(n, Ordering::AcqRel);
+            if self.limits.throttle_max > 0 {
+                self.answered.notify_waiters();
+            }
+        }
+    }
+}
+
 /// What one connection holds in the server, shared by its reader, its writer and the core
 /// task: the reader waits for room before it hands the core another request.
-#[derive(Default)]
 pub struct Flow {
+    gate: Arc<Gate>,
     /// Bytes queued for the socket and not yet written.
     queued: AtomicUsize,
     /// Requests handed to the core task and not yet handled.
     in_core: AtomicUsize,
+    /// Requests read (xid above 0) and not yet answered.
+    outstanding: AtomicUsize,
     wake: Notify,
 }
 
 impl Flow {
+    fn new(gate: Arc<Gate>) -> Flow {
+        Flow {
+            gate,
+            queued: AtomicUsize::new(0),
+            in_core: AtomicUsize::new(0),
+            outstanding: AtomicUsize::new(0),
+            wake: Notify::new(),
+        }
+    }
+
     fn has_room(&self) -> bool {
         self.queued.load(Ordering::Acquire) < QUEUED_BYTES_MAX
             && self.in_core.load(Ordering::Acquire) < IN_CORE_MAX
     }
 
-    /// Wait until the connection may hand the core another request, and count it.
-    async fn admit(&self) {
+    /// Wait until the connection may hand the core another request, and count it (as in
+    /// process when `counted`, a request with an xid above 0). True when it waited longer
+    /// than `throttled_op_wait_time`: it is then to be answered THROTTLEDOP.
+    async fn admit(&self, counted: bool) -> bool {
+        let gate = &self.gate;
+        let started = Instant::now();
         loop {
             let notified = self.wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.has_room() {
-                self.in_core.fetch_add(1, Ordering::AcqRel);
-                return;
+            if !self.has_room() {
+                notified.await;
+                continue;
             }
-            notified.await;
+            let in_process = gate.in_process();
+            if in_process > gate.limits.outstanding && self.outstanding.load(Ordering::Acquire) > 0
+            {
+                // Its own answers wake it.
+                notified.await;
+                continue;
+            }
+            if gate.limits.throttle_max > 0 && in_process >= gate.limits.throttle_max {
+                gate.throttle_waits.fetch_add(1, Ordering::Relaxed);
+                let answered = gate.answered.notified();
+                tokio::select! {
+                    _ = answered => {}
+                    _ = notified => {}
+                    _ = tokio::time::sleep(gate.limits.stall) => {}
+                }
+                continue;
+            }
+            break;
         }
+        self.in_core.fetch_add(1, Ordering::AcqRel);
+        if counted {
+            self.outstanding.fetch_add(1, Ordering::AcqRel);
+            gate.in_process.fetch_add(1, Ordering::AcqRel);
+        }
+        gate.limits
+            .throttled_op_wait
+            .is_some_and(|w| started.elapsed() > w)
     }
 
     /// The core task handled one of the connection's requests.
@@ -126,11 +233,37 @@ impl Flow {
         self.wake.notify_one();
     }
 
+    /// One of the connection's requests was answered.
+    fn answered(&self) {
+        let took = self
+            .outstanding
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok();
+        if took {
+            self.gate.finished(1);
+            self.wake.notify_one();
+        }
+    }
+
     /// The writer put `n` queued bytes on the socket.
     fn written(&self, n: usize) {
         self.queued.fetch_sub(n, Ordering::AcqRel);
         self.wake.notify_one();
     }
+}
+
+impl Drop for Flow {
+    /// Requests of a closed connection that were never answered are no longer in process.
+    fn drop(&mut self) {
+        self.gate.finished(*self.outstanding.get_mut());
+    }
+}
+
+/// The xid a frame's payload starts with (a request's, or past the length prefix, a reply's).
+fn xid_of(payload: &[u8]) -> i32 {
+    payload
+        .get(..4)
+        .map_or(0, |b| i32::from_be_bytes(b.try_into().expect("4 bytes")))
 }
 
 /// The core task's handle on one connection's writer.
@@ -141,6 +274,11 @@ pub struct ConnOut {
 
 impl ConnOut {
     pub fn frame(&self, frame: Vec<u8>) {
+        // Replies carry their request's xid (above 0); notifications, pings and the
+        // ConnectResponse do not.
+        if xid_of(frame.get(4..).unwrap_or(&[])) > 0 {
+            self.flow.answered();
+        }
         self.flow.queued.fetch_add(frame.len(), Ordering::AcqRel);
         let _ = self.tx.send(Outbound::Frame(frame));
     }
@@ -165,6 +303,8 @@ pub async fn measure_disk(info: &Arc<fourlw::ServerInfo>) -> DiskFacts {
 #[derive(Clone)]
 pub struct DriverConfig {
     pub max_frame_len: u32,
+    /// Requests in process and the limits on them, shared by every connection.
+    pub gate: Arc<Gate>,
     pub four_letter_words: Vec<String>,
     pub info: Arc<fourlw::ServerInfo>,
 }
@@ -337,6 +477,10 @@ async fn run_core(
                 if peer.as_ref().is_none_or(|p| p.serving) {
                     core.handle(now(), Input::Tick);
                 }
+                let waits = cfg.gate.throttle_waits.swap(0, Ordering::Relaxed);
+                if waits > 0 {
+                    metrics.count("request_throttle_wait_count", waits);
+                }
                 // Many connections gone since the most there were: their memory goes back.
                 conns_peak = conns_peak.max(outs.len());
                 if conns_peak - outs.len() >= TRIM_AFTER_CLOSED && outs.len() * 2 <= conns_peak {
@@ -363,15 +507,15 @@ async fn run_core(
                     outs.insert(conn, out);
                     core.handle(now, Input::Connect { conn, addr });
                 }
-                Event::Frame { conn, frame } => {
+                Event::Frame { conn, frame, throttled } => {
                     metrics.count("bytes_received_count", 4 + frame.len() as u64);
-                    core.handle(
-                        now,
-                        Input::Frame {
-                            conn,
-                            frame: &frame,
-                        },
-                    );
+                    let frame = &frame;
+                    let input = if throttled {
+                        Input::Throttled { conn, frame }
+                    } else {
+                        Input::Frame { conn, frame }
+                    };
+                    core.handle(now, input);
                     if let Some(o) = outs.get(&conn) {
                         o.flow.handled();
                     }
@@ -604,7 +748,7 @@ async fn run_conn(
         return;
     }
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
-    let flow = Arc::new(Flow::default());
+    let flow = Arc::new(Flow::new(cfg.gate.clone()));
     let out = ConnOut {
         tx: out_tx,
         flow: flow.clone(),
@@ -638,25 +782,30 @@ async fn run_conn(
         }
         let _ = wr.shutdown().await;
     });
+    // The first frame is the ConnectRequest, which has no xid.
+    let mut connected = false;
     'read: loop {
         let mut start = 0;
         loop {
             match zooid_proto::frame::next_frame(&buf[start..], cfg.max_frame_len) {
                 Ok(Some((from, to))) => {
-                    // Stop taking requests while the client is not taking its replies.
-                    tokio::select! {
-                        _ = flow.admit() => {}
+                    // Stop taking requests while the client is not taking its replies, or
+                    // while the server has too many in process.
+                    let counted = connected && xid_of(&buf[start + from..]) > 0;
+                    let throttled = tokio::select! {
+                        t = flow.admit(counted) => t,
                         _ = &mut closed_rx => break 'read,
-                    }
+                    };
+                    connected = true;
                     let frame = buf[start + from..start + to].to_vec();
                     start += to;
-                    if tx.send(Event::Frame { conn, frame }).await.is_err() {
+                    if tx.send(Event::Frame { conn, frame, throttled }).await.is_err() {
                         break 'read;
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::info!(error = %e, "closing connection: bad frame length (jute.maxbuffer)");
+                    tracing::warn!(error = %e, "Len error: closing the connection (a malformed message, or one larger than jute.maxbuffer)");
                     break 'read;
                 }
             }
@@ -677,4 +826,79 @@ async fn run_conn(
     }
     let _ = tx.send(Event::Disconnect { conn }).await;
     writer.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    /// Whether `admit` goes through at once (Some(throttled)) or has to wait (None).
+    fn admit_now(flow: &Flow, counted: bool) -> Option<bool> {
+        let mut fut = std::pin::pin!(flow.admit(counted));
+        match fut.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(t) => Some(t),
+            Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn past_the_outstanding_limit_only_idle_connections_are_read() {
+        let gate = Gate::new(Limits {
+            outstanding: 1,
+            ..Limits::default()
+        });
+        let (a, b) = (Flow::new(gate.clone()), Flow::new(gate.clone()));
+        for _ in 0..2 {
+            assert_eq!(admit_now(&a, true), Some(false));
+            a.handled();
+        }
+        // Two in process, past the limit of one: `a`, with requests of its own in process,
+        // waits; `b` has none and may send one more, as in ZooKeeper.
+        assert_eq!(admit_now(&a, true), None);
+        assert_eq!(admit_now(&b, true), Some(false));
+        b.handled();
+        assert_eq!(admit_now(&b, true), None);
+        // Pings and the like (not counted) still pass for a connection under the limit.
+        a.answered();
+        a.answered();
+        assert_eq!(gate.in_process(), 1);
+        assert_eq!(admit_now(&a, true), Some(false));
+        a.handled();
+        // A closed connection's unanswered requests leave the count.
+        drop(b);
+        assert_eq!(gate.in_process(), 1);
+    }
+
+    #[test]
+    fn the_request_throttle_holds_every_connection() {
+        // The throttle's stall timer needs a runtime to exist in; nothing runs on it.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _in_runtime = rt.enter();
+        let gate = Gate::new(Limits {
+            throttle_max: 1,
+            ..Limits::default()
+        });
+        let (a, b) = (Flow::new(gate.clone()), Flow::new(gate.clone()));
+        assert_eq!(admit_now(&a, true), Some(false));
+        a.handled();
+        assert_eq!(admit_now(&b, true), None);
+        assert_eq!(gate.throttle_waits.load(Ordering::Relaxed), 1);
+        a.answered();
+        assert_eq!(admit_now(&b, true), Some(false));
+    }
+
+    #[test]
+    fn a_connection_whose_replies_pile_up_is_not_read() {
+        let gate = Gate::new(Limits::default());
+        let a = Flow::new(gate);
+        a.queued.store(QUEUED_BYTES_MAX, Ordering::Release);
+        assert_eq!(admit_now(&a, false), None);
+        a.written(1);
+        assert_eq!(admit_now(&a, false), Some(false));
+    }
 }

@@ -61,6 +61,12 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
         max_client_cnxns: cfg.max_client_cnxns,
+        max_cnxns: cfg.max_cnxns,
+        connection_throttle: zooid_node::core::ConnectionThrottle {
+            tokens: cfg.connection_throttle_tokens,
+            fill_ms: cfg.connection_throttle_fill_time_ms as i64,
+            fill_count: cfg.connection_throttle_fill_count,
+        },
         extended_types_enabled: cfg.extended_types_enabled,
         super_digest: cfg.super_digest.clone(),
         container_check_interval_ms: cfg.container_check_interval_ms as i64,
@@ -68,6 +74,30 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_max_never_used_ms: cfg.container_max_never_used_interval_ms as i64,
         digest_enabled: cfg.digest_enabled,
         enforce_quota: cfg.enforce_quota,
+    }
+}
+
+/// The limits on taking requests. A leader's and a follower's share of
+/// `globalOutstandingLimit` is the limit divided by the voters less one (with more than two
+/// voters), as in ZooKeeper; an observer's and a standalone server's is all of it.
+pub fn limits(cfg: &ServerConfig, member: bool) -> driver::Limits {
+    let voters = cfg
+        .servers
+        .values()
+        .filter(|s| s.role != zooid_config::PeerRole::Observer)
+        .count();
+    let observer = cfg.peer_type == zooid_config::PeerRole::Observer;
+    let share = if member && !observer && voters > 2 {
+        voters - 1
+    } else {
+        1
+    };
+    driver::Limits {
+        outstanding: cfg.global_outstanding_limit as usize / share,
+        throttle_max: cfg.request_throttle_max_requests as usize,
+        stall: std::time::Duration::from_millis(cfg.request_throttle_stall_time_ms.max(1)),
+        throttled_op_wait: (cfg.throttled_op_wait_time_ms > 0)
+            .then(|| std::time::Duration::from_millis(cfg.throttled_op_wait_time_ms)),
     }
 }
 
@@ -413,6 +443,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let info = Arc::new(info);
     let dcfg = driver::DriverConfig {
         max_frame_len: cfg.jute_max_buffer,
+        gate: driver::Gate::new(limits(cfg, member.is_some())),
         four_letter_words: cfg.four_letter_words.clone(),
         info: Arc::clone(&info),
     };

@@ -426,6 +426,7 @@ impl Registry {
                         "digest_mismatches_count" => s.digest_mismatches,
                         "connection_request_count" => s.connection_requests,
                         "connection_rejected" => s.connections_rejected,
+                        "throttled_ops" => s.throttled_ops,
                         "sessionless_connections_expired" => s.sessionless_expired,
                         _ => self.counter(name),
                     };

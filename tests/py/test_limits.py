@@ -1,0 +1,143 @@
+"""The limits ZooKeeper enforces on clients, enforced the same way: maxClientCnxns per
+address, maxCnxns in all, the connection throttle, the request throttle with
+THROTTLEDOP, globalOutstandingLimit and jute.maxbuffer. Each runs against zooid and
+ZooKeeper 3.8 with the same zoo.cfg, and checks the metric ZooKeeper counts it in.
+"""
+
+import socket
+import struct
+
+import pytest
+
+from conftest import running_server
+from ensemble import parse_mntr
+from zkraw import OP, ConnectionClosed, ProtocolError, Session, Writer, four_letter
+
+KINDS = ["zooid", "oracle"]
+
+
+def mntr(server):
+    """mntr's values; asked again while a connection limit still refuses the asking one."""
+    for _ in range(100):
+        m = parse_mntr(four_letter(server.host, server.port, "mntr"))
+        if m:
+            return m
+    raise AssertionError(f"{server!r} never answered mntr")
+
+
+def try_session(server):
+    """A Session, or None when the server closes the connection instead of answering."""
+    try:
+        return Session(server.host, server.port, timeout_ms=10000, io_timeout=5)
+    except (ConnectionClosed, ProtocolError, OSError):
+        return None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("key", ["maxClientCnxns", "maxCnxns"])
+def test_connection_limits(kind, key):
+    extra = {"maxClientCnxns": "0", key: "3"}
+    with running_server(kind, extra_cfg=extra) as srv:
+        # A four-letter word holds a connection only while it is answered.
+        before = int(mntr(srv)["zk_connection_rejected"])
+        held = [try_session(srv) for _ in range(3)]
+        assert all(held)
+        assert try_session(srv) is None, f"{kind}: a fourth connection was served ({key}=3)"
+        held.pop().close_socket()
+        # Room again once one closes (the server sees the close asynchronously).
+        for _ in range(50):
+            s = try_session(srv)
+            if s:
+                held.append(s)
+                break
+        assert len(held) == 3
+        for s in held:
+            s.close_socket()
+        assert int(mntr(srv)["zk_connection_rejected"]) > before
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_connection_throttle(kind):
+    extra = {"connection_throttle_tokens": "2", "connection_throttle_fill_time": "600000"}
+    with running_server(kind, extra_cfg=extra) as srv:
+        a, b = try_session(srv), try_session(srv)
+        assert a and b
+        assert try_session(srv) is None, f"{kind}: a third session passed a bucket of 2"
+        m = mntr(srv)
+        assert int(m["zk_connection_rejected"]) == 1
+        a.close_socket()
+        b.close_socket()
+
+
+def pipeline(sess, requests):
+    """Send every (op, args) at once, then read every reply: {xid: err}."""
+    from zkraw import encode_body
+    out = bytearray()
+    xids = []
+    for op, args in requests:
+        xid = sess.next_xid()
+        body = Writer().int(xid).int(op).bytes() + encode_body(op, args)
+        out += struct.pack(">i", len(body)) + body
+        xids.append(xid)
+    sess.sock.sendall(bytes(out))
+    errs = {}
+    while len(errs) < len(xids):
+        payload = sess.recv_frame(timeout=30)
+        xid, _zxid, err = struct.unpack(">iqi", payload[:16])
+        if xid > 0:
+            errs[xid] = err
+    return [errs[x] for x in xids]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_request_throttle_answers_throttledop(kind):
+    extra = {"request_throttle_max_requests": "1", "throttled_op_wait_time": "1"}
+    with running_server(kind, extra_cfg=extra) as srv:
+        s = Session(srv.host, srv.port, timeout_ms=30000)
+        reqs = []
+        for i in range(3000):
+            if i % 2:
+                reqs.append((OP["getData"], {"path": "/"}))
+            else:
+                reqs.append((OP["create"], {"path": f"/t{i}", "data": b"x"}))
+        errs = pipeline(s, reqs)
+        assert set(errs) <= {0, -127}, set(errs)
+        assert errs.count(-127) > 0, f"{kind}: nothing was throttled"
+        # A throttled create created nothing; an answered one did.
+        check = Session(srv.host, srv.port, timeout_ms=30000)
+        for (op, args), err in list(zip(reqs, errs))[::2][:300]:
+            r = check.call(OP["exists"], {"path": args["path"]})
+            assert (r.err == 0) == (err == 0), (args["path"], err, r.err)
+        m = mntr(srv)
+        assert int(m["zk_throttled_ops"]) == errs.count(-127)
+        assert int(m["zk_request_throttle_wait_count"]) > 0
+        s.close_socket()
+        check.close_socket()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_global_outstanding_limit_keeps_serving(kind):
+    # With a limit of 1 a connection is read from only as its requests are answered; every
+    # pipelined request still gets its answer, in order.
+    with running_server(kind, extra_cfg={"globalOutstandingLimit": "1"}) as srv:
+        s = Session(srv.host, srv.port, timeout_ms=30000)
+        reqs = [(OP["create"], {"path": f"/g{i}", "data": b"x"}) for i in range(500)]
+        assert pipeline(s, reqs) == [0] * 500
+        s.close_socket()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_jute_maxbuffer_bounds_a_request_frame(kind):
+    with running_server(kind) as srv:
+        s = Session(srv.host, srv.port, timeout_ms=30000)
+        header_and_path = 4 + 4 + (4 + len("/big")) + 4 + 4 + 4  # xid op path data acl flags
+        acl = 4 + 4 + 5 + 4 + 6  # one ACL: perms, "world", "anyone"
+        room = 0xFFFFF - header_and_path - acl
+        r = s.call(OP["create"], {"path": "/big", "data": b"x" * room})
+        assert r.err == 0, r
+        with pytest.raises((ConnectionClosed, OSError)):
+            s.call(OP["create"], {"path": "/bih", "data": b"x" * (room + 1)})
+        # The server goes on serving others.
+        t = Session(srv.host, srv.port, timeout_ms=30000)
+        assert len(t.call(OP["getData"], {"path": "/big"}).body["data"]) == room
+        t.close_socket()
