@@ -181,9 +181,10 @@ def write_cfg(workdir, port, container_interval_ms, extra=None):
     return path
 
 
-def oracle_command(cfg_path, container_interval_ms, admin=False, kind="oracle"):
+def oracle_command(cfg_path, container_interval_ms, admin=False, kind="oracle", props=None):
     """`admin`: run the AdminServer (zoo.cfg says where), with jetty on the classpath.
-    `kind`: "oracle" (ZooKeeper 3.8.0) or "oracle39" (3.9.3), the same flags."""
+    `kind`: "oracle" (ZooKeeper 3.8.0) or "oracle39" (3.9.3), the same flags.
+    `props`: more system properties {name: value} (say, one logger's level)."""
     return [
         "java",
         "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
@@ -195,6 +196,7 @@ def oracle_command(cfg_path, container_interval_ms, admin=False, kind="oracle"):
         "-Dzookeeper.forceSync=no",
         "-Dzookeeper.jmx.log4j.disable=true",
         "-Dorg.slf4j.simpleLogger.defaultLogLevel=" + os.environ.get("ZOOID_ORACLE_LOG_LEVEL", "warn"),
+        *(f"-D{k}={v}" for k, v in (props or {}).items()),
         "-cp", oracle_server_classpath(kind, admin), ORACLE_MAIN, cfg_path,
     ]
 

@@ -4,6 +4,9 @@ Each member gets a directory of its own (zoo.cfg, data/myid, server.log) and thr
 ports (client, quorum, election) that stay the same across restarts. Members are zooid
 (`$ZOOID_BIN server start-foreground zoo.cfg`) or, with ZOOID_TEST_ORACLE_ONLY=1, Apache
 ZooKeeper 3.8 (`java ... QuorumPeerMain zoo.cfg`, the same flags as conftest's oracle).
+A member's kind can be any of conftest's: "zooid", "oracle" (ZooKeeper 3.8.0) or "oracle39"
+(ZooKeeper 3.9.3); `oracle_sids` with `oracle_kind` mix them, `replace(sid, kind)` swaps the
+process of a member for another kind's on the same zoo.cfg, myid, dataDir and ports.
 
     ens = Ensemble(tmpdir)
     ens.start(3)                    # server.1..3, waits for one leader + two followers
@@ -11,6 +14,8 @@ ZooKeeper 3.8 (`java ... QuorumPeerMain zoo.cfg`, the same flags as conftest's o
     ens.leader_sid(), ens.mode(sid), ens.mntr(sid), ens.hosts, ens.member(sid).hosts
     ens.kill9(sid), ens.stop(sid), ens.wipe(sid), ens.restart(sid)
     ens.wait_for_quorum(timeout)    # exactly one leader, every live member with a Mode
+    Ensemble(tmpdir, oracle_sids=(1, 2), oracle_kind="oracle39")  # 3.9.3 members 1, 2
+    ens.replace(sid, "oracle39")    # stop member sid, start it again as ZooKeeper 3.9.3
     ens.stop_all()                  # every process this ensemble started, by pid
 
 Every wait polls with a deadline and a bounded number of rounds; nothing sleeps to
@@ -27,8 +32,8 @@ import socket
 import subprocess
 import time
 
-from conftest import (ORACLE_ONLY, STOP_DEADLINE, ZOOID_BIN, Server, free_port,
-                      oracle_command)
+from conftest import (ORACLE_KINDS, ORACLE_ONLY, STOP_DEADLINE, ZOOID_BIN, Server,
+                      free_port, oracle_command)
 from zkraw import four_letter
 
 TICK_MS = 200
@@ -38,6 +43,14 @@ START_TIMEOUT = 60.0   # all members up and a leader elected (JVMs on a small ma
 MODE_TIMEOUT = 30.0    # one member (re)joining
 POLL = 0.05            # pause between polling rounds (the waits are on deadlines)
 MODES = ("leader", "follower", "observer")
+START_MARK = "=== ensemble: start #"
+# ZooKeeper members log how a learner synced (DIFF/TRUNC/SNAP) at INFO, whatever the
+# default level: Learner says "Getting a snapshot from leader", LearnerHandler "Sending
+# snapshot ..." (zooid says "SNAP: loaded the leader's snapshot" at its default level)
+ORACLE_SYNC_LOGGERS = {
+    "org.slf4j.simpleLogger.log.org.apache.zookeeper.server.quorum.Learner": "info",
+    "org.slf4j.simpleLogger.log.org.apache.zookeeper.server.quorum.LearnerHandler": "info",
+}
 
 
 def _ephemeral_low():
@@ -97,6 +110,12 @@ def parse_mntr(text):
     return out
 
 
+def _real(kind):
+    """The kind that runs for `kind`: ZOOID_TEST_ORACLE_ONLY=1 runs ZooKeeper 3.8 for zooid."""
+    assert kind == "zooid" or kind in ORACLE_KINDS, kind
+    return "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
+
+
 class Member:
     """One server of the ensemble: its config, ports, directory and current process."""
 
@@ -113,6 +132,7 @@ class Member:
         self.election_port = election_port
         self.hosts = f"127.0.0.1:{client_port}"
         self.server = None                  # conftest.Server while a process was started
+        self.kind = None                    # the kind of the last process started
         self.starts = 0
         self.expected_up = False            # started and not (yet) stopped/killed on purpose
 
@@ -129,19 +149,24 @@ class Member:
 
     def __repr__(self):
         state = f"pid={self.pid}" if self.alive() else "down"
-        return f"<member {self.sid} {self.role} {self.hosts} {state}>"
+        return f"<member {self.sid} {self.kind or ''} {self.role} {self.hosts} {state}>"
 
 
 class Ensemble:
     """Members server.1..N (participants first, then observers)."""
 
-    def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=()):
-        """`oracle_sids`: members that run Apache ZooKeeper whatever `kind` is (a mixed
+    def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=(),
+                 oracle_kind="oracle"):
+        """`kind`: every member's kind ("zooid", "oracle", "oracle39"); `oracle_sids`:
+        members that run Apache ZooKeeper `oracle_kind` whatever `kind` is (a mixed
         ensemble)."""
+        assert oracle_kind in ORACLE_KINDS, oracle_kind
         self.root = root
         self.kind = kind
-        self.real_kind = "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
+        self.real_kind = _real(kind)
         self.oracle_sids = set(oracle_sids)
+        self.oracle_kind = oracle_kind
+        self.kinds = {}                     # sid -> kind, set by replace()
         self.tick_ms = tick_ms
         self.extra_cfg = dict(extra_cfg or {})
         self.members = {}
@@ -195,11 +220,15 @@ class Ensemble:
             f.write("\n".join(lines) + "\n")
 
     def kind_of(self, sid):
-        return "oracle" if sid in self.oracle_sids else self.real_kind
+        """The kind member `sid` runs (next time it starts)."""
+        if sid in self.kinds:
+            return self.kinds[sid]
+        return self.oracle_kind if sid in self.oracle_sids else self.real_kind
 
     def _command(self, m):
-        if self.kind_of(m.sid) == "oracle":
-            return oracle_command(m.cfg_path, 1000)
+        kind = self.kind_of(m.sid)
+        if kind in ORACLE_KINDS:
+            return oracle_command(m.cfg_path, 1000, kind=kind, props=ORACLE_SYNC_LOGGERS)
         if not os.access(ZOOID_BIN, os.X_OK):
             raise RuntimeError(f"zooid binary not found: {ZOOID_BIN} "
                                "(set ZOOID_BIN or ZOOID_TEST_ORACLE_ONLY=1)")
@@ -226,15 +255,16 @@ class Ensemble:
         assert not m.alive(), f"{m!r} is already running"
         cmd = self._command(m)
         m.starts += 1
+        m.kind = self.kind_of(sid)
         with open(m.log_path, "ab") as logf:
-            logf.write(f"=== ensemble: start #{m.starts} of member {sid} at "
+            logf.write(f"{START_MARK}{m.starts} of member {sid} ({m.kind}) at "
                        f"{time.strftime('%H:%M:%S')}: {' '.join(cmd)}\n".encode())
             logf.flush()
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf,
                                     stderr=subprocess.STDOUT, cwd=m.root,
                                     start_new_session=True)
-        m.server = Server(self.kind, m.client_port, proc, m.root, m.cfg_path, m.log_path)
-        m.server.real_kind = self.kind_of(sid)
+        m.server = Server(m.kind, m.client_port, proc, m.root, m.cfg_path, m.log_path)
+        m.server.real_kind = m.kind
         m.expected_up = True
         return m
 
@@ -262,6 +292,19 @@ class Ensemble:
         m = self.members[sid]
         if m.alive():
             self.stop(sid)
+        self.launch(sid)
+        if wait:
+            return self.wait_for_mode(sid, timeout=timeout)
+        return None
+
+    def replace(self, sid, kind, wait=True, timeout=MODE_TIMEOUT):
+        """Stop member `sid` (SIGTERM) and start a process of `kind` in its place: the same
+        zoo.cfg, myid, dataDir and ports. By default wait until it reports a Mode; returns
+        it (None with wait=False). With ZOOID_TEST_ORACLE_ONLY=1, "zooid" is ZooKeeper 3.8."""
+        m = self.members[sid]
+        if m.alive():
+            self.stop(sid)
+        self.kinds[sid] = _real(kind)
         self.launch(sid)
         if wait:
             return self.wait_for_mode(sid, timeout=timeout)
@@ -389,6 +432,14 @@ class Ensemble:
 
     def hosts_of(self, sids):
         return ",".join(self.members[s].hosts for s in sids)
+
+    def log_since_start(self, sid):
+        """Member `sid`'s log since its last start (its own output only)."""
+        m = self.members[sid]
+        with open(m.log_path, "r", errors="replace") as f:
+            text = f.read()
+        i = text.rfind(START_MARK)
+        return text[i:] if i >= 0 else text
 
     def log_tail(self, sid=None, n=30):
         """The last `n` lines of one member's log, or of every member's."""

@@ -1,6 +1,7 @@
 """A replicated ensemble of real processes: roles, replication, quorum loss, leader failover
-under load, catch-up of a stopped or wiped member, observers, sessions moving between members
-and kazoo recipes across a failover.
+under load, catch-up of a stopped or wiped member, observers, sessions moving between members,
+kazoo recipes across a failover, ensembles mixing zooid with ZooKeeper 3.8.0 or 3.9.3 members
+(SNAPs both ways) and a live 3.9.3 ensemble replaced member by member by zooid and back.
 
 Each test starts an ensemble of its own (tests/py/ensemble.py) from zoo.cfg files with
 server.N lines and myid files, tickTime=200; with ZOOID_TEST_ORACLE_ONLY=1 the members are
@@ -20,9 +21,10 @@ from kazoo.handlers.threading import KazooTimeoutError
 from kazoo.protocol.states import KazooState
 from kazoo.retry import KazooRetry
 
-from conftest import ORACLE_ONLY
+from conftest import ORACLE_KINDS, ORACLE_ONLY
 from kazoo_compat import StateLog
 from ensemble import Ensemble
+from test_durability import check_layout, snapshot_state, written_between
 from zkraw import OP, ProtocolError, Session
 
 WAIT = 30.0  # upper bound for any one wait on the ensemble or a client
@@ -651,18 +653,48 @@ def hash_line(ens, sid):
     return lines[-1] if lines else None
 
 
+def wait_equal_digests(ens, sids=None, timeout=WAIT):
+    """Poll until every member's newest `hash` line (zxid: digest) is the same; on timeout
+    fail with every member's whole `hash` answer and zxid."""
+    sids = sids or ens.sids
+    try:
+        poll_until(lambda: len({hash_line(ens, s) for s in sids}) == 1, timeout=timeout,
+                   what="equal digests")
+    except AssertionError as e:
+        detail = "\n".join(f"member {s} ({ens.kind_of(s)}, {ens.mode(s)}, zxid "
+                           f"{zxid_of(ens.srvr(s)):#x}) hash:\n{four_letter_text(ens, s, 'hash')}"
+                           for s in sids)
+        raise AssertionError(f"{e}:\n{detail}") from None
+
+
 def four_letter_text(ens, sid, word):
     from zkraw import four_letter
     return four_letter("127.0.0.1", ens.member(sid).client_port, word)
 
 
-def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client):
-    """zooid members and Apache ZooKeeper 3.8 members in one ensemble: a zooid leader with
-    ZooKeeper followers (one wiped and synced by SNAP from zooid), then a ZooKeeper leader
-    with the zooid member following (back by DIFF after a kill -9)."""
+ZK_GOT_SNAP = "Getting a snapshot from leader"          # a ZooKeeper learner's log (INFO)
+ZOOID_GOT_SNAP = "SNAP: loaded the leader's snapshot"    # zooid's, at its default level
+
+
+def assert_took_snap(ens, sid, label):
+    """Member `sid`'s log since its last start says it loaded a SNAP from its leader."""
+    if ORACLE_ONLY and sid not in ens.oracle_sids:
+        return
+    want = ZK_GOT_SNAP if ens.kind_of(sid) in ORACLE_KINDS else ZOOID_GOT_SNAP
+    log = ens.log_since_start(sid)
+    assert want in log, f"{label}: member {sid} ({ens.kind_of(sid)}) did not log {want!r}:\n{log[-3000:]}"
+
+
+@pytest.mark.parametrize("oracle", ["oracle", "oracle39"])
+def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client, oracle):
+    """zooid members and Apache ZooKeeper (3.8.0 or 3.9.3) members in one ensemble: a zooid
+    leader with ZooKeeper followers (one wiped and synced by SNAP from zooid), then a
+    ZooKeeper leader with the zooid member following (back by DIFF after a kill -9, then
+    wiped and synced by SNAP from the ZooKeeper leader)."""
     # At equal zxids the highest sid wins the election: server.3 (zooid) leads.
-    ens = make_ensemble(3, oracle_sids=(1, 2))
-    assert ens.kind_of(3) != "oracle" or ORACLE_ONLY
+    ens = make_ensemble(3, oracle_sids=(1, 2), oracle_kind=oracle)
+    assert ens.kind_of(3) not in ORACLE_KINDS or ORACLE_ONLY
+    assert ens.kind_of(1) == ens.kind_of(2) == oracle
     assert ens.wait_for_quorum(WAIT) == 3
     cs = {sid: client(make_client, ens.member(sid)) for sid in ens.sids}
     for sid, c in cs.items():
@@ -674,7 +706,7 @@ def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client):
     assert len(trees[3]) == 1 + 3 * 51 + 3  # /, three /mixN with 50 children each, ephemerals
     for sid in (1, 2):
         assert trees[sid] == trees[3], f"member {sid} differs from the zooid leader"
-    poll_until(lambda: len({hash_line(ens, s) for s in ens.sids}) == 1, what="equal digests")
+    wait_equal_digests(ens)
 
     # a ZooKeeper follower that lost its dataDir is synced by SNAP from the zooid leader
     cs[1].stop()
@@ -682,6 +714,7 @@ def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client):
     ens.wipe(1)
     cs[3].create("/while-wiped", b"w")
     assert ens.restart(1) == "follower"
+    assert_took_snap(ens, 1, "wiped ZooKeeper follower of the zooid leader")
     c1 = client(make_client, ens.member(1))
     c1.sync("/")
     cs[3].sync("/")
@@ -704,3 +737,184 @@ def test_mixed_ensemble_with_zookeeper(make_ensemble, make_client):
     c3.create("/via-zooid-follower", b"f")
     c1.sync("/")
     assert c1.get("/via-zooid-follower")[0] == b"f"
+
+    # a zooid follower that lost its dataDir is synced by SNAP from the ZooKeeper leader
+    c3.stop()
+    ens.stop(3)
+    ens.wipe(3)
+    until_ok(lambda: cs[2].create("/while-zooid-wiped", b"z"), what="write while zooid is down")
+    assert ens.restart(3) == "follower"
+    assert ens.leader_sid() == new_leader
+    assert_took_snap(ens, 3, f"wiped zooid follower of the ZooKeeper {oracle} leader")
+    c3 = client(make_client, ens.member(3))
+    c3.sync("/")
+    cs[2].sync("/")
+    assert c3.get("/while-zooid-wiped")[0] == b"z"
+    assert dump_tree(c3) == dump_tree(cs[2])
+    c3.create("/via-resynced-zooid", b"r")
+    c1.sync("/")
+    assert c1.get("/via-resynced-zooid")[0] == b"r"
+    # every member ends with the same zxid and tree (`hash` is no use after the wipes: it
+    # lists a digest every 128 txns a member applied itself, and a SNAP applies none)
+    poll_until(lambda: len({zxid_of(ens.srvr(s)) for s in ens.sids}) == 1, what="equal zxids")
+    final = {sid: (c.sync("/"), dump_tree(c))[1] for sid, c in ((1, c1), (2, cs[2]), (3, c3))}
+    for sid in (1, 3):
+        assert final[sid] == final[2], f"member {sid} differs from member 2 at the end"
+
+
+# --------------------------------------------------------------- 10. rolling replacement
+
+ROLL_MAX_WRITES = 20000   # the writer's bound (it is paced, so far fewer are written)
+ROLL_PACE_S = 0.005       # pause between two writes: load, not synchronisation
+ROLL_STEP_WRITES = 25     # acknowledged writes the writer must make after each step
+
+
+class RollWriter(threading.Thread):
+    """Creates /roll/w000000, w000001, ... through a kazoo client on every member, one at a
+    time; a create that failed on a connection error is retried under the same name (a
+    NodeExists then means the lost reply's create was done). Records what was acknowledged."""
+
+    def __init__(self, c):
+        super().__init__(daemon=True, name="roll-writer")
+        self.c = c
+        self.acked = []
+        self.failures = 0
+        self.error = None
+        self.stop_evt = threading.Event()
+        self.cond = threading.Condition()
+
+    def run(self):
+        pause = threading.Event()
+        try:
+            for i in range(ROLL_MAX_WRITES):
+                path = f"/roll/w{i:06d}"
+                for _attempt in range(100000):
+                    if self.stop_evt.is_set():
+                        return
+                    try:
+                        self.c.create(path, str(i).encode())
+                        break
+                    except NodeExistsError:
+                        break
+                    except TRANSIENT:
+                        self.failures += 1
+                        pause.wait(0.05)  # retry pacing while the client reconnects
+                with self.cond:
+                    self.acked.append(path)
+                    self.cond.notify_all()
+                pause.wait(ROLL_PACE_S)
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.error = repr(e)
+            with self.cond:
+                self.cond.notify_all()
+
+    def snapshot(self):
+        with self.cond:
+            return list(self.acked)
+
+    def wait_more(self, n, what, timeout=WAIT):
+        """Wait until `n` more writes than now are acknowledged."""
+        with self.cond:
+            target = len(self.acked) + n
+            ok = self.cond.wait_for(lambda: len(self.acked) >= target or self.error
+                                    or not self.is_alive(), timeout=timeout)
+            have = len(self.acked)
+        assert self.error is None, f"the writer failed: {self.error}"
+        assert ok and have >= target, (f"{what}: the writer has {have} acknowledged writes, "
+                                       f"{target} expected within {timeout}s "
+                                       f"({self.failures} failed attempts)")
+
+
+def test_rolling_replacement_zookeeper39_to_zooid_and_back(make_ensemble, make_client, capsys):
+    """A live ZooKeeper 3.9.3 ensemble under a continuous writer: each member in turn is
+    stopped and zooid started on its zoo.cfg, myid, dataDir and ports; then each in turn
+    goes back to 3.9.3. After each step the ensemble serves (the writer goes on, a write
+    through the replaced member reads back everywhere) and every acknowledged write is on
+    every member; at the end all members hold the same tree at the same zxid."""
+    t_start = time.monotonic()
+    ens = make_ensemble(3, kind="oracle39")
+    assert [ens.kind_of(s) for s in ens.sids] == ["oracle39"] * 3
+    setup = client(make_client, ens.hosts, retry=True)
+    setup.create("/roll", b"")
+    setup.create("/roll-step", b"")
+    writer = RollWriter(client(make_client, ens.hosts))
+    writer.start()
+    steps = []
+
+    zooid_since = {}  # sid -> the member's snapshot files when zooid started on its dataDir
+    zooid_snaps = []
+
+    def check_step(n, sid, kind):
+        label = f"step {n} (member {sid} -> {kind})"
+        was_leader = ens.mode(sid) == "leader"
+        ens.stop(sid)
+        data_dir = ens.member(sid).data_dir
+        if sid in zooid_since and not ORACLE_ONLY:
+            # zooid kept the layout of the 3.9.3 dataDir it ran on (3.9.3 is to load them)
+            written = written_between(zooid_since.pop(sid), snapshot_state(data_dir))
+            assert written, f"{label}: zooid wrote no snapshot on member {sid}'s dataDir"
+            zooid_snaps.extend(check_layout(written, "3.9", f"zooid member {sid} on 3.9.3's dataDir"))
+        # the other two go on serving (a new leader first if this one led)
+        ens.wait_for_quorum(WAIT)
+        writer.wait_more(5, f"{label}: while member {sid} is down")
+        if kind == "zooid":
+            zooid_since[sid] = snapshot_state(data_dir)
+        mode = ens.replace(sid, kind)
+        assert mode in ("leader", "follower"), f"{label}: mode {mode}"
+        leader = ens.wait_for_quorum(WAIT)
+        # the ensemble serves: the writer goes on, and a write through the new process
+        writer.wait_more(ROLL_STEP_WRITES, label)
+        pinned = {s: client(make_client, ens.member(s)) for s in ens.sids}
+        until_ok(lambda: pinned[sid].create(f"/roll-step/{n}", label.encode()),
+                 what=f"{label}: write through member {sid}")
+        acked = writer.snapshot()
+        for s, c in pinned.items():
+            assert synced_get(c, f"/roll-step/{n}") == label.encode(), f"{label}: member {s}"
+            have = synced_children(c, "/roll")
+            missing = [p for p in acked if p.rsplit("/", 1)[1] not in have]
+            assert not missing, (f"{label}: member {s} ({ens.kind_of(s)}) lacks {len(missing)} of "
+                                 f"{len(acked)} acknowledged writes, e.g. {missing[:5]}\n{ens.log_tail()}")
+            c.stop()
+        kinds = "".join({"zooid": "Z", "oracle": "8", "oracle39": "9"}[ens.kind_of(s)]
+                        for s in ens.sids)
+        steps.append(f"{kinds} leader {leader}{' (the old leader replaced)' if was_leader else ''} "
+                     f"({len(acked)} acked)")
+
+    try:
+        n = 0
+        writer.wait_more(ROLL_STEP_WRITES, "the writer starting")
+        for kind in ("zooid", "oracle39"):
+            for sid in ens.sids:
+                n += 1
+                check_step(n, sid, kind)
+    finally:
+        writer.stop_evt.set()
+        writer.join(timeout=WAIT)
+    assert not writer.is_alive(), "the writer did not stop"
+    assert writer.error is None, f"the writer failed: {writer.error}"
+    writer.c.stop()
+    setup.stop()
+
+    # all members agree: the same zxid, the same tree (data and Stat), every acknowledged write
+    assert [ens.kind_of(s) for s in ens.sids] == ["oracle39"] * 3
+    ens.wait_for_quorum(WAIT)
+    poll_until(lambda: len({zxid_of(ens.srvr(s)) for s in ens.sids}) == 1, what="equal zxids")
+    trees = {}
+    for s in ens.sids:
+        c = client(make_client, ens.member(s))
+        c.sync("/")
+        trees[s] = dump_tree(c)
+        c.stop()
+    acked = writer.snapshot()
+    ref = trees[ens.leader_sid()]
+    missing = [p for p in acked if p not in ref]
+    assert not missing, f"the final tree lacks {len(missing)} acknowledged writes, e.g. {missing[:5]}"
+    for s, tree in trees.items():
+        diff = sorted(set(tree) ^ set(ref)) + [p for p in ref if p in tree and tree[p] != ref[p]]
+        assert not diff, f"member {s} differs from the leader at {diff[:5]}"
+    zxids = {s: zxid_of(ens.srvr(s)) for s in ens.sids}
+    assert len(set(zxids.values())) == 1, zxids
+    report(capsys, f"rolling replacement 3.9.3 -> zooid -> 3.9.3: {'; '.join(steps)}; "
+                   f"{len(acked)} acknowledged writes ({writer.failures} failed attempts), "
+                   f"zooid wrote {len(zooid_snaps)} snapshots in the 3.9 layout, "
+                   f"{time.monotonic() - t_start:.1f}s")
