@@ -361,5 +361,8 @@ def pytest_terminal_summary(terminalreporter):
     if st and st["ops"]:
         terminalreporter.write_line(
             f"differential: {st['ops']} operations compared over {st['seeds']} complete seeds")
+        for kind, (ops, seeds) in sorted(st.get("by_oracle", {}).items()):
+            terminalreporter.write_line(
+                f"  against ZooKeeper {ORACLE_VERSIONS.get(kind, kind)}: {ops} operations, {seeds} seeds")
     for line in getattr(sys.modules.get("test_durability"), "summary", None) or []:
         terminalreporter.write_line(line)

@@ -2030,7 +2030,7 @@ impl Core {
                 reply(E::Ok, &|w| w.write_i32(0))
             }
             Request::CheckWatches { path, watcher_type } => {
-                if !(1..=3).contains(&watcher_type) {
+                if !(1..=5).contains(&watcher_type) {
                     return fail(E::MarshallingError);
                 }
                 if tree.watches.contains(session, &path, watcher_type) {
@@ -2040,7 +2040,7 @@ impl Core {
                 }
             }
             Request::RemoveWatches { path, watcher_type } => {
-                if !(1..=3).contains(&watcher_type) {
+                if !(1..=5).contains(&watcher_type) {
                     return fail(E::MarshallingError);
                 }
                 if tree.watches.remove(session, &path, watcher_type) {

@@ -129,8 +129,8 @@ impl WatchTable {
         !self.by_path.is_empty()
     }
 
-    /// checkWatches: does `session` hold a watch of `watcher_type` (1 child, 2 data, 3 any)
-    /// on `path`?
+    /// checkWatches: does `session` hold a watch of `watcher_type` (1 child, 2 data, 3 any,
+    /// 4 persistent, 5 persistent recursive) on `path`?
     pub fn contains(&self, session: SessionId, path: &str, watcher_type: i32) -> bool {
         self.bits(session, path) & type_mask(watcher_type) != 0
     }
@@ -318,12 +318,18 @@ impl WatchTable {
     }
 }
 
+/// The registrations a `WatcherType` names, as ZooKeeper 3.9 matches them: Children and
+/// Data name the one-shot watches only, Persistent and PersistentRecursive their own kind,
+/// Any all of them. (3.8 let Children and Data match persistent watches too, and knew no
+/// types 4 and 5.)
 fn type_mask(watcher_type: i32) -> u8 {
     use zooid_proto::watcher_type as t;
     match watcher_type {
-        t::CHILDREN => CHILD | P_CHILD | R_CHILD,
-        t::DATA => DATA | P_DATA | R_DATA,
+        t::CHILDREN => CHILD,
+        t::DATA => DATA,
         t::ANY => 0xff,
+        t::PERSISTENT => P_DATA | P_CHILD,
+        t::PERSISTENT_RECURSIVE => RECURSIVE,
         _ => 0,
     }
 }
@@ -392,12 +398,21 @@ mod tests {
         t.add(1, "/p", WatchKind::Data);
         let ev = fired(&mut t, |t, o| t.data_changed("/p", &[], o));
         assert_eq!(ev.len(), 1);
-        assert!(t.contains(1, "/p", 2));
-        // Removing the child half of a persistent watch leaves its data half, as in 3.8.
-        assert!(t.remove(1, "/p", 1));
+        // The data watch fired; the persistent one stays. As in 3.9, Children and Data name
+        // one-shot watches only, Persistent the persistent one.
+        assert!(!t.contains(1, "/p", 2));
         assert!(!t.contains(1, "/p", 1));
+        assert!(t.contains(1, "/p", 4));
+        assert!(!t.contains(1, "/p", 5));
+        t.add(1, "/p", WatchKind::Data);
+        assert!(!t.remove(1, "/p", 1));
+        assert!(t.remove(1, "/p", 4));
         assert!(t.contains(1, "/p", 2));
         assert!(t.remove(1, "/p", 3));
+        assert_eq!(t.summary(), (0, 0, 0));
+        t.add(1, "/r", WatchKind::PersistentRecursive);
+        assert!(!t.remove(1, "/r", 4));
+        assert!(t.remove(1, "/r", 5));
         assert_eq!(t.summary(), (0, 0, 0));
     }
 
