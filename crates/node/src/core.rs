@@ -1108,6 +1108,17 @@ impl Core {
         true
     }
 
+    /// UNIMPLEMENTED, with no zxid (-1) as ZooKeeper sends it, and the connection closed.
+    fn unimplemented(&mut self, conn: ConnId, xid: i32) {
+        let hdr = ReplyHeader {
+            xid,
+            zxid: -1,
+            err: zooid_proto::ErrorCode::Unimplemented.code(),
+        };
+        self.send(conn, frame_of(|w| hdr.write(w)));
+        self.close_conn(conn);
+    }
+
     fn on_throttled(&mut self, conn: ConnId, frame: &[u8], now_ms: i64) {
         let open = self
             .conns
@@ -1162,14 +1173,13 @@ impl Core {
                     op,
                     "unknown opcode; replying UNIMPLEMENTED and closing"
                 );
-                // No zxid: ZooKeeper answers an unknown opcode with -1 there.
-                let hdr = ReplyHeader {
-                    xid: h.xid,
-                    zxid: -1,
-                    err: zooid_proto::ErrorCode::Unimplemented.code(),
-                };
-                self.send(conn, frame_of(|w| hdr.write(w)));
-                self.close_conn(conn);
+                self.unimplemented(conn, h.xid);
+            }
+            Request::Check { .. } => {
+                // check belongs inside a multi. ZooKeeper 3.9 refuses it alone like an
+                // unknown opcode; 3.8 carried it out and, when it passed, never answered.
+                tracing::debug!(conn, "check outside a multi; replying UNIMPLEMENTED and closing");
+                self.unimplemented(conn, h.xid);
             }
             Request::Auth(a) => self.on_auth(conn, h.xid, a),
             Request::Sasl { .. } => {
@@ -1607,7 +1617,7 @@ impl Core {
                 );
             }
         }
-        self.deliver(&applied.fired);
+        self.deliver(&applied.fired, f.header.zxid);
         let zxid = f.header.zxid;
         match f.origin {
             Origin::Client { conn, xid, op } => {
@@ -1764,7 +1774,10 @@ impl Core {
 
     /// Send watch notifications to the sessions' current connections, each only if the
     /// connection's identities may READ the node (ZooKeeper 3.8.4+, CVE-2024-23944).
-    fn deliver(&mut self, fired: &[Fired]) {
+    /// Send fired watches to their sessions, as notifications carrying `zxid`: the txn that
+    /// triggered them, as ZooKeeper 3.9 sends it (3.8 sent -1), or -1 for those a
+    /// re-registration (setWatches) fires, as 3.9 does.
+    fn deliver(&mut self, fired: &[Fired], zxid: i64) {
         for f in fired {
             let Some(conn) = self.sessions.get(&f.session).and_then(|s| s.conn) else {
                 continue;
@@ -1774,7 +1787,7 @@ impl Core {
                     continue;
                 }
             }
-            let frame = notification(f.event, &f.path);
+            let frame = notification(f.event, &f.path, zxid);
             self.send(conn, frame);
         }
     }
@@ -2052,7 +2065,7 @@ impl Core {
             Request::SetWatches(sw) => {
                 let mut fired = Vec::new();
                 tree.set_watches(session, sw.relative_zxid, &sw, &mut fired);
-                self.deliver(&fired);
+                self.deliver(&fired, -1);
                 frame_of(|w| {
                     ReplyHeader {
                         xid: xid_,
@@ -2275,11 +2288,11 @@ pub fn frame_of(f: impl FnOnce(&mut Writer)) -> Vec<u8> {
 }
 
 /// A watch notification frame (zxid -1, as ZooKeeper 3.8 sends).
-pub fn notification(event: EventType, path: &str) -> Vec<u8> {
+pub fn notification(event: EventType, path: &str, zxid: i64) -> Vec<u8> {
     frame_of(|w| {
         ReplyHeader {
             xid: xid::NOTIFICATION,
-            zxid: -1,
+            zxid,
             err: 0,
         }
         .write(w);

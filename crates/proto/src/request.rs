@@ -203,7 +203,14 @@ fn strings(r: &mut Reader<'_>) -> Result<Vec<String>> {
 }
 
 fn path_watch(r: &mut Reader<'_>) -> Result<(String, bool)> {
-    Ok((r.read_string()?, r.read_bool()?))
+    Ok((read_path(r)?, r.read_bool()?))
+}
+
+/// A read's path. ZooKeeper keeps the root under "" as well as "/", so a read of "" is a
+/// read of the root.
+fn read_path(r: &mut Reader<'_>) -> Result<String> {
+    let path = r.read_string()?;
+    Ok(if path.is_empty() { "/".to_owned() } else { path })
 }
 
 impl Request {
@@ -269,13 +276,15 @@ impl Request {
                 let (path, watch) = path_watch(r)?;
                 Request::GetData { path, watch }
             }
+            // A null path is ZooKeeper's BADARGUMENTS (a path that fails validation), not
+            // MARSHALLINGERROR.
             O::SetData => Request::SetData {
-                path: r.read_string()?,
+                path: r.read_opt_string()?.unwrap_or_default(),
                 data: r.read_opt_buffer()?.map(<[u8]>::to_vec),
                 version: r.read_i32()?,
             },
             O::GetAcl => Request::GetAcl {
-                path: r.read_string()?,
+                path: read_path(r)?,
             },
             O::SetAcl => Request::SetAcl {
                 path: r.read_string()?,
@@ -290,8 +299,9 @@ impl Request {
                 let (path, watch) = path_watch(r)?;
                 Request::GetChildren2 { path, watch }
             }
+            // ZooKeeper syncs whatever the path, null included.
             O::Sync => Request::Sync {
-                path: r.read_string()?,
+                path: r.read_opt_string()?.unwrap_or_default(),
             },
             O::Ping => Request::Ping,
             O::Check => Request::Check {
@@ -336,7 +346,7 @@ impl Request {
                 prefix: r.read_string()?,
             },
             O::GetAllChildrenNumber => Request::GetAllChildrenNumber {
-                path: r.read_string()?,
+                path: read_path(r)?,
             },
             O::AddWatch => Request::AddWatch {
                 path: r.read_string()?,
