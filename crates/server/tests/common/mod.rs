@@ -142,12 +142,22 @@ pub fn event(kind: zk::EventType, path: &str) -> zk::WatchedEvent {
 
 /// Waits (bounded) for a one-shot watcher to fire.
 pub async fn fired(watcher: zk::OneshotWatcher) -> zk::WatchedEvent {
-    within!(watcher.changed())
+    txn_event(within!(watcher.changed()))
 }
 
 /// Waits (bounded) for the next event of a persistent watcher.
 pub async fn next(watcher: &mut zk::PersistentWatcher) -> zk::WatchedEvent {
-    within!(watcher.changed())
+    txn_event(within!(watcher.changed()))
+}
+
+/// A node event carries the zxid of the txn that fired it (as ZooKeeper 3.9 sends it);
+/// checked here, then cleared so tests compare events with [`event`].
+fn txn_event(mut e: zk::WatchedEvent) -> zk::WatchedEvent {
+    if e.event_type != zk::EventType::Session {
+        assert!(e.zxid > 0, "a notification without its txn's zxid: {e:?}");
+        e.zxid = -1;
+    }
+    e
 }
 
 /// The event if the watcher has already fired, without waiting.
@@ -156,6 +166,7 @@ pub async fn fired_already(watcher: zk::OneshotWatcher) -> Option<zk::WatchedEve
     tokio::time::timeout(Duration::ZERO, watcher.changed())
         .await
         .ok()
+        .map(txn_event)
 }
 
 /// Waits (bounded) until the client's session state changes and returns the new state.
