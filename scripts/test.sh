@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every zooid test. Installs what the tests need first: Apache ZooKeeper 3.8 and its
-# C client from Debian (the oracle and third-party clients), kazoo and pytest from PyPI.
+# C client from Debian (the oracle and third-party clients), libfaketime, ZooKeeper 3.9.3
+# (the second oracle, scripts/zookeeper-3.9.sh), kazoo and pytest from PyPI.
 # Each install step is skipped when its tool is already there, so re-runs start at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ fi
 if ! python3 -c 'import kazoo, pytest' 2>/dev/null; then
   python3 -m pip install -q -r tests/py/requirements.txt
 fi
+# ZooKeeper 3.9.3, the second oracle, into a cache folder (once).
+scripts/zookeeper-3.9.sh >/dev/null
 
 cargo build --quiet --bins
 cargo test --workspace --quiet
