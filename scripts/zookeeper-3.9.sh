@@ -34,7 +34,7 @@ if [ ! -f "$server_jar" ] || [ ! -f "$jute_jar" ]; then
   fi
   mkdir -p "$home/lists/partial" "$home/debs/partial" "$home/root"
   echo "deb [trusted=yes] ${archive%/} trixie main" > "$home/trixie.list"
-  apt_opts=(-o Dir::Etc::SourceList="$home/trixie.list" -o Dir::Etc::SourceParts=/dev/null
+  apt_opts=(-o Dir::Etc::SourceList="$home/trixie.list" -o Dir::Etc::SourceParts=/dev/null -o APT::Sandbox::User=root
             -o Dir::State::Lists="$home/lists" -o Dir::Cache::Archives="$home/debs")
   apt-get "${apt_opts[@]}" update -qq >/dev/null
   (cd "$home/debs" && apt-get "${apt_opts[@]}" download "libzookeeper-java=$version" "zookeeper=$version" >/dev/null)

@@ -141,3 +141,46 @@ def test_jute_maxbuffer_bounds_a_request_frame(kind):
         t = Session(srv.host, srv.port, timeout_ms=30000)
         assert len(t.call(OP["getData"], {"path": "/big"}).body["data"]) == room
         t.close_socket()
+
+
+def hard_quota_outcomes(srv):
+    """With enforceQuota=true and a hard count limit of 3 on /q (set by Debian's zkCli), what
+    creating five children and then growing a node's data past a hard byte limit gives."""
+    import subprocess
+    from kazoo.client import KazooClient
+    from kazoo.exceptions import KazooException
+    zk = KazooClient(hosts=srv.hosts, timeout=10)
+    zk.start(timeout=15)
+    try:
+        zk.create("/q", b"")
+        zk.create("/b", b"")
+        for args in (["-N", "3", "/q"], ["-B", "10", "/b"]):
+            r = subprocess.run(["/usr/share/zookeeper/bin/zkCli.sh", "-server", srv.hosts,
+                                "setquota", *args],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stdout + r.stderr
+        out = []
+        for i in range(5):
+            try:
+                zk.create(f"/q/c{i}", b"")
+                out.append("ok")
+            except KazooException as e:
+                out.append(type(e).__name__)
+        for data in (b"12345", b"x" * 20):
+            try:
+                zk.set("/b", data)
+                out.append("ok")
+            except KazooException as e:
+                out.append(type(e).__name__)
+        return out
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_hard_quotas_are_enforced_as_zookeeper_does(server_launcher):
+    extra = {"enforceQuota": "true"}
+    with server_launcher("zooid", extra_cfg=extra) as z, server_launcher("oracle", extra_cfg=extra) as o:
+        zo, oo = hard_quota_outcomes(z), hard_quota_outcomes(o)
+        assert zo == oo
+        assert "QuotaExceededError" in zo, zo
