@@ -174,6 +174,7 @@ def write_cfg(workdir, port, container_interval_ms, extra=None):
         "DigestAuthenticationProvider.superDigest": super_digest(),
     }
     cfg.update(extra or {})
+    cfg = {k: v for k, v in cfg.items() if v is not None}  # None in `extra` drops a key
     path = os.path.join(workdir, "zoo.cfg")
     with open(path, "w") as f:
         for k, v in cfg.items():

@@ -754,7 +754,7 @@ impl Core {
                 addr,
                 session: None,
                 state: ConnState::New,
-                auth: vec![Id::new("ip", &ip.to_string())],
+                auth: vec![Id::new("ip", &java_host_address(ip))],
                 queue: VecDeque::new(),
                 opened_ms: now_ms,
                 stats: ConnStats {
@@ -2288,6 +2288,20 @@ pub fn frame_of(f: impl FnOnce(&mut Writer)) -> Vec<u8> {
 }
 
 /// A watch notification frame (zxid -1, as ZooKeeper 3.8 sends).
+/// An address as Java's `InetAddress.getHostAddress` writes it, the `ip` scheme's id of a
+/// connection: IPv6 in eight uncompressed groups (`0:0:0:0:0:0:0:1`).
+fn java_host_address(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => v6
+            .segments()
+            .iter()
+            .map(|g| format!("{g:x}"))
+            .collect::<Vec<_>>()
+            .join(":"),
+    }
+}
+
 pub fn notification(event: EventType, path: &str, zxid: i64) -> Vec<u8> {
     frame_of(|w| {
         ReplyHeader {

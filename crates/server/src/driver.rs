@@ -361,6 +361,9 @@ pub async fn serve(
         tokio::select! {
             res = listener.accept() => match res {
                 Ok((stream, addr)) => {
+                    // An IPv4 client of the dual-stack listener arrives as ::ffff:a.b.c.d;
+                    // it is known (ip ACLs, maxClientCnxns, cons) by its IPv4 address.
+                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
                     let conn = next_conn;
                     next_conn += 1;
                     let _ = stream.set_nodelay(true);

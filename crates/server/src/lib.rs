@@ -303,6 +303,31 @@ async fn bind_peer(addr: SocketAddr, what: &str, sid: u64) -> Result<TcpListener
     .inspect_err(|_| tracing::error!(sid, what, "cannot bind a peer port"))
 }
 
+/// The client port's listener. All addresses (0.0.0.0, the default) means IPv6 too, as a
+/// JVM's wildcard socket does: clients that resolve `localhost` to ::1 get in. Without IPv6
+/// on the machine, IPv4 alone.
+async fn bind_client(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED) {
+        let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), addr.port());
+        match dual_stack(any) {
+            Ok(l) => return Ok(l),
+            Err(e) => tracing::debug!(error = %e, "no IPv6 listener; serving IPv4 only"),
+        }
+    }
+    TcpListener::bind(addr).await
+}
+
+/// A listener on `[::]:port` that takes IPv4 connections too (IPV6_V6ONLY off).
+fn dual_stack(any: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&any.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
+}
+
 /// Bind the client port and start serving on the current tokio runtime.
 pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| StartError::DataDir {
@@ -316,7 +341,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         None => Some(my_id(cfg)?),
     };
     let addr = cfg.client_addr();
-    let listener = TcpListener::bind(addr).await.map_err(|source| {
+    let listener = bind_client(addr).await.map_err(|source| {
         let hint = match source.kind() {
             std::io::ErrorKind::AddrInUse => {
                 " (another process holds this port: stop it, or set clientPort to a free port)"
@@ -329,7 +354,11 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         };
         StartError::Bind { addr, source, hint }
     })?;
-    let client_addr = listener.local_addr().unwrap_or(addr);
+    // Shown as configured (0.0.0.0 for all addresses), with the port actually bound.
+    let client_addr = SocketAddr::new(
+        addr.ip(),
+        listener.local_addr().map_or(addr.port(), |a| a.port()),
+    );
     let admin_listener = bind_admin(cfg).await;
     let metrics_listener = bind_metrics(cfg).await?;
 
