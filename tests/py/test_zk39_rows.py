@@ -113,3 +113,25 @@ def test_empty_and_null_paths(servers):
             "getAllChildrenNumber": 0, "setData null": -8, "sync null": 0}
     for kind in ("zooid", "oracle39", "oracle"):
         assert empty_and_null_paths(servers[kind]) == want, kind
+
+
+def ip_acl_outcomes(srv):
+    """create with `ip` ACL ids in the forms Java's Integer.parseInt takes, then a read from
+    127.0.0.1: (create err, getData err) per id."""
+    from zkraw import ACL
+    s = session(srv)
+    out = {}
+    for i, ident in enumerate(["+127.0.0.1", "0127.000.0.01", "127.0.0.0/+8", "10.0.0.0/-0",
+                               "127.0.0.1/33", "1.2.3", "::1", "0:0:0:0:0:0:0:1/128"]):
+        path = f"/ip{i}"
+        r = s.call(OP["create"], {"path": path, "data": b"", "acl": [ACL(31, "ip", ident)]})
+        read = s.call(OP["getData"], {"path": path, "watch": False}).err if r.err == 0 else None
+        out[ident] = (r.err, read)
+    s.close_socket()
+    return out
+
+
+def test_ip_acl_ids_read_as_java_reads_them(servers):
+    z = ip_acl_outcomes(servers["zooid"])
+    assert z == ip_acl_outcomes(servers["oracle39"]) == ip_acl_outcomes(servers["oracle"])
+    assert z["+127.0.0.1"] == (0, 0) and z["::1"] == (-114, None)

@@ -6,7 +6,6 @@
 //! client address with an optional prefix length, other schemes match ids exactly.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 
 use zooid_proto::{Acl, Id};
@@ -186,55 +185,62 @@ fn id_matches(acl_id: &Id, client_id: &str) -> bool {
     }
 }
 
-/// `ip:a.b.c.d[/bits]` against a client address.
+/// `ip:a.b.c.d[/bits]` against a client address, read as ZooKeeper's
+/// `IPAuthenticationProvider` reads both (see [`java_v4`]). An IPv6 client matches no
+/// pattern, as in ZooKeeper 3.8 and 3.9, whose ids are IPv4 only.
 pub fn ip_matches(pattern: &str, client: &str) -> bool {
     let (addr, bits) = match pattern.split_once('/') {
-        Some((a, b)) => match b.parse::<u32>() {
-            Ok(bits) => (a, Some(bits)),
-            Err(_) => return false,
+        Some((a, b)) => match java_int(b) {
+            Some(bits) if (0..=32).contains(&bits) => (a, bits as u32),
+            _ => return false,
         },
-        None => (pattern, None),
+        None => (pattern, 32),
     };
-    let (Ok(net), Ok(ip)) = (addr.parse::<IpAddr>(), client.parse::<IpAddr>()) else {
+    let (Some(net), Some(ip)) = (java_v4(addr), java_v4(client)) else {
         return false;
     };
-    match (net, ip) {
-        (IpAddr::V4(n), IpAddr::V4(c)) => {
-            let bits = bits.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(n) & mask == u32::from(c) & mask
-        }
-        (IpAddr::V6(n), IpAddr::V6(c)) => {
-            let bits = bits.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(n) & mask == u128::from(c) & mask
-        }
-        _ => false,
-    }
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    net & mask == ip & mask
 }
 
 /// Whether an `ip` ACL id is well formed (`IPAuthenticationProvider.isValid`): an IPv4
-/// address with an optional prefix length. ZooKeeper 3.8 refuses IPv6 ids here.
+/// address with an optional prefix length of 0 to 32. ZooKeeper refuses IPv6 ids here.
 pub fn ip_is_valid(id: &str) -> bool {
     let (addr, bits) = match id.split_once('/') {
         Some((a, b)) => (a, Some(b)),
         None => (id, None),
     };
-    if addr.parse::<std::net::Ipv4Addr>().is_err() {
-        return false;
+    java_v4(addr).is_some()
+        && bits.is_none_or(|b| java_int(b).is_some_and(|n| (0..=32).contains(&n)))
+}
+
+/// Four dot-separated numbers of 0 to 255 each, as ZooKeeper's `v4addr2Bytes` takes them
+/// with Java's `Integer.parseInt`: a sign and leading zeros are allowed (`+127.0.0.01`).
+/// (Java also takes non-ASCII decimal digits; those are refused here.)
+fn java_v4(addr: &str) -> Option<u32> {
+    let mut out = 0u32;
+    let mut parts = 0;
+    for part in addr.split('.') {
+        parts += 1;
+        let v = java_int(part).filter(|v| (0..=255).contains(v))?;
+        out = (out << 8) | v as u32;
     }
-    match bits {
-        None => true,
-        Some(b) => b.parse::<u32>().is_ok_and(|n| n <= 32),
+    (parts == 4).then_some(out)
+}
+
+/// Java's `Integer.parseInt(s)`: an optional sign, then one or more decimal digits, within i32.
+fn java_int(s: &str) -> Option<i64> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    let magnitude: i64 = digits.bytes().try_fold(0i64, |acc, b| {
+        acc.checked_mul(10)?
+            .checked_add(i64::from(b - b'0'))
+            .filter(|v| *v <= 1 << 31)
+    })?;
+    let v = if s.starts_with('-') { -magnitude } else { magnitude };
+    i32::try_from(v).ok().map(i64::from)
 }
 
 #[cfg(test)]
@@ -251,6 +257,16 @@ mod tests {
         assert!(!ip_is_valid("300.1.1.1"));
         assert!(!ip_is_valid("::1"));
         assert!(!ip_is_valid("10.0.0.0/33"));
+        // Java's Integer.parseInt forms, as ZooKeeper takes them.
+        assert!(ip_is_valid("+127.0.0.1"));
+        assert!(ip_is_valid("0127.000.0.01/+8"));
+        assert!(ip_is_valid("10.0.0.0/-0"));
+        assert!(!ip_is_valid("10.0.0.0/-1"));
+        assert!(!ip_is_valid("1.2.3.4."));
+        assert!(!ip_is_valid("1.2.3"));
+        assert!(!ip_is_valid("1.2.3.+"));
+        assert!(ip_matches("0127.000.0.01/+8", "127.9.9.9"));
+        assert!(!ip_matches("127.0.0.1", "0:0:0:0:0:0:0:1"));
     }
 
     #[test]
