@@ -544,7 +544,11 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                 peer_tx.clone(),
                 rx.clone(),
             );
-            let limits = zooid_zab::QuorumLimits::from_jute(cfg.jute_max_buffer as usize, 1024);
+            // A quorum record's fields may be jute.maxbuffer plus an extra that defaults, as
+            // in ZooKeeper (`zookeeper.jute.maxbuffer.extrasize`), to jute.maxbuffer itself,
+            // at least 1 KiB.
+            let max = cfg.jute_max_buffer as usize;
+            let limits = zooid_zab::QuorumLimits::from_jute(max, max.max(1024));
             let links = peer_net::Links::new(limits, peer_tx);
             links.spawn_listener(quorum_listener, rx.clone());
             let peer = ensemble::Peer::start(ecfg, &core, to_election, links)
