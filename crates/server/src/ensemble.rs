@@ -22,6 +22,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, Core, CoreConfig, Input, Role as CoreRole};
 use zooid_proto::{TxnEntry, Writer};
+use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_zab::{
     ConnId as LinkConn, Election, ElectionConfig, Epoch, ForwardedRequest, Leader, LeaderConfig,
     LeaderOutput, LeaderPhase, LeaderStart, Learner, LearnerAction, LearnerConfig, LearnerKind,
@@ -789,12 +790,28 @@ impl Peer {
                     }
                 }
                 LeaderOutput::StreamSnapshot { conn, .. } => {
-                    let mut body = zooid_storage::sync::sync_stream_body(node.core.tree());
-                    let mut w = Writer::new();
-                    w.write_string(zooid_zab::packet::SNAPSHOT_SIGNATURE);
-                    body.extend_from_slice(&w.into_inner());
-                    if let Some(l) = links.get(&conn.0) {
-                        let _ = l.send(LinkOut::Raw(body));
+                    // The tree as it is now, frozen copy-on-write in microseconds; a thread
+                    // of its own encodes it while the core goes on, and the link writes
+                    // nothing queued after it before it.
+                    let Some(l) = links.get(&conn.0) else {
+                        continue;
+                    };
+                    let frozen = FrozenSnapshot::take(node.core.tree(), Layout::Zk38);
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    let _ = l.send(LinkOut::Later(rx));
+                    let spawned = std::thread::Builder::new()
+                        .name("zooid-snap-stream".into())
+                        .spawn(move || {
+                            let mut body = frozen.encode_body();
+                            let mut w = Writer::new();
+                            w.write_string(zooid_zab::packet::SNAPSHOT_SIGNATURE);
+                            body.extend_from_slice(&w.into_inner());
+                            let _ = tx.send(body);
+                        });
+                    if let Err(e) = spawned {
+                        // The sender went with the closure: the link closes, the learner
+                        // comes back and is synced again.
+                        tracing::error!(error = %e, link = conn.0, "cannot start a thread to encode a SNAP");
                     }
                 }
                 LeaderOutput::Close { conn, reason } => {

@@ -59,6 +59,9 @@ pub enum LinkOut {
     Msg(QuorumMessage),
     /// Raw bytes (a SNAP stream and its signature).
     Raw(Vec<u8>),
+    /// Raw bytes still being produced elsewhere (a SNAP stream encoded off the core task):
+    /// nothing queued after them is written before they are. Dropped unsent, the link closes.
+    Later(tokio::sync::oneshot::Receiver<Vec<u8>>),
     Close,
 }
 
@@ -391,6 +394,13 @@ impl Links {
                     match m {
                         LinkOut::Msg(msg) => msg.to_packet().encode(&mut buf),
                         LinkOut::Raw(bytes) => buf.extend_from_slice(&bytes),
+                        LinkOut::Later(bytes) => match bytes.await {
+                            Ok(bytes) => buf.extend_from_slice(&bytes),
+                            Err(_) => {
+                                close = true;
+                                break;
+                            }
+                        },
                         LinkOut::Close => {
                             close = true;
                             break;

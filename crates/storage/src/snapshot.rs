@@ -1439,6 +1439,28 @@ impl FrozenSnapshot {
         encode_parts(&self.sessions, &acls, nodes, Some(self.digest), tail, out)
     }
 
+    /// The body of the stream without header, seals or digest: what a leader sends after
+    /// SNAP, of this point-in-time state (see [`crate::sync::sync_stream_body`]).
+    pub fn encode_body(&self) -> Vec<u8> {
+        let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(r, l)| (*r, &l[..])).collect();
+        let mut out = Vec::new();
+        let mut e = Enc {
+            w: Writer::new(),
+            adler: Adler32::new(),
+            out: &mut out,
+        };
+        let nodes = |e: &mut Enc<'_>| {
+            self.nodes.for_each_parents_first(|path, node| {
+                encode_node(&mut e.w, path, node);
+            });
+            Ok(())
+        };
+        encode_body(&mut e, &self.sessions, &acls, nodes)
+            .and_then(|()| e.spill())
+            .expect("Vec<u8> accepts every write");
+        out
+    }
+
     /// The uncompressed stream.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -91,6 +91,27 @@ fn quiet_tree_loads_the_same_as_a_one_shot_encode() {
     assert_eq!(snap.encode().len(), encode_snapshot(&l.tree, None).len());
 }
 
+/// What a leader streams after SNAP, taken frozen, holds the same tree as the one-shot body,
+/// and a learner stores it as the same snapshot.
+#[test]
+fn a_frozen_sync_body_holds_the_tree() {
+    let mut l = Logged::new();
+    for i in 0..40 {
+        l.create(&format!("/s{i}"), Acl::open_unsafe());
+        l.create(&format!("/s{i}/c"), Acl::read_unsafe());
+    }
+    let frozen = FrozenSnapshot::take(&l.tree, Layout::Zk38).encode_body();
+    assert_eq!(
+        frozen.len(),
+        zooid_storage::sync::sync_stream_body(&l.tree).len()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (_, tree) =
+        zooid_storage::sync::write_sync_snapshot(dir.path(), &frozen, 80, Layout::Zk38).unwrap();
+    assert_eq!(contents(&tree), contents(&l.tree));
+    assert_eq!(tree.digest(), l.tree.digest());
+}
+
 /// Thousands of nodes over several of the node table's chunks; after the freeze, writes touch
 /// some chunks (sets, deletes, creates, new ACL lists, a whole subtree gone) and not others.
 #[test]
