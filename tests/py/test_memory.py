@@ -144,5 +144,13 @@ if __name__ == "__main__":
                 fill(f(srv), ["/big"], BIG)
                 print(kind, "1 MB node, never reading: RSS %.0f -> %.0f MiB" % never_reading_client(srv, ["/big"]))
                 print(kind, "5000 idle sessions: RSS %.0f, with them %.0f, after %.0f MiB" % idle_sessions(srv))
+                paths = [f"/n{i}" for i in range(500)]
+                fill(f(srv), paths, 100_000)
+                try:
+                    print(kind, "500 nodes of 100 KB, never reading: RSS %.0f -> %.0f MiB"
+                          % never_reading_client(srv, paths))
+                except (OSError, RuntimeError) as e:
+                    print(kind, "500 nodes of 100 KB, never reading: the server died:", e)
+                print(kind, "alive afterwards:", srv.alive())
         finally:
             f.close_all()

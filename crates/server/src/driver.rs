@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -166,6 +166,17 @@ pub struct Flow {
     /// Requests read (xid above 0) and not yet answered.
     outstanding: AtomicUsize,
     wake: Notify,
+    /// The reader is waiting on `wake`.
+    waiting: AtomicBool,
+}
+
+/// Why a connection's reader waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    /// Its own replies or requests: its own progress releases it.
+    Own,
+    /// The request throttle: any answered request may release it.
+    Throttle,
 }
 
 impl Flow {
@@ -176,12 +187,27 @@ impl Flow {
             in_core: AtomicUsize::new(0),
             outstanding: AtomicUsize::new(0),
             wake: Notify::new(),
+            waiting: AtomicBool::new(false),
         }
     }
 
-    fn has_room(&self) -> bool {
-        self.queued.load(Ordering::Acquire) < QUEUED_BYTES_MAX
-            && self.in_core.load(Ordering::Acquire) < IN_CORE_MAX
+    /// What keeps the connection's next request from the core now, if anything.
+    fn blocked(&self) -> Option<Blocked> {
+        let gate = &self.gate;
+        if self.queued.load(Ordering::SeqCst) >= QUEUED_BYTES_MAX
+            || self.in_core.load(Ordering::SeqCst) >= IN_CORE_MAX
+        {
+            return Some(Blocked::Own);
+        }
+        let in_process = gate.in_process();
+        if in_process > gate.limits.outstanding && self.outstanding.load(Ordering::SeqCst) > 0 {
+            // Its own answers release it.
+            return Some(Blocked::Own);
+        }
+        if gate.limits.throttle_max > 0 && in_process >= gate.limits.throttle_max {
+            return Some(Blocked::Throttle);
+        }
+        None
     }
 
     /// Wait until the connection may hand the core another request, and count it (as in
@@ -189,66 +215,72 @@ impl Flow {
     /// than `throttled_op_wait_time`: it is then to be answered THROTTLEDOP.
     async fn admit(&self, counted: bool) -> bool {
         let gate = &self.gate;
-        let started = Instant::now();
-        loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.has_room() {
-                notified.await;
-                continue;
-            }
-            let in_process = gate.in_process();
-            if in_process > gate.limits.outstanding && self.outstanding.load(Ordering::Acquire) > 0
-            {
-                // Its own answers wake it.
-                notified.await;
-                continue;
-            }
-            if gate.limits.throttle_max > 0 && in_process >= gate.limits.throttle_max {
-                gate.throttle_waits.fetch_add(1, Ordering::Relaxed);
-                let answered = gate.answered.notified();
-                tokio::select! {
-                    _ = answered => {}
-                    _ = notified => {}
-                    _ = tokio::time::sleep(gate.limits.stall) => {}
+        let started = gate.limits.throttled_op_wait.map(|_| Instant::now());
+        while let Some(why) = self.blocked() {
+            match why {
+                Blocked::Own => self.progress().await,
+                Blocked::Throttle => {
+                    gate.throttle_waits.fetch_add(1, Ordering::Relaxed);
+                    let answered = gate.answered.notified();
+                    tokio::select! {
+                        _ = answered => {}
+                        _ = self.progress() => {}
+                        _ = tokio::time::sleep(gate.limits.stall) => {}
+                    }
                 }
-                continue;
             }
-            break;
         }
-        self.in_core.fetch_add(1, Ordering::AcqRel);
+        self.in_core.fetch_add(1, Ordering::SeqCst);
         if counted {
-            self.outstanding.fetch_add(1, Ordering::AcqRel);
+            self.outstanding.fetch_add(1, Ordering::SeqCst);
             gate.in_process.fetch_add(1, Ordering::AcqRel);
         }
-        gate.limits
-            .throttled_op_wait
-            .is_some_and(|w| started.elapsed() > w)
+        started.zip(gate.limits.throttled_op_wait)
+            .is_some_and(|(t, w)| t.elapsed() > w)
+    }
+
+    /// Wait for this connection's next step (a request handled, a reply answered or
+    /// written), unless what blocked it is gone already. The other side only pays for a
+    /// wake-up while the reader waits: it sets `waiting`, then looks again.
+    async fn progress(&self) {
+        let notified = self.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        self.waiting.store(true, Ordering::SeqCst);
+        if self.blocked().is_some() {
+            notified.await;
+        }
+        self.waiting.store(false, Ordering::SeqCst);
+    }
+
+    fn step(&self) {
+        if self.waiting.load(Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 
     /// The core task handled one of the connection's requests.
     fn handled(&self) {
-        self.in_core.fetch_sub(1, Ordering::AcqRel);
-        self.wake.notify_one();
+        self.in_core.fetch_sub(1, Ordering::SeqCst);
+        self.step();
     }
 
     /// One of the connection's requests was answered.
     fn answered(&self) {
         let took = self
             .outstanding
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if took {
             self.gate.finished(1);
-            self.wake.notify_one();
+            self.step();
         }
     }
 
     /// The writer put `n` queued bytes on the socket.
     fn written(&self, n: usize) {
-        self.queued.fetch_sub(n, Ordering::AcqRel);
-        self.wake.notify_one();
+        self.queued.fetch_sub(n, Ordering::SeqCst);
+        self.step();
     }
 }
 
@@ -279,7 +311,7 @@ impl ConnOut {
         if xid_of(frame.get(4..).unwrap_or(&[])) > 0 {
             self.flow.answered();
         }
-        self.flow.queued.fetch_add(frame.len(), Ordering::AcqRel);
+        self.flow.queued.fetch_add(frame.len(), Ordering::SeqCst);
         let _ = self.tx.send(Outbound::Frame(frame));
     }
 
@@ -670,22 +702,57 @@ async fn recv_peer(
 }
 
 /// Read what the socket has into `buf`, which is to hold at least `want` bytes once the frame
-/// being read is whole. Waits for the socket to be readable before it allocates, so a
-/// connection waiting for a request holds no read buffer. False at end of stream or error.
+/// being read is whole. A connection that has to wait for more gives its empty buffer back
+/// first, so an idle connection holds no read buffer while a busy one keeps its own. False at
+/// end of stream or error.
 async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>, want: usize) -> bool {
-    /// Read this much at once when the frame needs less: many small requests per call.
-    const CHUNK: usize = 16 * 1024;
     loop {
-        if rd.readable().await.is_err() {
-            return false;
+        if buf.capacity() == 0 {
+            *buf = spare_buffer();
         }
-        buf.reserve(want.saturating_sub(buf.len()).max(CHUNK));
+        buf.reserve(want.saturating_sub(buf.len()).max(READ_CHUNK));
         match rd.try_read_buf(buf) {
             Ok(0) => return false,
             Ok(_) => return true,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if buf.is_empty() {
+                    give_back(std::mem::take(buf));
+                }
+                if rd.readable().await.is_err() {
+                    return false;
+                }
+            }
             Err(_) => return false,
         }
+    }
+}
+
+/// Read this much at once when the frame needs less: many small requests per call.
+const READ_CHUNK: usize = 16 * 1024;
+/// Empty read buffers kept per runtime thread for the next connection that has bytes to
+/// read: a busy connection that waits a moment for more does not pay an allocation each time.
+const SPARE_BUFFERS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn spare_buffer() -> Vec<u8> {
+    SPARE
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(2 * READ_CHUNK))
+}
+
+/// Keep an emptied read buffer of the usual size for reuse; a larger one (a big frame's)
+/// goes back to the allocator.
+fn give_back(buf: Vec<u8>) {
+    if buf.capacity() <= 4 * READ_CHUNK {
+        SPARE.with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_BUFFERS {
+                s.push(buf);
+            }
+        });
     }
 }
 
@@ -814,9 +881,6 @@ async fn run_conn(
             }
         }
         buf.drain(..start);
-        if buf.is_empty() {
-            buf = Vec::new();
-        }
         // Room for the rest of a frame begun (its length is known to be within bounds).
         let want = match buf.get(..4) {
             Some(len) => 4 + u32::from_be_bytes(len.try_into().expect("4 bytes")) as usize,
