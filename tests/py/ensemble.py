@@ -156,7 +156,7 @@ class Ensemble:
     """Members server.1..N (participants first, then observers)."""
 
     def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=(),
-                 oracle_kind="oracle"):
+                 oracle_kind="oracle", oracle_props=None):
         """`kind`: every member's kind ("zooid", "oracle", "oracle39"); `oracle_sids`:
         members that run Apache ZooKeeper `oracle_kind` whatever `kind` is (a mixed
         ensemble)."""
@@ -169,6 +169,8 @@ class Ensemble:
         self.kinds = {}                     # sid -> kind, set by replace()
         self.tick_ms = tick_ms
         self.extra_cfg = dict(extra_cfg or {})
+        # system properties for ZooKeeper members only (settings ZooKeeper reads nowhere else)
+        self.oracle_props = dict(oracle_props or {})
         self.members = {}
 
     # ------------------------------------------------------------ setup
@@ -228,7 +230,8 @@ class Ensemble:
     def _command(self, m):
         kind = self.kind_of(m.sid)
         if kind in ORACLE_KINDS:
-            return oracle_command(m.cfg_path, 1000, kind=kind, props=ORACLE_SYNC_LOGGERS)
+            return oracle_command(m.cfg_path, 1000, kind=kind,
+                                  props={**ORACLE_SYNC_LOGGERS, **self.oracle_props})
         if not os.access(ZOOID_BIN, os.X_OK):
             raise RuntimeError(f"zooid binary not found: {ZOOID_BIN} "
                                "(set ZOOID_BIN or ZOOID_TEST_ORACLE_ONLY=1)")

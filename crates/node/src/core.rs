@@ -110,6 +110,11 @@ pub enum Role {
     /// Follower or observer: writes, syncs and re-attaches go to the leader; committed txns
     /// arrive as `Input::Apply`; the leader expires sessions.
     Learner,
+    /// A member cut off from the quorum with `readonlymode.enabled`: it serves reads of the
+    /// tree it has to clients that accept a read-only server, answers every write (and sync)
+    /// NOTREADONLY, and keeps its sessions to itself: they are created, closed and expired
+    /// here without a txn. Nothing is ever logged.
+    ReadOnly,
 }
 
 #[derive(Debug)]
@@ -466,13 +471,19 @@ pub struct Now {
 /// One number for both clocks: tests and simulations whose time never steps.
 impl From<i64> for Now {
     fn from(ms: i64) -> Now {
-        Now { mono_ms: ms, wall_ms: ms }
+        Now {
+            mono_ms: ms,
+            wall_ms: ms,
+        }
     }
 }
 
 impl Core {
     pub fn new(cfg: CoreConfig, tree: DataTree, now: impl Into<Now>) -> Core {
-        let Now { mono_ms: now_ms, wall_ms } = now.into();
+        let Now {
+            mono_ms: now_ms,
+            wall_ms,
+        } = now.into();
         let sid = cfg.server_id as i64;
         // Seeded from the wall clock, as ZooKeeper's, so ids differ across restarts.
         let mut next_session_id = (((wall_ms as u64) << 24) >> 8) as i64 | (sid << 56);
@@ -706,7 +717,10 @@ impl Core {
     /// Feed one input. Deadlines run on `now`'s monotonic clock; only times written into
     /// txns (ctime, mtime, TTL ages) and shown to people use its wall clock.
     pub fn handle(&mut self, now: impl Into<Now>, input: Input<'_>) {
-        let Now { mono_ms: now_ms, wall_ms } = now.into();
+        let Now {
+            mono_ms: now_ms,
+            wall_ms,
+        } = now.into();
         self.wall_ms = wall_ms;
         match input {
             Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
@@ -844,7 +858,10 @@ impl Core {
         };
         if !self.take_connection_token(now_ms) {
             self.stats.connections_rejected += 1;
-            tracing::warn!(conn, "connection throttle rejected connection (connection_throttle_tokens); closing");
+            tracing::warn!(
+                conn,
+                "connection throttle rejected connection (connection_throttle_tokens); closing"
+            );
             return self.close_conn(conn);
         }
         self.stats.connection_requests += 1;
@@ -854,6 +871,13 @@ impl Core {
                 client_zxid = format_args!("{:#x}", req.last_zxid_seen),
                 server_zxid = format_args!("{:#x}", self.tree.last_zxid()),
                 "client has seen a newer zxid than this server; closing so it tries another"
+            );
+            return self.close_conn(conn);
+        }
+        if self.role == Role::ReadOnly && req.read_only != Some(true) {
+            tracing::info!(
+                conn,
+                "refusing a client that does not accept a read-only server; closing"
             );
             return self.close_conn(conn);
         }
@@ -873,6 +897,17 @@ impl Core {
                 session,
                 Session::new(timeout, deadline, Some(conn), SessionOwner::Here),
             );
+            if self.role == Role::ReadOnly {
+                // A local session: nobody else ever hears of it.
+                return self.open_session(
+                    conn,
+                    session,
+                    timeout,
+                    req.read_only,
+                    "read-only session",
+                    now_ms,
+                );
+            }
             if self.role == Role::Learner {
                 // The leader makes the createSession txn; the session is ours once it
                 // comes back committed.
@@ -993,7 +1028,7 @@ impl Core {
             timeout_ms: timeout,
             session_id: session,
             passwd: auth::session_password(session).to_vec(),
-            read_only: read_only.map(|_| false),
+            read_only: read_only.map(|_| self.role == Role::ReadOnly),
         };
         tracing::debug!(session = format_args!("{session:#x}"), timeout, "{what}");
         self.send(conn, frame_of(|w| resp.write(w)));
@@ -1108,6 +1143,16 @@ impl Core {
         true
     }
 
+    /// A read-only member's answer to a write: NOTREADONLY, in the request's turn.
+    fn not_read_only(&mut self, conn: ConnId, xid: i32) {
+        let hdr = ReplyHeader {
+            xid,
+            zxid: self.tree.last_zxid(),
+            err: zooid_proto::ErrorCode::NotReadOnly.code(),
+        };
+        self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
+    }
+
     /// UNIMPLEMENTED, with no zxid (-1) as ZooKeeper sends it, and the connection closed.
     fn unimplemented(&mut self, conn: ConnId, xid: i32) {
         let hdr = ReplyHeader {
@@ -1178,7 +1223,10 @@ impl Core {
             Request::Check { .. } => {
                 // check belongs inside a multi. ZooKeeper 3.9 refuses it alone like an
                 // unknown opcode; 3.8 carried it out and, when it passed, never answered.
-                tracing::debug!(conn, "check outside a multi; replying UNIMPLEMENTED and closing");
+                tracing::debug!(
+                    conn,
+                    "check outside a multi; replying UNIMPLEMENTED and closing"
+                );
                 self.unimplemented(conn, h.xid);
             }
             Request::Auth(a) => self.on_auth(conn, h.xid, a),
@@ -1195,6 +1243,21 @@ impl Core {
                     w.write_opt_buffer(None);
                 });
                 self.reply_in_order(conn, frame);
+            }
+            Request::CloseSession if self.role == Role::ReadOnly => {
+                self.sessions.remove(&session);
+                let hdr = ReplyHeader {
+                    xid: h.xid,
+                    zxid: self.tree.last_zxid(),
+                    err: 0,
+                };
+                self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
+                self.close_conn(conn);
+            }
+            req if (req.is_write() || matches!(req, Request::Sync { .. }))
+                && self.role == Role::ReadOnly =>
+            {
+                self.not_read_only(conn, h.xid)
             }
             req if req.is_write() && self.role == Role::Learner => {
                 self.forward(conn, session, h, body, &req, now_ms)
@@ -1252,7 +1315,9 @@ impl Core {
                     | OpCode::CreateSession
             )
         );
-        if is_write && self.role == Role::Learner {
+        if is_write && self.role == Role::ReadOnly {
+            self.not_read_only(conn, h.xid);
+        } else if is_write && self.role == Role::Learner {
             // The leader turns it into the error txn.
             let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
             let key = Key::Forwarded(h.xid, op);
@@ -2138,8 +2203,7 @@ impl Core {
             .conns
             .iter()
             .filter(|(_, c)| {
-                matches!(c.state, ConnState::New)
-                    && now_ms - c.opened_ms >= SESSIONLESS_TIMEOUT_MS
+                matches!(c.state, ConnState::New) && now_ms - c.opened_ms >= SESSIONLESS_TIMEOUT_MS
             })
             .map(|(&id, _)| id)
             .collect();
@@ -2150,6 +2214,25 @@ impl Core {
         }
         if self.role == Role::Learner {
             // The leader expires sessions and deletes containers and TTL nodes.
+            return;
+        }
+        if self.role == Role::ReadOnly {
+            // Sessions expire here without a txn; the tree is left as the quorum left it.
+            let expired: Vec<i64> = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.deadline_ms <= now_ms)
+                .map(|(&id, _)| id)
+                .collect();
+            for session in expired {
+                tracing::info!(
+                    session = format_args!("{session:#x}"),
+                    "read-only session expired"
+                );
+                if let Some(conn) = self.sessions.remove(&session).and_then(|s| s.conn) {
+                    self.close_conn(conn);
+                }
+            }
             return;
         }
         let expired: Vec<i64> = self
@@ -2397,7 +2480,10 @@ mod tests {
         // monotonic clock, so nothing expires before the session's own 4 s.
         for wall in [1_000_000 + hour, 1_000_000 - hour] {
             core.handle(at(3000, wall), Input::Tick);
-            assert!(core.take_actions().is_empty(), "expired at a wall step to {wall}");
+            assert!(
+                core.take_actions().is_empty(),
+                "expired at a wall step to {wall}"
+            );
         }
         core.handle(at(10_000, 1_000_000 - hour), Input::Tick);
         let actions = core.take_actions();
@@ -2407,6 +2493,90 @@ mod tests {
         // The txn carries the wall time, as ctime / mtime do.
         let entry = zooid_proto::txn::TxnEntry::decode(entry).unwrap();
         assert_eq!(entry.header.time_ms, 1_000_000 - hour);
+    }
+
+    #[test]
+    fn a_read_only_core_serves_reads_and_logs_nothing() {
+        let mut core = Core::with_role(CoreConfig::default(), DataTree::new(), 0, Role::ReadOnly);
+        let connect = |read_only| ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: 0,
+            timeout_ms: 4000,
+            session_id: 0,
+            passwd: vec![0; 16],
+            read_only,
+        };
+        // A client that does not accept a read-only server is turned away.
+        core.handle(
+            0,
+            Input::Connect {
+                conn: 1,
+                addr: addr(),
+            },
+        );
+        core.handle(
+            0,
+            Input::Frame {
+                conn: 1,
+                frame: &connect(Some(false)).encode(),
+            },
+        );
+        assert_eq!(core.take_actions(), vec![Action::Close { conn: 1 }]);
+        // One that does gets a local session at once, marked read-only.
+        core.handle(
+            0,
+            Input::Connect {
+                conn: 2,
+                addr: addr(),
+            },
+        );
+        core.handle(
+            0,
+            Input::Frame {
+                conn: 2,
+                frame: &connect(Some(true)).encode(),
+            },
+        );
+        let actions = core.take_actions();
+        let Some(Action::Send { frame, .. }) = actions.first() else {
+            panic!("expected a ConnectResponse, got {actions:?}")
+        };
+        let resp = ConnectResponse::decode(&frame[4..]).unwrap();
+        assert_eq!(resp.read_only, Some(true));
+        assert_ne!(resp.session_id, 0);
+        // A write is NOTREADONLY; nothing is ever appended; the session expires locally.
+        let mut w = Writer::new();
+        RequestHeader {
+            xid: 1,
+            op: OpCode::SetData.code(),
+        }
+        .write(&mut w);
+        w.write_string("/");
+        w.write_opt_buffer(Some(b"x"));
+        w.write_i32(-1);
+        core.handle(
+            1,
+            Input::Frame {
+                conn: 2,
+                frame: &w.into_inner(),
+            },
+        );
+        core.handle(10_000, Input::Tick);
+        let actions = core.take_actions();
+        assert!(
+            !actions.iter().any(|a| matches!(a, Action::Append { .. })),
+            "{actions:?}"
+        );
+        let Some(Action::Send { frame, .. }) = actions.first() else {
+            panic!("expected the NOTREADONLY reply, got {actions:?}")
+        };
+        let mut r = zooid_proto::Reader::new(&frame[4..]);
+        let hdr = ReplyHeader::read(&mut r).unwrap();
+        assert_eq!(
+            (hdr.xid, hdr.err),
+            (1, zooid_proto::ErrorCode::NotReadOnly.code())
+        );
+        assert!(actions.contains(&Action::Close { conn: 2 }), "{actions:?}");
     }
 
     #[test]

@@ -476,7 +476,8 @@ pub static COMMANDS: &[Command] = &[
         word: Some("isro"),
         run: |ctx| {
             let mut r = response(ctx, "isro");
-            r.put("read_only", false);
+            let read_only = ctx.peer.as_ref().is_some_and(|p| p.state == "read-only");
+            r.put("read_only", read_only);
             r
         },
         text: |_, r| {

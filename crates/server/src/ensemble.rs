@@ -54,6 +54,9 @@ pub struct EnsembleConfig {
     pub core: CoreConfig,
     pub snap_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// `readonlymode.enabled`: while cut off from a quorum, serve reads to clients that
+    /// accept a read-only server.
+    pub read_only_mode: bool,
 }
 
 impl EnsembleConfig {
@@ -163,6 +166,10 @@ pub struct Peer {
     recent_since: Option<i64>,
     /// Sizes of proposals: last, max, min (-1 before the first).
     proposal_sizes: (i64, i64, i64),
+    /// Since when this member has been looking for a leader (monotonic).
+    looking_since: Option<Instant>,
+    /// Serving read-only while it looks (`readonlymode.enabled`).
+    read_only: bool,
 }
 
 impl Peer {
@@ -202,6 +209,8 @@ impl Peer {
             recent: std::collections::VecDeque::new(),
             recent_since: Some(last),
             proposal_sizes: (-1, -1, -1),
+            looking_since: Some(started),
+            read_only: false,
         };
         tracing::info!(
             myid = %peer.cfg.my_id,
@@ -276,7 +285,11 @@ impl Peer {
                 ..PeerFacts::default()
             },
             Phase::Looking => PeerFacts {
-                state: "looking",
+                state: if self.read_only {
+                    "read-only"
+                } else {
+                    "looking"
+                },
                 peer_state,
                 quorum_size,
                 ..PeerFacts::default()
@@ -312,6 +325,11 @@ impl Peer {
 
     fn look_again(&mut self, why: &str, node: &mut Node<'_>) {
         tracing::warn!(reason = why, "LOOKING again");
+        // A read-only server stops with the rest; it may start again after the wait.
+        if std::mem::take(&mut self.read_only) {
+            self.looking_since = None;
+        }
+        self.looking_since.get_or_insert_with(Instant::now);
         match std::mem::replace(&mut self.phase, Phase::Looking) {
             Phase::Leading { links, .. } => {
                 for out in links.values() {
@@ -342,6 +360,12 @@ impl Peer {
     }
 
     fn decided(&mut self, leader_sid: ServerId, role: Role, node: &mut Node<'_>) {
+        self.looking_since = None;
+        if std::mem::take(&mut self.read_only) {
+            tracing::info!(
+                "a leader is elected: the read-only server stops; its clients reconnect"
+            );
+        }
         match role {
             Role::Leading => {
                 if let Err(e) = self.fresh_core(CoreRole::Leader, node) {
@@ -668,8 +692,33 @@ impl Peer {
                     *retry_at = None;
                 }
             }
-            Phase::Looking => {}
+            Phase::Looking => {
+                // As ZooKeeper: a member cut off from the quorum for max(2 s, tickTime)
+                // starts its read-only server.
+                let after = Duration::from_millis(self.cfg.timing.tick_ms.max(2000));
+                if self.cfg.read_only_mode
+                    && !self.read_only
+                    && self.looking_since.is_some_and(|t| t.elapsed() >= after)
+                {
+                    self.serve_read_only(node);
+                }
+            }
         }
+    }
+
+    /// Serve reads of the tree on disk, read-only, until a leader is elected.
+    fn serve_read_only(&mut self, node: &mut Node<'_>) {
+        if let Err(e) = self.fresh_core(CoreRole::ReadOnly, node) {
+            tracing::error!(error = %e, "cannot start the read-only server");
+            self.looking_since = Some(Instant::now());
+            return;
+        }
+        self.read_only = true;
+        self.serving = true;
+        tracing::info!(
+            last_zxid = format_args!("{:#x}", node.core.tree().last_zxid()),
+            "no quorum: read-only server started"
+        );
     }
 
     /// The log writer made everything through `zxid` durable.
@@ -869,9 +918,9 @@ impl Peer {
                     timeout_ms,
                 } => {
                     let now = crate::driver::now();
-                    let valid = node
-                        .core
-                        .revalidate(sid.0 as u64, session_id, timeout_ms, now.mono_ms);
+                    let valid =
+                        node.core
+                            .revalidate(sid.0 as u64, session_id, timeout_ms, now.mono_ms);
                     work.extend(leader.revalidate_reply(conn, session_id, valid));
                 }
                 LeaderOutput::Touch { touches, .. } => {
@@ -1059,14 +1108,13 @@ impl Peer {
         node: &mut Node<'_>,
     ) -> Result<(), String> {
         quiesce(node)?;
-        let (path, tree) =
-            zooid_storage::sync::write_sync_snapshot(
-                &self.cfg.snap_dir,
-                body,
-                zxid.0,
-                node.snapshots.layout,
-            )
-                .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
+        let (path, tree) = zooid_storage::sync::write_sync_snapshot(
+            &self.cfg.snap_dir,
+            body,
+            zxid.0,
+            node.snapshots.layout,
+        )
+        .map_err(|e| format!("cannot store the leader's snapshot: {e}"))?;
         zooid_storage::txnlog::truncate_after(&self.cfg.log_dir, zxid.0)
             .map_err(|e| format!("cannot truncate the txn log: {e}"))?;
         zooid_storage::sync::remove_snapshots_above(&self.cfg.snap_dir, zxid.0)

@@ -286,6 +286,7 @@ fn ensemble_config(
         core,
         snap_dir,
         log_dir,
+        read_only_mode: cfg.read_only_mode_enabled,
     })
 }
 
