@@ -210,7 +210,11 @@ fn path_watch(r: &mut Reader<'_>) -> Result<(String, bool)> {
 /// read of the root.
 fn read_path(r: &mut Reader<'_>) -> Result<String> {
     let path = r.read_string()?;
-    Ok(if path.is_empty() { "/".to_owned() } else { path })
+    Ok(if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    })
 }
 
 impl Request {

@@ -162,25 +162,24 @@ async fn handle(
         }
     };
     head_read();
-    let (reply, head_only) =
-        match head {
-            Err(_) => return,
-            Ok(Err(HeadError::Closed)) => return,
-            Ok(Err(HeadError::TooLarge)) => {
-                (Reply::plain(431, "Request Header Fields Too Large"), false)
-            }
-            Ok(Ok(head)) => match parse_request_line(&head) {
-                None => (Reply::plain(400, "Bad Request"), false),
-                Some((method, target)) => {
-                    let head_only = method == "HEAD";
-                    if method != "GET" && !head_only {
-                        (Reply::plain(405, "Method Not Allowed"), false)
-                    } else {
-                        (route(endpoint, &target, &events, &info).await, head_only)
-                    }
+    let (reply, head_only) = match head {
+        Err(_) => return,
+        Ok(Err(HeadError::Closed)) => return,
+        Ok(Err(HeadError::TooLarge)) => {
+            (Reply::plain(431, "Request Header Fields Too Large"), false)
+        }
+        Ok(Ok(head)) => match parse_request_line(&head) {
+            None => (Reply::plain(400, "Bad Request"), false),
+            Some((method, target)) => {
+                let head_only = method == "HEAD";
+                if method != "GET" && !head_only {
+                    (Reply::plain(405, "Method Not Allowed"), false)
+                } else {
+                    (route(endpoint, &target, &events, &info).await, head_only)
                 }
-            },
-        };
+            }
+        },
+    };
     tracing::debug!(status = reply.status, "http reply");
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",

@@ -235,7 +235,8 @@ impl Flow {
             self.outstanding.fetch_add(1, Ordering::SeqCst);
             gate.in_process.fetch_add(1, Ordering::AcqRel);
         }
-        started.zip(gate.limits.throttled_op_wait)
+        started
+            .zip(gate.limits.throttled_op_wait)
             .is_some_and(|(t, w)| t.elapsed() > w)
     }
 
@@ -357,7 +358,10 @@ pub fn now() -> Now {
 /// Milliseconds on the monotonic clock since this process first asked.
 pub fn mono_ms() -> i64 {
     static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START.get_or_init(std::time::Instant::now).elapsed().as_millis() as i64
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as i64
 }
 
 /// A member of an ensemble: the quorum peer and the events of its sockets.
@@ -542,7 +546,11 @@ async fn run_core(
                     outs.insert(conn, out);
                     core.handle(now, Input::Connect { conn, addr });
                 }
-                Event::Frame { conn, frame, throttled } => {
+                Event::Frame {
+                    conn,
+                    frame,
+                    throttled,
+                } => {
                     metrics.count("bytes_received_count", 4 + frame.len() as u64);
                     let frame = &frame;
                     let input = if throttled {
@@ -705,7 +713,11 @@ async fn recv_peer(
 /// being read is whole. A connection that has to wait for more gives its empty buffer back
 /// first, so an idle connection holds no read buffer while a busy one keeps its own. False at
 /// end of stream or error.
-async fn read_more(rd: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>, want: usize) -> bool {
+async fn read_more(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    buf: &mut Vec<u8>,
+    want: usize,
+) -> bool {
     loop {
         if buf.capacity() == 0 {
             *buf = spare_buffer();
@@ -869,7 +881,15 @@ async fn run_conn(
                     connected = true;
                     let frame = buf[start + from..start + to].to_vec();
                     start += to;
-                    if tx.send(Event::Frame { conn, frame, throttled }).await.is_err() {
+                    if tx
+                        .send(Event::Frame {
+                            conn,
+                            frame,
+                            throttled,
+                        })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

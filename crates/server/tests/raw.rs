@@ -246,12 +246,22 @@ async fn replies_and_requests_the_library_does_not_expose() {
     let check = |path: &str, version: i32| Jute::new().string(path).int(version).bytes();
     for (path, version) in [("/p1", 0), ("/missing", -1)] {
         let (mut alone, _) = raw_session(server.addr).await;
-        let frame = Jute::new().int(10).int(op::CHECK).raw(&check(path, version)).bytes();
+        let frame = Jute::new()
+            .int(10)
+            .int(op::CHECK)
+            .raw(&check(path, version))
+            .bytes();
         write_frame(&mut alone, &frame).await;
         let reply = read_frame(&mut alone).await.expect("a reply");
         let (xid, zxid, code, body) = parse_reply(&reply);
-        assert_eq!((xid, zxid, code, body.len()), (10, -1, err::UNIMPLEMENTED, 0));
-        assert!(read_frame(&mut alone).await.is_none(), "the connection is closed");
+        assert_eq!(
+            (xid, zxid, code, body.len()),
+            (10, -1, err::UNIMPLEMENTED, 0)
+        );
+        assert!(
+            read_frame(&mut alone).await.is_none(),
+            "the connection is closed"
+        );
     }
 
     // A failed multi: header err 0 and every op an error result, those before the failing one

@@ -972,7 +972,10 @@ fn end_marker(src: &mut Src<'_>, which: &str) -> Result<(), SnapError> {
     let at = src.pos;
     let marker = src.string("the \"/\" after a checksum")?;
     if marker != "/" {
-        return Err(src.corrupt(at, format!("expected \"/\" after {which}, found {marker:?}")));
+        return Err(src.corrupt(
+            at,
+            format!("expected \"/\" after {which}, found {marker:?}"),
+        ));
     }
     Ok(())
 }

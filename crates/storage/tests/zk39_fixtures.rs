@@ -31,7 +31,10 @@ fn every_3_9_snapshot_reads_with_its_trailer() {
 fn an_empty_tree_encodes_like_3_9() {
     let java = std::fs::read(fixture().join("version-2/snapshot.0")).unwrap();
     assert_eq!(java.len(), 478);
-    assert_eq!(encode_snapshot_as(&DataTree::new(), None, Layout::Zk39), java);
+    assert_eq!(
+        encode_snapshot_as(&DataTree::new(), None, Layout::Zk39),
+        java
+    );
     // The 3.8 layout is the same bytes without the last 21.
     assert_eq!(encode_snapshot(&DataTree::new(), None), java[..457]);
 }
@@ -94,9 +97,16 @@ fn the_3_9_datadir_recovers_to_what_zookeeper_served() {
     assert_eq!(rec.digest_mismatches, 0);
     let text = std::fs::read_to_string(fixture().join("expected-tree.txt")).unwrap();
     let mut expected = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let fields: Vec<&str> = line.split('\t').collect();
-        expected.push((fields[0].to_owned(), fields[2].to_owned(), fields[3].to_owned()));
+        expected.push((
+            fields[0].to_owned(),
+            fields[2].to_owned(),
+            fields[3].to_owned(),
+        ));
     }
     let mut seen = 0;
     rec.tree.walk(|path, node| {

@@ -199,7 +199,11 @@ pub fn ip_matches(pattern: &str, client: &str) -> bool {
     let (Some(net), Some(ip)) = (java_v4(addr), java_v4(client)) else {
         return false;
     };
-    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    let mask = if bits == 0 {
+        0
+    } else {
+        u32::MAX << (32 - bits)
+    };
     net & mask == ip & mask
 }
 
@@ -239,7 +243,11 @@ fn java_int(s: &str) -> Option<i64> {
             .checked_add(i64::from(b - b'0'))
             .filter(|v| *v <= 1 << 31)
     })?;
-    let v = if s.starts_with('-') { -magnitude } else { magnitude };
+    let v = if s.starts_with('-') {
+        -magnitude
+    } else {
+        magnitude
+    };
     i32::try_from(v).ok().map(i64::from)
 }
 
