@@ -154,3 +154,28 @@ if __name__ == "__main__":
                 print(kind, "alive afterwards:", srv.alive())
         finally:
             f.close_all()
+
+
+def test_a_client_that_never_reads_its_notifications_is_closed(zooid):
+    """A persistent recursive watch on a busy subtree fires whether or not its client reads:
+    past 32 MiB queued for it, its connection is closed instead of the server growing."""
+    from test_limits import pipeline
+    before = rss_mib(zooid.pid)
+    watcher = Session(zooid.host, zooid.port, timeout_ms=30000)
+    watcher.call(OP["create"], {"path": "/w", "data": b""})
+    assert watcher.call(OP["addWatch"], {"path": "/w", "mode": 1}).err == 0
+    writer = Session(zooid.host, zooid.port, timeout_ms=30000)
+    name = "n" * 1000  # each event carries the ~1 KB path
+    peak = before
+    for chunk in range(40):
+        errs = pipeline(writer, [(OP["create"], {"path": f"/w/{name}{chunk:02d}{i:04d}", "data": b""})
+                                 for i in range(1000)])
+        assert set(errs) == {0}
+        peak = max(peak, rss_mib(zooid.pid))
+    # The watcher's connection was closed: what the kernel still holds for it, then the end.
+    watcher.sock.settimeout(15)
+    while watcher.sock.recv(1 << 20):
+        pass
+    assert peak - before < 128, f"RSS {before:.0f} -> {peak:.0f} MiB"
+    assert writer.call(OP["exists"], {"path": "/w", "watch": False}).err == 0
+    writer.close_socket()

@@ -86,6 +86,12 @@ const QUEUED_BYTES_MAX: usize = 1 << 20;
 /// above, what a client that never reads can make the server hold is about
 /// (1 + IN_CORE_MAX) replies of its largest size.
 const IN_CORE_MAX: usize = 16;
+/// What a connection may hold queued for its socket at all. Replies are bounded by the reader
+/// (above); notifications are not (a persistent watch on a busy tree fires whether or not its
+/// client reads), so a connection whose queue passes this is closed: its client reconnects,
+/// re-registers its watches and goes on, and the server's memory stays bounded. ZooKeeper
+/// has no such bound and grows until it runs out of heap.
+const QUEUED_BYTES_HARD_MAX: usize = 32 << 20;
 
 /// How many connections must have closed, and at least half of the most there were, before
 /// the core task hands their memory back to the system.
@@ -168,6 +174,9 @@ pub struct Flow {
     wake: Notify,
     /// The reader is waiting on `wake`.
     waiting: AtomicBool,
+    /// Closed for holding more than [`QUEUED_BYTES_HARD_MAX`]; `kill` tells the reader.
+    killed: AtomicBool,
+    kill: Notify,
 }
 
 /// Why a connection's reader waits.
@@ -188,6 +197,8 @@ impl Flow {
             outstanding: AtomicUsize::new(0),
             wake: Notify::new(),
             waiting: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
         }
     }
 
@@ -307,12 +318,26 @@ pub struct ConnOut {
 
 impl ConnOut {
     pub fn frame(&self, frame: Vec<u8>) {
+        let flow = &self.flow;
         // Replies carry their request's xid (above 0); notifications, pings and the
         // ConnectResponse do not.
         if xid_of(frame.get(4..).unwrap_or(&[])) > 0 {
-            self.flow.answered();
+            flow.answered();
         }
-        self.flow.queued.fetch_add(frame.len(), Ordering::SeqCst);
+        if flow.killed.load(Ordering::Relaxed) {
+            return;
+        }
+        let queued = flow.queued.fetch_add(frame.len(), Ordering::SeqCst) + frame.len();
+        if queued > QUEUED_BYTES_HARD_MAX {
+            flow.killed.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                queued,
+                max = QUEUED_BYTES_HARD_MAX,
+                "a client is not reading what is sent to it (watch notifications pile up); closing its connection"
+            );
+            flow.kill.notify_one();
+            return;
+        }
         let _ = self.tx.send(Outbound::Frame(frame));
     }
 
@@ -877,6 +902,7 @@ async fn run_conn(
                     let throttled = tokio::select! {
                         t = flow.admit(counted) => t,
                         _ = &mut closed_rx => break 'read,
+                        _ = flow.kill.notified() => break 'read,
                     };
                     connected = true;
                     let frame = buf[start + from..start + to].to_vec();
@@ -909,6 +935,7 @@ async fn run_conn(
         tokio::select! {
             more = read_more(&mut rd, &mut buf, want) => if !more { break },
             _ = &mut closed_rx => break,
+            _ = flow.kill.notified() => break,
         }
     }
     let _ = tx.send(Event::Disconnect { conn }).await;
