@@ -236,6 +236,7 @@ class Differ:
         self.n_labels = 0
         self.versions, self.aversions = {}, {}
         self.extra_paths = []
+        self.orphans = set()  # (slot, path): an exist watch 3.8.0 set and zooid refused
         self.history = []
         self.compared = 0
 
@@ -279,12 +280,31 @@ class Differ:
                 out.append((None, {"error": type(e).__name__}))
         return out
 
+    def drop_orphan_events(self, slot, zooid, oracle):
+        """The oracle's events from watches only 3.8.0 set (see `do`), if zooid sent none."""
+        if not self.orphans or not isinstance(oracle, dict) or not isinstance(zooid, dict):
+            return oracle
+        events = list(oracle.get("events") or [])
+        for ev in list(events):
+            typ, _state, path = ev
+            if (slot, path) in self.orphans and typ in (1, 2, 3) and ev not in (zooid.get("events") or []):
+                events.remove(ev)
+                self.orphans.discard((slot, path))
+        return {**oracle, "events": events}
+
     def do(self, idx, slot, op, args, desc=None):
         desc = desc or f"s{slot} {OP_NAME.get(op, op)} {self._fmt(args)}"
         self.history.append((idx, desc))
         (ra, na), (rb, nb) = self._exchange(slot, op, args)
         if self.oracle == "oracle":
-            na = fixed_in_later_releases(op, args, na, nb)
+            fixed = fixed_in_later_releases(op, args, na, nb)
+            if (op == OP["exists"] and args.get("watch") and isinstance(na, dict)
+                    and na.get("err") == "NOAUTH" and fixed is not na):
+                # 3.8.0 set a watch that zooid (as 3.8.4+ and 3.9) refused: the one event
+                # it fires on 3.8.0 alone is not compared.
+                self.orphans.add((slot, args["path"]))
+            na = fixed
+            nb = self.drop_orphan_events(slot, na, nb)
         else:
             nb = kept_from_38(op, args, na, nb)
         self.compare(idx, desc, na, nb)
@@ -396,6 +416,8 @@ class Differ:
 
     def reconnect_slot(self, idx, slot, bad_password_first=False):
         m = self.slots[slot]
+        # setWatches re-registers the oracle's watches on both sides
+        self.orphans = {(s, p) for s, p in self.orphans if s != slot}
         olds = {id(side): side.sess[slot] for side in (self.A, self.B)}
         if bad_password_first:
             res = []
