@@ -7,7 +7,7 @@ request we compare err codes, zxids, decoded bodies (Stat without
 ctime/mtime; ephemeralOwner mapped to a session label), sorted child lists
 and the notifications each session received before that reply.
 
-Env: ZOOID_DIFF_SEEDS (default 20), ZOOID_DIFF_OPS (default 300 per seed),
+Env: ZOOID_DIFF_SEEDS (default 40 per oracle), ZOOID_DIFF_OPS (default 300 per seed),
      ZOOID_DIFF_SEED_BASE (first seed, default 1).
 """
 
@@ -22,7 +22,7 @@ from zkraw import (ACL, OP, OP_NAME, ERR, OPEN_ACL, READ_ACL, CREATOR_ALL_ACL,
                    PERM_ALL, PERM_READ, PERM_CREATE, PERM_DELETE,
                    Session, ProtocolError, digest_id, four_letter)
 
-N_SEEDS = int(os.environ.get("ZOOID_DIFF_SEEDS", "20"))
+N_SEEDS = int(os.environ.get("ZOOID_DIFF_SEEDS", "40"))
 N_OPS = int(os.environ.get("ZOOID_DIFF_OPS", "300"))
 SEED_BASE = int(os.environ.get("ZOOID_DIFF_SEED_BASE", "1"))
 
