@@ -290,8 +290,12 @@ fn process(pid: i32) -> Proc {
     }
 }
 
+/// What `/proc/<pid>/cmdline` says of a process, [`UNREADABLE`] if it cannot be read; empty
+/// for a kernel thread.
 fn cmdline_of(pid: i32) -> String {
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) else {
+        return UNREADABLE.to_owned();
+    };
     let text: String = String::from_utf8_lossy(&raw)
         .trim_end_matches('\0')
         .replace('\0', " ");
@@ -304,11 +308,15 @@ fn cmdline_of(pid: i32) -> String {
     }
 }
 
+/// How [`cmdline_of`] shows a command line it cannot read.
+const UNREADABLE: &str = "(unreadable)";
+
 /// Whether a command line is a ZooKeeper server: zooid, or Java's (a drop-in replacement may
-/// find Java's pid file in the same dataDir). Unknown (unreadable) counts as a server.
+/// find Java's pid file in the same dataDir). Unknown (unreadable) counts as a server; an
+/// empty one is a kernel thread, never signalled.
 fn looks_like_server(cmdline: &str) -> bool {
     let c = cmdline.to_ascii_lowercase();
-    c.is_empty() || c.contains("zooid") || c.contains("zookeeper") || c.contains("quorumpeermain")
+    c == UNREADABLE || c.contains("zooid") || c.contains("zookeeper") || c.contains("quorumpeermain")
 }
 
 /// Reads a pid file: `Ok(None)` if there is none.
@@ -930,8 +938,13 @@ fn stop(path: &Path, explicit: bool) -> u8 {
         }
         Proc::Alive { cmdline } if !looks_like_server(&cmdline) => {
             println!("FAILED");
+            let what = if cmdline.is_empty() {
+                String::from("a kernel thread")
+            } else {
+                format!("`{cmdline}`")
+            };
             eprintln!(
-                "zooid: {} names process {pid}, which is `{cmdline}`, not a zooid server; not \
+                "zooid: {} names process {pid}, which is {what}, not a zooid server; not \
                  stopping it. The server is gone: remove the stale pid file",
                 target.pid_file.display()
             );
@@ -1150,7 +1163,8 @@ mod tests {
         assert!(looks_like_server(
             "java -cp /usr/share/java/zookeeper.jar org.apache.zookeeper.server.quorum.QuorumPeerMain zoo.cfg"
         ));
-        assert!(looks_like_server(""));
+        assert!(looks_like_server(UNREADABLE));
+        assert!(!looks_like_server(""), "a kernel thread");
         assert!(!looks_like_server("/usr/sbin/sshd -D"));
     }
 
