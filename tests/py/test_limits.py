@@ -109,7 +109,9 @@ def test_request_throttle_answers_throttledop(kind):
             r = check.call(OP["exists"], {"path": args["path"]})
             assert (r.err == 0) == (err == 0), (args["path"], err, r.err)
         m = mntr(srv)
-        assert int(m["zk_throttled_ops"]) == errs.count(-127)
+        # ZooKeeper now and then counts one more (a request of the checking session).
+        throttled = int(m["zk_throttled_ops"])
+        assert throttled == errs.count(-127) or (kind == "oracle" and throttled >= errs.count(-127))
         assert int(m["zk_request_throttle_wait_count"]) > 0
         s.close_socket()
         check.close_socket()
@@ -184,3 +186,21 @@ def test_hard_quotas_are_enforced_as_zookeeper_does(server_launcher):
         zo, oo = hard_quota_outcomes(z), hard_quota_outcomes(o)
         assert zo == oo
         assert "QuotaExceededError" in zo, zo
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_large_requests_share_a_byte_budget(kind):
+    extra = {"largeRequestThreshold": "1000", "largeRequestMaxBytes": "3000"}
+    with running_server(kind, extra_cfg=extra) as srv:
+        s = Session(srv.host, srv.port, timeout_ms=30000)
+        # One large request at a time fits ...
+        assert s.call(OP["create"], {"path": "/large", "data": b"x" * 1500}).err == 0
+        # ... five at once do not: the connection is closed.
+        with pytest.raises((ConnectionClosed, ProtocolError, OSError)):
+            pipeline(s, [(OP["setData"], {"path": "/large", "data": b"y" * 1500, "version": -1})
+                         for _ in range(5)])
+        assert int(mntr(srv)["zk_large_requests_rejected"]) >= 1
+        # Small requests of others go on, and the budget is free again.
+        t = Session(srv.host, srv.port, timeout_ms=30000)
+        assert t.call(OP["setData"], {"path": "/large", "data": b"z" * 1500, "version": -1}).err == 0
+        t.close_socket()

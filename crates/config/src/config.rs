@@ -76,6 +76,8 @@ const JVM_KEYS: &[&str] = &[
     "connection_throttle_tokens",
     "connection_throttle_fill_time",
     "connection_throttle_fill_count",
+    "largeRequestThreshold",
+    "largeRequestMaxBytes",
     "cnxTimeout",
     "serverCnxnFactory",
 ];
@@ -312,6 +314,10 @@ pub struct ServerConfig {
     /// bucket gains fill_count tokens every fill_time.
     pub connection_throttle_fill_time_ms: u64,
     pub connection_throttle_fill_count: u32,
+    /// `largeRequestThreshold` (-1: off) and `largeRequestMaxBytes` (100 MiB): requests
+    /// longer than the threshold may hold at most the max bytes in all until answered.
+    pub large_request_threshold: i64,
+    pub large_request_max_bytes: u32,
     /// Never read from zoo.cfg; the server sets it from [`crate::read_myid`].
     pub my_id: Option<ServerId>,
     /// Keys not mapped to a field, as written; most produced a [`Warning`].
@@ -380,6 +386,8 @@ impl ServerConfig {
             connection_throttle_tokens: 0,
             connection_throttle_fill_time_ms: 1,
             connection_throttle_fill_count: 1,
+            large_request_threshold: -1,
+            large_request_max_bytes: 100 << 20,
             my_id: None,
             unknown: BTreeMap::new(),
             initial_config: None,
@@ -732,6 +740,20 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("connection_throttle_fill_count") {
             self.connection_throttle_fill_count = s.parse_u32(COUNT, "1")?;
+        }
+        if let Some(s) = settings.take("largeRequestThreshold") {
+            // As ZooKeeper: 0 or below -1 is invalid and means off, with a warning.
+            let t = s.value.trim().parse::<i64>().ok().filter(|t| *t == -1 || *t > 0);
+            if t.is_none() {
+                warnings.push(s.warning(format!(
+                    "{} = {:?} is not -1 or a positive number of bytes; large requests are not limited",
+                    s.key, s.value
+                )));
+            }
+            self.large_request_threshold = t.unwrap_or(-1);
+        }
+        if let Some(s) = settings.take("largeRequestMaxBytes") {
+            self.large_request_max_bytes = s.parse_u32(COUNT, "104857600")?;
         }
         if let Some(s) = settings.take("serverCnxnFactory") {
             tracing::debug!(value = %s.value, "serverCnxnFactory names a Java class; ignored");

@@ -111,6 +111,11 @@ pub struct Limits {
     pub stall: Duration,
     /// `throttled_op_wait_time`: a request held longer is answered THROTTLEDOP.
     pub throttled_op_wait: Option<Duration>,
+    /// `largeRequestThreshold` (None: off) and `largeRequestMaxBytes`: requests longer
+    /// than the threshold may hold at most the max bytes in all until answered; one that
+    /// would pass it closes its connection ("Rejecting large request").
+    pub large_threshold: Option<usize>,
+    pub large_max: usize,
 }
 
 impl Default for Limits {
@@ -120,6 +125,8 @@ impl Default for Limits {
             throttle_max: 0,
             stall: Duration::from_millis(100),
             throttled_op_wait: None,
+            large_threshold: None,
+            large_max: 100 << 20,
         }
     }
 }
@@ -134,6 +141,10 @@ pub struct Gate {
     /// Times a reader waited for the request throttle (`request_throttle_wait_count`), not
     /// yet handed to the metrics.
     throttle_waits: AtomicU64,
+    /// Bytes of large requests read and not yet answered.
+    large_bytes: AtomicUsize,
+    /// Large requests refused (`large_requests_rejected`), not yet handed to the metrics.
+    large_rejected: AtomicU64,
 }
 
 impl Gate {
@@ -143,7 +154,41 @@ impl Gate {
             in_process: AtomicUsize::new(0),
             answered: Notify::new(),
             throttle_waits: AtomicU64::new(0),
+            large_bytes: AtomicUsize::new(0),
+            large_rejected: AtomicU64::new(0),
         })
+    }
+
+    /// Hand what the readers counted to the metrics.
+    fn count_into(&self, metrics: &mut Registry) {
+        let waits = self.throttle_waits.swap(0, Ordering::Relaxed);
+        if waits > 0 {
+            metrics.count("request_throttle_wait_count", waits);
+        }
+        let rejected = self.large_rejected.swap(0, Ordering::Relaxed);
+        if rejected > 0 {
+            metrics.count("large_requests_rejected", rejected);
+        }
+    }
+
+    /// Whether a request of `len` bytes is large.
+    fn is_large(&self, len: usize) -> bool {
+        self.limits.large_threshold.is_some_and(|t| len > t)
+    }
+
+    /// Count a large request of `len` bytes in, unless it would pass `largeRequestMaxBytes`.
+    fn take_large(&self, len: usize) -> bool {
+        let max = self.limits.large_max;
+        let took = self
+            .large_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                (b + len <= max).then_some(b + len)
+            })
+            .is_ok();
+        if !took {
+            self.large_rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        took
     }
 
     /// Requests in process now (`outstanding_requests`).
@@ -177,6 +222,10 @@ pub struct Flow {
     /// Closed for holding more than [`QUEUED_BYTES_HARD_MAX`]; `kill` tells the reader.
     killed: AtomicBool,
     kill: Notify,
+    /// Large requests read and not yet answered: (xid, bytes). Empty but for
+    /// `largeRequestThreshold`.
+    large: std::sync::Mutex<Vec<(i32, usize)>>,
+    has_large: AtomicBool,
 }
 
 /// Why a connection's reader waits.
@@ -199,7 +248,29 @@ impl Flow {
             waiting: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            large: std::sync::Mutex::new(Vec::new()),
+            has_large: AtomicBool::new(false),
         }
+    }
+
+    /// A large request `xid` of `len` bytes was counted in; its answer counts it out.
+    fn large_read(&self, xid: i32, len: usize) {
+        let mut l = self.large.lock().unwrap_or_else(|e| e.into_inner());
+        l.push((xid, len));
+        self.has_large.store(true, Ordering::Release);
+    }
+
+    /// The answer to `xid` went out: if it was a large request, its bytes are free again.
+    fn large_answered(&self, xid: i32) {
+        if !self.has_large.load(Ordering::Acquire) {
+            return;
+        }
+        let mut l = self.large.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = l.iter().position(|(x, _)| *x == xid) {
+            let (_, len) = l.remove(i);
+            self.gate.large_bytes.fetch_sub(len, Ordering::AcqRel);
+        }
+        self.has_large.store(!l.is_empty(), Ordering::Release);
     }
 
     /// What keeps the connection's next request from the core now, if anything.
@@ -300,6 +371,11 @@ impl Drop for Flow {
     /// Requests of a closed connection that were never answered are no longer in process.
     fn drop(&mut self) {
         self.gate.finished(*self.outstanding.get_mut());
+        let large: usize = self
+            .large
+            .get_mut()
+            .map_or(0, |l| l.iter().map(|(_, len)| len).sum());
+        self.gate.large_bytes.fetch_sub(large, Ordering::AcqRel);
     }
 }
 
@@ -321,9 +397,11 @@ impl ConnOut {
         let flow = &self.flow;
         // Replies carry their request's xid (above 0); notifications, pings and the
         // ConnectResponse do not.
-        if xid_of(frame.get(4..).unwrap_or(&[])) > 0 {
+        let xid = xid_of(frame.get(4..).unwrap_or(&[]));
+        if xid > 0 {
             flow.answered();
         }
+        flow.large_answered(xid);
         if flow.killed.load(Ordering::Relaxed) {
             return;
         }
@@ -541,10 +619,7 @@ async fn run_core(
                 if peer.as_ref().is_none_or(|p| p.serving) {
                     core.handle(now(), Input::Tick);
                 }
-                let waits = cfg.gate.throttle_waits.swap(0, Ordering::Relaxed);
-                if waits > 0 {
-                    metrics.count("request_throttle_wait_count", waits);
-                }
+                cfg.gate.count_into(&mut metrics);
                 // Many connections gone since the most there were: their memory goes back.
                 conns_peak = conns_peak.max(outs.len());
                 if conns_peak - outs.len() >= TRIM_AFTER_CLOSED && outs.len() * 2 <= conns_peak {
@@ -560,6 +635,8 @@ async fn run_core(
             }
         }
         let now = now();
+        // What the readers counted, for the commands and metrics this batch may answer.
+        cfg.gate.count_into(&mut metrics);
         for ev in batch.drain(..) {
             match ev {
                 Event::Connect { conn, addr, out } => {
@@ -896,9 +973,18 @@ async fn run_conn(
         loop {
             match zooid_proto::frame::next_frame(&buf[start..], cfg.max_frame_len) {
                 Ok(Some((from, to))) => {
+                    let len = to - from;
+                    let xid = xid_of(&buf[start + from..]);
+                    if connected && cfg.gate.is_large(len) {
+                        if !cfg.gate.take_large(len) {
+                            tracing::warn!(len, max = cfg.gate.limits.large_max, "Rejecting large request (largeRequestMaxBytes); closing the connection");
+                            break 'read;
+                        }
+                        flow.large_read(xid, len);
+                    }
                     // Stop taking requests while the client is not taking its replies, or
                     // while the server has too many in process.
-                    let counted = connected && xid_of(&buf[start + from..]) > 0;
+                    let counted = connected && xid > 0;
                     let throttled = tokio::select! {
                         t = flow.admit(counted) => t,
                         _ = &mut closed_rx => break 'read,

@@ -98,6 +98,10 @@ pub fn limits(cfg: &ServerConfig, member: bool) -> driver::Limits {
         stall: std::time::Duration::from_millis(cfg.request_throttle_stall_time_ms.max(1)),
         throttled_op_wait: (cfg.throttled_op_wait_time_ms > 0)
             .then(|| std::time::Duration::from_millis(cfg.throttled_op_wait_time_ms)),
+        large_threshold: usize::try_from(cfg.large_request_threshold)
+            .ok()
+            .filter(|t| *t > 0),
+        large_max: cfg.large_request_max_bytes as usize,
     }
 }
 
