@@ -149,6 +149,41 @@ const UNUSED_PREFIXES: &[&str] = &[
     "metricsProvider.",
 ];
 
+/// Settings that ask ZooKeeper to refuse whoever does not prove who it is, which zooid cannot
+/// check yet: (key, value that asks for it, what it asks for). Running without them would
+/// serve, unauthenticated, clients or members that ZooKeeper refuses.
+const UNPROVIDED_SECURITY: &[(&str, &str, &str)] = &[
+    ("sslQuorum", "true", "TLS between the ensemble's members"),
+    ("quorum.auth.enableSasl", "true", "SASL between the ensemble's members"),
+    ("quorum.auth.serverRequireSasl", "true", "SASL between the ensemble's members"),
+    ("quorum.auth.learnerRequireSasl", "true", "SASL between the ensemble's members"),
+    ("enforce.auth.enabled", "true", "that every client authenticates"),
+    ("sessionRequireClientSASLAuth", "true", "that every client authenticates with SASL"),
+    ("requireClientAuthScheme", "sasl", "that every client authenticates with SASL"),
+];
+
+/// Refuse to start on a security requirement zooid cannot enforce yet, naming the setting.
+fn refuse_unprovided_security(settings: &Settings) -> Result<(), ConfigError> {
+    for (key, wanted, what) in UNPROVIDED_SECURITY {
+        if let Some(s) = settings.map.get(*key) {
+            if s.value.trim().eq_ignore_ascii_case(wanted) {
+                return Err(ConfigError::InvalidValue {
+                    location: s.location.clone(),
+                    key: s.key.clone(),
+                    value: s.value.clone(),
+                    problem: format!("requires {what}, which zooid cannot enforce yet"),
+                    hint: String::from(
+                        "zooid refuses to start rather than serve without it; keep Apache \
+                         ZooKeeper on this server for now, or remove the setting if the \
+                         requirement is not meant",
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Strips one leading `zookeeper.`.
 fn canonical_key(key: &str) -> &str {
     key.strip_prefix("zookeeper.").unwrap_or(key)
@@ -506,6 +541,7 @@ impl ServerConfig {
             settings.map.insert(canonical, setting);
         }
 
+        refuse_unprovided_security(&settings)?;
         let mut config = ServerConfig::with_defaults(PathBuf::new());
         let deferred = config.apply(path, &mut settings, &mut warnings)?;
         config.apply_servers(server_lines, &mut warnings)?;
@@ -563,6 +599,11 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("secureClientPort") {
             self.secure_client_port = Some(s.parse_port(2281)?);
+            warnings.push(s.warning(format!(
+                "{} = {}: zooid does not serve TLS yet, so nothing listens on that port and \
+                 clients configured for it cannot connect; use clientPort, or keep ZooKeeper for TLS",
+                s.key, s.value
+            )));
         }
         if let Some(s) = settings.take("maxClientCnxns") {
             self.max_client_cnxns = s.parse_u32(COUNT, "60")?;
@@ -1276,7 +1317,11 @@ ssl.keyStore.location=/etc/zk/keystore.jks
 ",
         );
         let (c, w) = parse(&text);
-        assert!(w.is_empty(), "{w:?}");
+        // Only the TLS port, which nothing serves yet, is worth a word.
+        assert!(
+            w.len() == 1 && w[0].message.contains("does not serve TLS yet"),
+            "{w:?}"
+        );
         assert_eq!(c.tick_ms, 3000);
         assert_eq!(c.init_limit, 20);
         assert_eq!(c.sync_limit, 7);
@@ -1541,6 +1586,24 @@ authProvider.sasl=org.example.Sasl
         assert_eq!(c.client_addr(), "127.0.0.1:2182".parse().unwrap());
         c.my_id = Some(ServerId(1));
         assert_eq!(c.client_addr(), "0.0.0.0:2181".parse().unwrap());
+    }
+
+    #[test]
+    fn security_zooid_cannot_enforce_refuses_to_start() {
+        for line in [
+            "sslQuorum=true",
+            "quorum.auth.serverRequireSasl=true",
+            "zookeeper.enforce.auth.enabled=true",
+            "requireClientAuthScheme=sasl",
+        ] {
+            let e = error(&minimal(&format!("{line}\n")));
+            assert_contains(&e, &["zoo.cfg:3:", "which zooid cannot enforce yet", "keep Apache"]);
+        }
+        // Off, they are harmless.
+        let (_, w) = parse(&minimal("sslQuorum=false\n"));
+        assert!(w.iter().any(|w| w.message.contains("sslQuorum")));
+        let (_, w) = parse(&minimal("secureClientPort=2281\n"));
+        assert!(w.iter().any(|w| w.message.contains("does not serve TLS yet")));
     }
 
     #[test]
