@@ -143,9 +143,11 @@ class Member:
     def alive(self):
         return self.server is not None and self.server.alive()
 
-    def server_line(self):
+    def server_line(self, with_client=False):
         line = f"server.{self.sid}=127.0.0.1:{self.quorum_port}:{self.election_port}"
-        return line + (":observer" if self.role == "observer" else "")
+        line += ":observer" if self.role == "observer" else ""
+        # the 3.5+ form: the client address at the end of the line, instead of clientPort
+        return line + (f";127.0.0.1:{self.client_port}" if with_client else "")
 
     def __repr__(self):
         state = f"pid={self.pid}" if self.alive() else "down"
@@ -156,7 +158,7 @@ class Ensemble:
     """Members server.1..N (participants first, then observers)."""
 
     def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=(),
-                 oracle_kind="oracle", oracle_props=None):
+                 oracle_kind="oracle", oracle_props=None, client_in_server_lines=False):
         """`kind`: every member's kind ("zooid", "oracle", "oracle39"); `oracle_sids`:
         members that run Apache ZooKeeper `oracle_kind` whatever `kind` is (a mixed
         ensemble)."""
@@ -171,6 +173,8 @@ class Ensemble:
         self.extra_cfg = dict(extra_cfg or {})
         # system properties for ZooKeeper members only (settings ZooKeeper reads nowhere else)
         self.oracle_props = dict(oracle_props or {})
+        # `server.N=...;host:clientPort` lines instead of clientPort / clientPortAddress
+        self.client_in_server_lines = client_in_server_lines
         self.members = {}
 
     # ------------------------------------------------------------ setup
@@ -216,8 +220,10 @@ class Ensemble:
         if m.role == "observer":
             cfg["peerType"] = "observer"
         cfg.update(self.extra_cfg)
+        if self.client_in_server_lines:
+            del cfg["clientPort"], cfg["clientPortAddress"]
         lines = [f"{k}={v}" for k, v in cfg.items()]
-        lines += [o.server_line() for o in self.members.values()]
+        lines += [o.server_line(self.client_in_server_lines) for o in self.members.values()]
         with open(m.cfg_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 
