@@ -189,6 +189,8 @@ def oracle_command(cfg_path, container_interval_ms, admin=False, kind="oracle", 
     return [
         "java",
         "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
+        # no hsperfdata file: a reused pid can find a stale one and print a warning
+        "-XX:-UsePerfData",
         "-Dzookeeper.extendedTypesEnabled=true",
         f"-Dznode.container.checkIntervalMs={container_interval_ms}",
         f"-Dzookeeper.DigestAuthenticationProvider.superDigest={super_digest()}",

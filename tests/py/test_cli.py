@@ -52,7 +52,7 @@ def zooid(server_launcher):
 
 def zkcli_env():
     env = dict(os.environ)
-    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData"
     return env
 
 

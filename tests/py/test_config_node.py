@@ -59,7 +59,7 @@ def test_curator_ensemble_tracker_learns_every_member(kind, tmp_path, tracker_cl
     try:
         ens.start(3)
         first = ens.member(1).hosts
-        r = subprocess.run(["java", "-cp", f"{tracker_classes}:/usr/share/java/*",
+        r = subprocess.run(["java", "-XX:-UsePerfData", "-cp", f"{tracker_classes}:/usr/share/java/*",
                             "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                             "EnsembleTrackerCheck", first, "3"],
                            capture_output=True, text=True, timeout=90)

@@ -161,7 +161,7 @@ def zooid_cli(*args):
 
 def zk_tool(main_class, *args, kind="oracle"):
     """Run a ZooKeeper tool class of the oracle `kind` ("oracle" 3.8.0, "oracle39" 3.9.3)."""
-    return run(["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+    return run(["java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-XX:-UsePerfData",
                 "-cp", oracle_tool_classpath(kind), main_class, *args])
 
 

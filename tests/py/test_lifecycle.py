@@ -41,7 +41,7 @@ def base_env(**extra):
     env["ZOOID_BIN"] = ZOOID_BIN
     env["ZOOID_START_TIMEOUT"] = "30"
     env["ZOOID_STOP_TIMEOUT"] = "20"
-    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData"
     env.update(extra)
     return env
 

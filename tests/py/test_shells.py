@@ -71,7 +71,7 @@ def normalise_zkcli(text):
 
 def zkcli_env():
     env = dict(os.environ)
-    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto"
+    env["CLIENT_JVMFLAGS"] = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xshare:auto -XX:-UsePerfData"
     return env
 
 
