@@ -34,8 +34,10 @@ if [ ! -f "$server_jar" ] || [ ! -f "$jute_jar" ]; then
   fi
   mkdir -p "$home/lists/partial" "$home/debs/partial" "$home/root"
   echo "deb [trusted=yes] ${archive%/} trixie main" > "$home/trixie.list"
-  apt_opts=(-o Dir::Etc::SourceList="$home/trixie.list" -o Dir::Etc::SourceParts=/dev/null -o APT::Sandbox::User=root
+  apt_opts=(-o Dir::Etc::SourceList="$home/trixie.list" -o Dir::Etc::SourceParts=/dev/null
             -o Dir::State::Lists="$home/lists" -o Dir::Cache::Archives="$home/debs")
+  # As root, apt would hand the downloads to its _apt user, who may not write to this cache.
+  [ "$(id -u)" = 0 ] && apt_opts+=(-o APT::Sandbox::User=root)
   apt-get "${apt_opts[@]}" update -qq >/dev/null
   (cd "$home/debs" && apt-get "${apt_opts[@]}" download "libzookeeper-java=$version" "zookeeper=$version" >/dev/null)
   for deb in "$home"/debs/*.deb; do dpkg -x "$deb" "$home/root"; done
