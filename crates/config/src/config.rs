@@ -154,12 +154,36 @@ const UNUSED_PREFIXES: &[&str] = &[
 /// serve, unauthenticated, clients or members that ZooKeeper refuses.
 const UNPROVIDED_SECURITY: &[(&str, &str, &str)] = &[
     ("sslQuorum", "true", "TLS between the ensemble's members"),
-    ("quorum.auth.enableSasl", "true", "SASL between the ensemble's members"),
-    ("quorum.auth.serverRequireSasl", "true", "SASL between the ensemble's members"),
-    ("quorum.auth.learnerRequireSasl", "true", "SASL between the ensemble's members"),
-    ("enforce.auth.enabled", "true", "that every client authenticates"),
-    ("sessionRequireClientSASLAuth", "true", "that every client authenticates with SASL"),
-    ("requireClientAuthScheme", "sasl", "that every client authenticates with SASL"),
+    (
+        "quorum.auth.enableSasl",
+        "true",
+        "SASL between the ensemble's members",
+    ),
+    (
+        "quorum.auth.serverRequireSasl",
+        "true",
+        "SASL between the ensemble's members",
+    ),
+    (
+        "quorum.auth.learnerRequireSasl",
+        "true",
+        "SASL between the ensemble's members",
+    ),
+    (
+        "enforce.auth.enabled",
+        "true",
+        "that every client authenticates",
+    ),
+    (
+        "sessionRequireClientSASLAuth",
+        "true",
+        "that every client authenticates with SASL",
+    ),
+    (
+        "requireClientAuthScheme",
+        "sasl",
+        "that every client authenticates with SASL",
+    ),
 ];
 
 /// Refuse to start on a security requirement zooid cannot enforce yet, naming the setting.
@@ -784,7 +808,12 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("largeRequestThreshold") {
             // As ZooKeeper: 0 or below -1 is invalid and means off, with a warning.
-            let t = s.value.trim().parse::<i64>().ok().filter(|t| *t == -1 || *t > 0);
+            let t = s
+                .value
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|t| *t == -1 || *t > 0);
             if t.is_none() {
                 warnings.push(s.warning(format!(
                     "{} = {:?} is not -1 or a positive number of bytes; large requests are not limited",
@@ -1597,13 +1626,22 @@ authProvider.sasl=org.example.Sasl
             "requireClientAuthScheme=sasl",
         ] {
             let e = error(&minimal(&format!("{line}\n")));
-            assert_contains(&e, &["zoo.cfg:3:", "which zooid cannot enforce yet", "keep Apache"]);
+            assert_contains(
+                &e,
+                &[
+                    "zoo.cfg:3:",
+                    "which zooid cannot enforce yet",
+                    "keep Apache",
+                ],
+            );
         }
         // Off, they are harmless.
         let (_, w) = parse(&minimal("sslQuorum=false\n"));
         assert!(w.iter().any(|w| w.message.contains("sslQuorum")));
         let (_, w) = parse(&minimal("secureClientPort=2281\n"));
-        assert!(w.iter().any(|w| w.message.contains("does not serve TLS yet")));
+        assert!(w
+            .iter()
+            .any(|w| w.message.contains("does not serve TLS yet")));
     }
 
     #[test]

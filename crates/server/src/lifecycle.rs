@@ -316,7 +316,10 @@ const UNREADABLE: &str = "(unreadable)";
 /// empty one is a kernel thread, never signalled.
 fn looks_like_server(cmdline: &str) -> bool {
     let c = cmdline.to_ascii_lowercase();
-    c == UNREADABLE || c.contains("zooid") || c.contains("zookeeper") || c.contains("quorumpeermain")
+    c == UNREADABLE
+        || c.contains("zooid")
+        || c.contains("zookeeper")
+        || c.contains("quorumpeermain")
 }
 
 /// Reads a pid file: `Ok(None)` if there is none.
