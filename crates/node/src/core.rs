@@ -1143,12 +1143,13 @@ impl Core {
         true
     }
 
-    /// A read-only member's answer to a write: NOTREADONLY, in the request's turn.
-    fn not_read_only(&mut self, conn: ConnId, xid: i32) {
+    /// A reply of only a header with `err`, sent in the request's turn: a read-only
+    /// member's NOTREADONLY, a throttled request's THROTTLEDOP, a local closeSession's OK.
+    fn header_reply(&mut self, conn: ConnId, xid: i32, err: zooid_proto::ErrorCode) {
         let hdr = ReplyHeader {
             xid,
             zxid: self.tree.last_zxid(),
-            err: zooid_proto::ErrorCode::NotReadOnly.code(),
+            err: err.code(),
         };
         self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
     }
@@ -1176,12 +1177,7 @@ impl Core {
             Ok(h) if open && !exempt(h.op) => {
                 self.stats.throttled_ops += 1;
                 self.stats.packets_received += 1;
-                let hdr = ReplyHeader {
-                    xid: h.xid,
-                    zxid: self.tree.last_zxid(),
-                    err: zooid_proto::ErrorCode::ThrottledOp.code(),
-                };
-                self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
+                self.header_reply(conn, h.xid, zooid_proto::ErrorCode::ThrottledOp);
             }
             _ => self.on_frame(conn, frame, now_ms),
         }
@@ -1246,18 +1242,13 @@ impl Core {
             }
             Request::CloseSession if self.role == Role::ReadOnly => {
                 self.sessions.remove(&session);
-                let hdr = ReplyHeader {
-                    xid: h.xid,
-                    zxid: self.tree.last_zxid(),
-                    err: 0,
-                };
-                self.reply_in_order(conn, frame_of(|w| hdr.write(w)));
+                self.header_reply(conn, h.xid, zooid_proto::ErrorCode::Ok);
                 self.close_conn(conn);
             }
             req if (req.is_write() || matches!(req, Request::Sync { .. }))
                 && self.role == Role::ReadOnly =>
             {
-                self.not_read_only(conn, h.xid)
+                self.header_reply(conn, h.xid, zooid_proto::ErrorCode::NotReadOnly)
             }
             req if req.is_write() && self.role == Role::Learner => {
                 self.forward(conn, session, h, body, &req, now_ms)
@@ -1316,7 +1307,7 @@ impl Core {
             )
         );
         if is_write && self.role == Role::ReadOnly {
-            self.not_read_only(conn, h.xid);
+            self.header_reply(conn, h.xid, zooid_proto::ErrorCode::NotReadOnly);
         } else if is_write && self.role == Role::Learner {
             // The leader turns it into the error txn.
             let op = OpCode::from_i32(h.op).unwrap_or(OpCode::Error);
@@ -1838,10 +1829,9 @@ impl Core {
     }
 
     /// Send watch notifications to the sessions' current connections, each only if the
-    /// connection's identities may READ the node (ZooKeeper 3.8.4+, CVE-2024-23944).
-    /// Send fired watches to their sessions, as notifications carrying `zxid`: the txn that
-    /// triggered them, as ZooKeeper 3.9 sends it (3.8 sent -1), or -1 for those a
-    /// re-registration (setWatches) fires, as 3.9 does.
+    /// connection's identities may READ the node (ZooKeeper 3.8.4+, CVE-2024-23944). They
+    /// carry `zxid`: the txn that fired them, as ZooKeeper 3.9 sends it (3.8 sent -1), or -1
+    /// for those a re-registration (setWatches) fires, as 3.9 does.
     fn deliver(&mut self, fired: &[Fired], zxid: i64) {
         for f in fired {
             let Some(conn) = self.sessions.get(&f.session).and_then(|s| s.conn) else {
@@ -2216,14 +2206,14 @@ impl Core {
             // The leader expires sessions and deletes containers and TTL nodes.
             return;
         }
+        let expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.closing && s.deadline_ms <= now_ms)
+            .map(|(&id, _)| id)
+            .collect();
         if self.role == Role::ReadOnly {
             // Sessions expire here without a txn; the tree is left as the quorum left it.
-            let expired: Vec<i64> = self
-                .sessions
-                .iter()
-                .filter(|(_, s)| s.deadline_ms <= now_ms)
-                .map(|(&id, _)| id)
-                .collect();
             for session in expired {
                 tracing::info!(
                     session = format_args!("{session:#x}"),
@@ -2235,12 +2225,6 @@ impl Core {
             }
             return;
         }
-        let expired: Vec<i64> = self
-            .sessions
-            .iter()
-            .filter(|(_, s)| !s.closing && s.deadline_ms <= now_ms)
-            .map(|(&id, _)| id)
-            .collect();
         for session in expired {
             tracing::info!(session = format_args!("{session:#x}"), "session expired");
             let conn = self.sessions.get_mut(&session).and_then(|s| {
@@ -2370,7 +2354,6 @@ pub fn frame_of(f: impl FnOnce(&mut Writer)) -> Vec<u8> {
     w.into_inner()
 }
 
-/// A watch notification frame (zxid -1, as ZooKeeper 3.8 sends).
 /// An address as Java's `InetAddress.getHostAddress` writes it, the `ip` scheme's id of a
 /// connection: IPv6 in eight uncompressed groups (`0:0:0:0:0:0:0:1`).
 fn java_host_address(ip: IpAddr) -> String {
@@ -2385,6 +2368,7 @@ fn java_host_address(ip: IpAddr) -> String {
     }
 }
 
+/// A watch notification frame carrying `zxid` (see [`Core::deliver`]).
 pub fn notification(event: EventType, path: &str, zxid: i64) -> Vec<u8> {
     frame_of(|w| {
         ReplyHeader {
