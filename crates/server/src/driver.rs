@@ -225,7 +225,6 @@ pub struct Flow {
     /// Large requests read and not yet answered: (xid, bytes). Empty but for
     /// `largeRequestThreshold`.
     large: std::sync::Mutex<Vec<(i32, usize)>>,
-    has_large: AtomicBool,
 }
 
 /// Why a connection's reader waits.
@@ -249,7 +248,6 @@ impl Flow {
             killed: AtomicBool::new(false),
             kill: Notify::new(),
             large: std::sync::Mutex::new(Vec::new()),
-            has_large: AtomicBool::new(false),
         }
     }
 
@@ -257,12 +255,11 @@ impl Flow {
     fn large_read(&self, xid: i32, len: usize) {
         let mut l = self.large.lock().unwrap_or_else(|e| e.into_inner());
         l.push((xid, len));
-        self.has_large.store(true, Ordering::Release);
     }
 
     /// The answer to `xid` went out: if it was a large request, its bytes are free again.
     fn large_answered(&self, xid: i32) {
-        if !self.has_large.load(Ordering::Acquire) {
+        if self.gate.limits.large_threshold.is_none() {
             return;
         }
         let mut l = self.large.lock().unwrap_or_else(|e| e.into_inner());
@@ -270,7 +267,6 @@ impl Flow {
             let (_, len) = l.remove(i);
             self.gate.large_bytes.fetch_sub(len, Ordering::AcqRel);
         }
-        self.has_large.store(!l.is_empty(), Ordering::Release);
     }
 
     /// What keeps the connection's next request from the core now, if anything.
@@ -460,11 +456,8 @@ pub fn now() -> Now {
 
 /// Milliseconds on the monotonic clock since this process first asked.
 pub fn mono_ms() -> i64 {
-    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as i64
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as i64
 }
 
 /// A member of an ensemble: the quorum peer and the events of its sockets.
@@ -619,7 +612,6 @@ async fn run_core(
                 if peer.as_ref().is_none_or(|p| p.serving) {
                     core.handle(now(), Input::Tick);
                 }
-                cfg.gate.count_into(&mut metrics);
                 // Many connections gone since the most there were: their memory goes back.
                 conns_peak = conns_peak.max(outs.len());
                 if conns_peak - outs.len() >= TRIM_AFTER_CLOSED && outs.len() * 2 <= conns_peak {
@@ -880,8 +872,8 @@ async fn run_conn(
     let span = tracing::debug_span!("conn", conn, %addr);
     let _enter = span.enter();
     let (mut rd, mut wr) = stream.into_split();
-    // Bytes read and not yet split into frames. An idle connection holds no buffer: one is
-    // allocated once the socket is readable, and given back once every frame is taken out.
+    // Bytes read and not yet split into frames. An idle connection holds no buffer: it is
+    // taken when the socket has bytes, and given back when the connection waits with none.
     let mut buf: Vec<u8> = Vec::new();
     // A four-letter word can only be the first thing on a connection.
     while buf.len() < 4 {
