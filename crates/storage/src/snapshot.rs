@@ -1235,19 +1235,6 @@ fn encode_node(w: &mut Writer, path: &str, node: &Node) {
     w.write_i64(s.pzxid);
 }
 
-/// Write the whole stream: header, `sessions`, `acls`, the node records produced by
-/// `nodes`, the seals and the digest section.
-fn encode_parts(
-    sessions: &[(i64, i32)],
-    acls: &[(i64, &[Acl])],
-    nodes: impl FnOnce(&mut Enc<'_>) -> io::Result<()>,
-    digest: Option<(i64, i64)>,
-    tail: Tail,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    encode_framed(|e| encode_body(e, sessions, acls, nodes), digest, tail, out)
-}
-
 /// What a written snapshot ends with after the digest section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tail {
@@ -1367,13 +1354,18 @@ fn encode_tree_body(e: &mut Enc<'_>, tree: &DataTree) -> io::Result<()> {
 /// The body of `tree`'s stream without header, seals or digest: what a leader sends after
 /// SNAP (`ZKDatabase.serializeSnapshot`).
 pub(crate) fn tree_body(tree: &DataTree) -> Vec<u8> {
+    body_bytes(|e| encode_tree_body(e, tree))
+}
+
+/// A stream body `write` encodes, collected in memory.
+fn body_bytes(write: impl FnOnce(&mut Enc<'_>) -> io::Result<()>) -> Vec<u8> {
     let mut out = Vec::new();
     let mut e = Enc {
         w: Writer::new(),
         adler: Adler32::new(),
         out: &mut out,
     };
-    encode_tree_body(&mut e, tree)
+    write(&mut e)
         .and_then(|()| e.spill())
         .expect("Vec<u8> accepts every write");
     out
@@ -1415,7 +1407,9 @@ impl FrozenSnapshot {
         self.digest.0
     }
 
-    fn encode_to(&self, out: &mut dyn Write, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
+    /// The stream's body (sessions, ACL lists, nodes, the end-of-nodes "/") into `e`,
+    /// stopping with an error once `cancelled` says so.
+    fn write_body(&self, e: &mut Enc<'_>, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
         let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(r, l)| (*r, &l[..])).collect();
         let nodes = |e: &mut Enc<'_>| {
             let mut failed = None;
@@ -1437,31 +1431,24 @@ impl FrozenSnapshot {
             });
             failed.map_or(Ok(()), Err)
         };
+        encode_body(e, &self.sessions, &acls, nodes)
+    }
+
+    fn encode_to(&self, out: &mut dyn Write, cancelled: &dyn Fn() -> bool) -> io::Result<()> {
         // A point-in-time state: the last processed zxid is the one it is named after.
         let tail = Tail::new(self.layout, self.zxid());
-        encode_parts(&self.sessions, &acls, nodes, Some(self.digest), tail, out)
+        encode_framed(
+            |e| self.write_body(e, cancelled),
+            Some(self.digest),
+            tail,
+            out,
+        )
     }
 
     /// The body of the stream without header, seals or digest: what a leader sends after
     /// SNAP, of this point-in-time state (see [`crate::sync::sync_stream_body`]).
     pub fn encode_body(&self) -> Vec<u8> {
-        let acls: Vec<(i64, &[Acl])> = self.acls.iter().map(|(r, l)| (*r, &l[..])).collect();
-        let mut out = Vec::new();
-        let mut e = Enc {
-            w: Writer::new(),
-            adler: Adler32::new(),
-            out: &mut out,
-        };
-        let nodes = |e: &mut Enc<'_>| {
-            self.nodes.for_each_parents_first(|path, node| {
-                encode_node(&mut e.w, path, node);
-            });
-            Ok(())
-        };
-        encode_body(&mut e, &self.sessions, &acls, nodes)
-            .and_then(|()| e.spill())
-            .expect("Vec<u8> accepts every write");
-        out
+        body_bytes(|e| self.write_body(e, &|| false))
     }
 
     /// The uncompressed stream.
