@@ -189,14 +189,7 @@ fn id_matches(acl_id: &Id, client_id: &str) -> bool {
 /// `IPAuthenticationProvider` reads both (see [`java_v4`]). An IPv6 client matches no
 /// pattern, as in ZooKeeper 3.8 and 3.9, whose ids are IPv4 only.
 pub fn ip_matches(pattern: &str, client: &str) -> bool {
-    let (addr, bits) = match pattern.split_once('/') {
-        Some((a, b)) => match java_int(b) {
-            Some(bits) if (0..=32).contains(&bits) => (a, bits as u32),
-            _ => return false,
-        },
-        None => (pattern, 32),
-    };
-    let (Some(net), Some(ip)) = (java_v4(addr), java_v4(client)) else {
+    let (Some((net, bits)), Some(ip)) = (java_cidr(pattern), java_v4(client)) else {
         return false;
     };
     let mask = if bits == 0 {
@@ -210,12 +203,16 @@ pub fn ip_matches(pattern: &str, client: &str) -> bool {
 /// Whether an `ip` ACL id is well formed (`IPAuthenticationProvider.isValid`): an IPv4
 /// address with an optional prefix length of 0 to 32. ZooKeeper refuses IPv6 ids here.
 pub fn ip_is_valid(id: &str) -> bool {
+    java_cidr(id).is_some()
+}
+
+/// An `ip` id as (address, prefix length), 32 without one.
+fn java_cidr(id: &str) -> Option<(u32, u32)> {
     let (addr, bits) = match id.split_once('/') {
-        Some((a, b)) => (a, Some(b)),
-        None => (id, None),
+        Some((a, b)) => (a, java_int(b).filter(|n| (0..=32).contains(n))? as u32),
+        None => (id, 32),
     };
-    java_v4(addr).is_some()
-        && bits.is_none_or(|b| java_int(b).is_some_and(|n| (0..=32).contains(&n)))
+    Some((java_v4(addr)?, bits))
 }
 
 /// Four dot-separated numbers of 0 to 255 each, as ZooKeeper's `v4addr2Bytes` takes them
@@ -233,12 +230,12 @@ fn java_v4(addr: &str) -> Option<u32> {
 }
 
 /// Java's `Integer.parseInt(s)`: an optional sign, then one or more decimal digits, within i32.
-fn java_int(s: &str) -> Option<i64> {
+fn java_int(s: &str) -> Option<i32> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let magnitude: i64 = digits.bytes().try_fold(0i64, |acc, b| {
+    let magnitude = digits.bytes().try_fold(0i64, |acc, b| {
         acc.checked_mul(10)?
             .checked_add(i64::from(b - b'0'))
             .filter(|v| *v <= 1 << 31)
@@ -248,7 +245,7 @@ fn java_int(s: &str) -> Option<i64> {
     } else {
         magnitude
     };
-    i32::try_from(v).ok().map(i64::from)
+    i32::try_from(v).ok()
 }
 
 #[cfg(test)]
