@@ -105,8 +105,9 @@ pub async fn serve(
                         (events.clone(), Arc::clone(&info), Arc::clone(&heads), Arc::clone(&open));
                     tokio::spawn(async move {
                         let (id, evicted) = Heads::enter(&heads);
+                        // Once its head is in (or it timed out), the connection leaves the
+                        // waiting list; an evicted one was taken off it already.
                         handle(stream, addr, endpoint, events, info, evicted, || Heads::leave(&heads, id)).await;
-                        Heads::leave(&heads, id);
                         open.fetch_sub(1, Ordering::AcqRel);
                     });
                 }

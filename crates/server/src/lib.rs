@@ -398,13 +398,6 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         None => recovered.layout,
     };
     tracing::info!(
-        layout = match layout {
-            Layout::Zk38 => "ZooKeeper 3.8",
-            Layout::Zk39 => "ZooKeeper 3.9 (with the last processed zxid)",
-        },
-        "snapshots will be written in this layout"
-    );
-    tracing::info!(
         snapshot = recovered
             .snapshot
             .as_ref()
@@ -415,6 +408,11 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         sessions = tree.sessions().len(),
         last_zxid = format_args!("{:#x}", tree.last_zxid()),
         digest_mismatches = recovered.digest_mismatches,
+        // what snapshots will be written in
+        snapshot_layout = match layout {
+            Layout::Zk38 => "ZooKeeper 3.8",
+            Layout::Zk39 => "ZooKeeper 3.9 (with the last processed zxid)",
+        },
         ms = started.elapsed().as_millis() as u64,
         "data loaded"
     );
