@@ -466,26 +466,66 @@ pub struct Ensemble {
     pub events: mpsc::UnboundedReceiver<crate::peer_net::PeerEvent>,
 }
 
+/// What the core task drives: a standalone core, or a member of an ensemble (which owns its
+/// core).
+pub enum Server {
+    Alone(Core),
+    Member(Box<Ensemble>),
+}
+
+impl Server {
+    fn core(&self) -> &Core {
+        match self {
+            Server::Alone(c) => c,
+            Server::Member(e) => e.peer.core(),
+        }
+    }
+
+    fn core_mut(&mut self) -> &mut Core {
+        match self {
+            Server::Alone(c) => c,
+            Server::Member(e) => e.peer.core_mut(),
+        }
+    }
+
+    fn peer(&self) -> Option<&crate::ensemble::Peer> {
+        match self {
+            Server::Alone(_) => None,
+            Server::Member(e) => Some(&e.peer),
+        }
+    }
+
+    /// Whether clients are served: always standalone; as the member says otherwise.
+    fn serving(&self) -> bool {
+        self.peer().is_none_or(|p| p.serving())
+    }
+
+    fn input(&mut self, now: Now, input: Input<'_>) {
+        match self {
+            Server::Alone(c) => c.handle(now, input),
+            Server::Member(e) => e.peer.client(now, input),
+        }
+    }
+}
+
 /// Accept connections until `shutdown` flips. `events` comes from [`event_channel`].
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
-    core: Core,
+    server: Server,
     cfg: DriverConfig,
     disk: Disk,
     metrics: Registry,
     events: (mpsc::Sender<Event>, mpsc::Receiver<Event>),
-    ensemble: Option<Ensemble>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (tx, rx) = events;
     let core_task = tokio::spawn(run_core(
-        core,
+        server,
         rx,
         cfg.clone(),
         disk,
         metrics,
-        ensemble,
         shutdown.clone(),
     ));
     let mut next_conn: ConnId = 1;
@@ -536,12 +576,11 @@ fn next_snapshot_after(snap_count: u64) -> u64 {
 const PEER_TICK: Duration = Duration::from_millis(50);
 
 async fn run_core(
-    mut core: Core,
+    mut server: Server,
     mut rx: mpsc::Receiver<Event>,
     cfg: DriverConfig,
     mut disk: Disk,
     mut metrics: Registry,
-    ensemble: Option<Ensemble>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut outs: HashMap<ConnId, ConnOut> = HashMap::new();
@@ -550,15 +589,12 @@ async fn run_core(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut peer_tick = tokio::time::interval(PEER_TICK);
     peer_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut peer, mut peer_rx) = match ensemble {
-        Some(e) => (Some(e.peer), Some(e.events)),
-        None => (None, None),
-    };
+    let member = matches!(server, Server::Member(_));
     let mut batch = Vec::with_capacity(256);
     let mut since_snapshot = 0u64;
     if disk.snapshot_at_start {
         disk.snapshots
-            .take(core.tree(), disk.from_writer_tx.clone());
+            .take(server.core().tree(), disk.from_writer_tx.clone());
     }
     let mut snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
     loop {
@@ -570,13 +606,15 @@ async fn run_core(
             // tick.
             biased;
             msg = disk.from_writer.recv() => match msg {
-                Some(FromWriter::Persisted(zxid)) => match peer.as_mut() {
-                    Some(p) => {
-                        let mut node = node(&mut core, &mut outs, &mut disk);
-                        p.on_persisted(zxid, &mut node);
-                    }
-                    None => core.handle(now(), Input::Persisted { zxid }),
+                Some(FromWriter::Persisted(zxid)) => match &mut server {
+                    Server::Member(e) => e.peer.on_persisted(zxid, &mut node(&mut outs, &disk, None)),
+                    Server::Alone(core) => core.handle(now(), Input::Persisted { zxid }),
                 },
+                Some(FromWriter::Stored(r)) => {
+                    if let Server::Member(e) = &mut server {
+                        e.peer.on_stored(r, &mut node(&mut outs, &disk, None));
+                    }
+                }
                 Some(FromWriter::Timed(t)) => match t {
                     DiskTiming::Fsync { ms, txns } => {
                         metrics.observe("fsynctime", ms as i64);
@@ -594,23 +632,21 @@ async fn run_core(
                 }
                 None => break,
             },
-            ev = recv_peer(&mut peer_rx) => {
-                if let (Some(p), Some(ev)) = (peer.as_mut(), ev) {
-                    let mut node = node(&mut core, &mut outs, &mut disk);
-                    p.on_event(ev, &mut node);
+            ev = recv_peer(&mut server) => {
+                if let (Server::Member(e), Some(ev)) = (&mut server, ev) {
+                    e.peer.on_event(ev, &mut node(&mut outs, &disk, None));
                 }
             }
-            _ = peer_tick.tick(), if peer.is_some() => {
-                if let Some(p) = peer.as_mut() {
-                    let mut node = node(&mut core, &mut outs, &mut disk);
-                    p.on_tick(&mut node);
+            _ = peer_tick.tick(), if member => {
+                if let Server::Member(e) = &mut server {
+                    e.peer.on_tick(&mut node(&mut outs, &disk, None));
                 }
             }
             _ = tick.tick() => {
                 // Only a serving core expires sessions: a leader still syncing must not
                 // number txns before its epoch is established.
-                if peer.as_ref().is_none_or(|p| p.serving) {
-                    core.handle(now(), Input::Tick);
+                if server.serving() {
+                    server.input(now(), Input::Tick);
                 }
                 // Many connections gone since the most there were: their memory goes back.
                 conns_peak = conns_peak.max(outs.len());
@@ -632,13 +668,13 @@ async fn run_core(
         for ev in batch.drain(..) {
             match ev {
                 Event::Connect { conn, addr, out } => {
-                    if peer.as_ref().is_some_and(|p| !p.serving) {
+                    if !server.serving() {
                         // ZooKeeper's "not running" server: clients try another member.
                         out.close();
                         continue;
                     }
                     outs.insert(conn, out);
-                    core.handle(now, Input::Connect { conn, addr });
+                    server.input(now, Input::Connect { conn, addr });
                 }
                 Event::Frame {
                     conn,
@@ -652,14 +688,14 @@ async fn run_core(
                     } else {
                         Input::Frame { conn, frame }
                     };
-                    core.handle(now, input);
+                    server.input(now, input);
                     if let Some(o) = outs.get(&conn) {
                         o.flow.handled();
                     }
                 }
                 Event::Disconnect { conn } => {
                     outs.remove(&conn);
-                    core.handle(now, Input::Disconnect { conn });
+                    server.input(now, Input::Disconnect { conn });
                 }
                 Event::FourLetter {
                     word,
@@ -670,12 +706,12 @@ async fn run_core(
                     reply,
                 } => {
                     // ZooKeeper counts the word as a packet of 4 bytes, answered or not.
-                    core.stats.packets_received += 1;
+                    server.core_mut().stats.packets_received += 1;
                     metrics.count("bytes_received_count", 4);
                     let text = match commands::by_word(word) {
                         _ if !allowed => fourlw::refusal(word),
                         // ZooKeeper's answer while it is electing or syncing.
-                        _ if peer.as_ref().is_some_and(|p| !p.serving)
+                        _ if !server.serving()
                             && !matches!(word, "ruok" | "envi" | "conf" | "isro" | "dirs") =>
                         {
                             String::from(
@@ -683,20 +719,20 @@ async fn run_core(
                             )
                         }
                         Some(cmd) => cmd.run_text(&mut Ctx {
-                            core: &mut core,
+                            peer: server.peer().map(|p| p.facts()),
+                            core: server.core_mut(),
                             info: &cfg.info,
                             metrics: &mut metrics,
                             now,
                             asker: Some(addr),
                             disk,
                             args,
-                            peer: peer.as_ref().map(|p| p.facts()),
                         }),
                         None => String::new(),
                     };
                     // ... and its answer as a packet sent, once written.
                     if !text.is_empty() {
-                        core.stats.packets_sent += 1;
+                        server.core_mut().stats.packets_sent += 1;
                     }
                     let _ = reply.send(text);
                 }
@@ -708,30 +744,34 @@ async fn run_core(
                 } => {
                     let response = match commands::by_name(&name) {
                         Some(cmd) => cmd.run(&mut Ctx {
-                            core: &mut core,
+                            peer: server.peer().map(|p| p.facts()),
+                            core: server.core_mut(),
                             info: &cfg.info,
                             metrics: &mut metrics,
                             now,
                             asker: None,
                             disk,
                             args,
-                            peer: peer.as_ref().map(|p| p.facts()),
                         }),
                         None => commands::Response::unknown(&name),
                     };
                     let _ = reply.send(response.to_json());
                 }
                 Event::Metrics { reply } => {
-                    let entries = metrics.collect(&core, 0);
+                    let entries = metrics.collect(server.core(), 0);
                     let _ = reply.send(metrics::prometheus_text(&entries));
                 }
             }
         }
-        if let Some(p) = peer.as_mut() {
-            let mut node = node(&mut core, &mut outs, &mut disk);
-            p.core_actions(&mut node, Some(&mut metrics));
-            since_snapshot += p.take_appended();
-        }
+        let core = match &mut server {
+            Server::Member(e) => {
+                e.peer
+                    .carry_out(&mut node(&mut outs, &disk, Some(&mut metrics)));
+                since_snapshot += e.peer.take_appended();
+                e.peer.core_mut()
+            }
+            Server::Alone(core) => core,
+        };
         for a in core.take_actions() {
             match a {
                 Action::Send { conn, frame } => {
@@ -756,7 +796,7 @@ async fn run_core(
                 }
             }
         }
-        metrics.take_latencies(&mut core);
+        metrics.take_latencies(core);
         if since_snapshot >= snapshot_at {
             since_snapshot = 0;
             snapshot_at = next_snapshot_after(disk.snapshots.snap_count);
@@ -781,25 +821,22 @@ async fn run_core(
 }
 
 fn node<'a>(
-    core: &'a mut Core,
     outs: &'a mut HashMap<ConnId, ConnOut>,
-    disk: &'a mut Disk,
+    disk: &'a Disk,
+    metrics: Option<&'a mut Registry>,
 ) -> crate::ensemble::Node<'a> {
     crate::ensemble::Node {
-        core,
         outs,
         writer: &disk.writer,
-        from_writer: &mut disk.from_writer,
-        snapshots: &disk.snapshots,
+        from_writer_tx: &disk.from_writer_tx,
+        metrics,
     }
 }
 
-async fn recv_peer(
-    rx: &mut Option<mpsc::UnboundedReceiver<crate::peer_net::PeerEvent>>,
-) -> Option<crate::peer_net::PeerEvent> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+async fn recv_peer(server: &mut Server) -> Option<crate::peer_net::PeerEvent> {
+    match server {
+        Server::Member(e) => e.events.recv().await,
+        Server::Alone(_) => std::future::pending().await,
     }
 }
 

@@ -245,6 +245,7 @@ fn ensemble_config(
     core: CoreConfig,
     snap_dir: std::path::PathBuf,
     log_dir: std::path::PathBuf,
+    layout: zooid_storage::snapshot::Layout,
 ) -> Result<ensemble::EnsembleConfig, StartError> {
     use zooid_config::PeerRole;
     let mut members = std::collections::BTreeMap::new();
@@ -256,7 +257,7 @@ fn ensemble_config(
         let ip = member_ip(sid.0, &s.host)?;
         members.insert(
             id,
-            ensemble::Member {
+            ensemble::MemberAddr {
                 quorum: SocketAddr::new(ip, s.quorum_port),
                 election: SocketAddr::new(ip, s.election_port),
                 observer,
@@ -278,19 +279,23 @@ fn ensemble_config(
         );
     }
     Ok(ensemble::EnsembleConfig {
-        my_id: zooid_zab::ServerId(my_id.0 as i64),
-        members,
-        timing: zooid_zab::Timing {
-            tick_ms: cfg.tick_ms.max(1) as u64,
-            init_limit: cfg.init_limit.max(1),
-            sync_limit: cfg.sync_limit.max(1),
+        member: zooid_member::MemberConfig {
+            my_id: zooid_zab::ServerId(my_id.0 as i64),
+            members: members.iter().map(|(&s, m)| (s, m.observer)).collect(),
+            timing: zooid_zab::Timing {
+                tick_ms: cfg.tick_ms.max(1) as u64,
+                init_limit: cfg.init_limit.max(1),
+                sync_limit: cfg.sync_limit.max(1),
+            },
+            config_text: zooid_zab::config_text::render(&text_members, 0).into_bytes(),
+            core,
+            read_only_mode: cfg.read_only_mode_enabled,
+            layout,
         },
+        addrs: members,
         cnx_timeout: std::time::Duration::from_millis(cfg.cnx_timeout_ms.max(100) as u64),
-        config_text: zooid_zab::config_text::render(&text_members, 0).into_bytes(),
-        core,
         snap_dir,
         log_dir,
-        read_only_mode: cfg.read_only_mode_enabled,
     })
 }
 
@@ -433,14 +438,14 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     if let Some(id) = member {
         core_cfg.server_id = id.0 as u8;
     }
-    let core = Core::new(core_cfg.clone(), tree, now);
     let ecfg = match member {
         Some(id) => Some(ensemble_config(
             cfg,
             id,
-            core_cfg,
+            core_cfg.clone(),
             snap_dir.clone(),
             log_dir.clone(),
+            layout,
         )?),
         None => None,
     };
@@ -461,14 +466,14 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         initial_config: cfg.initial_config.clone(),
         system_properties: cfg.system_properties.clone().into_iter().collect(),
         quorum: ecfg.as_ref().map(|e| {
-            let me = &e.members[&e.my_id];
+            let me = &e.addrs[&e.member.my_id];
             fourlw::QuorumInfo {
                 init_limit: cfg.init_limit,
                 sync_limit: cfg.sync_limit,
                 election_port: me.election.port(),
                 quorum_port: me.quorum.port(),
                 peer_type: u8::from(me.observer),
-                membership: String::from_utf8_lossy(&e.config_text).into_owned(),
+                membership: String::from_utf8_lossy(&e.member.config_text).into_owned(),
             }
         }),
     };
@@ -524,22 +529,23 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         })
     });
     let (shutdown, rx) = watch::channel(false);
-    let ensemble = match ecfg {
-        None => None,
+    let server = match ecfg {
+        None => driver::Server::Alone(Core::new(core_cfg, tree, now)),
         Some(ecfg) => {
-            let id = ecfg.my_id.0 as u64;
-            let me = ecfg.members[&ecfg.my_id].clone();
+            let my_id = ecfg.member.my_id;
+            let id = my_id.0 as u64;
+            let me = ecfg.addrs[&my_id].clone();
             let election_listener = bind_peer(me.election, "election", id).await?;
             let quorum_listener = bind_peer(me.quorum, "quorum", id).await?;
             let (peer_tx, peer_rx) = tokio::sync::mpsc::unbounded_channel();
             let peers = ecfg
-                .members
+                .addrs
                 .iter()
-                .filter(|(s, _)| **s != ecfg.my_id)
+                .filter(|(s, _)| **s != my_id)
                 .map(|(s, m)| (*s, m.election))
                 .collect();
             let to_election = peer_net::spawn_election(
-                ecfg.my_id,
+                my_id,
                 election_listener,
                 me.election,
                 peers,
@@ -554,12 +560,18 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let limits = zooid_zab::QuorumLimits::from_jute(max, max.max(1024));
             let links = peer_net::Links::new(limits, peer_tx);
             links.spawn_listener(quorum_listener, rx.clone());
-            let peer = ensemble::Peer::start(ecfg, &core, to_election, links)
+            let storage = ensemble::Storage {
+                snap_dir: snap_dir.clone(),
+                log_dir: log_dir.clone(),
+                layout: disk.snapshots.layout,
+                snapshots: disk.snapshots.clone(),
+            };
+            let peer = ensemble::Peer::start(ecfg, tree, to_election, links, storage, now)
                 .map_err(StartError::Ensemble)?;
-            Some(driver::Ensemble {
+            driver::Server::Member(Box::new(driver::Ensemble {
                 peer,
                 events: peer_rx,
-            })
+            }))
         }
     };
     let events = driver::event_channel();
@@ -575,7 +587,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let admin_addr = http_addr(admin_listener, admin::Endpoint::Admin);
     let metrics_addr = http_addr(metrics_listener, admin::Endpoint::Metrics);
     let task = tokio::spawn(driver::serve(
-        listener, core, dcfg, disk, registry, events, ensemble, rx,
+        listener, server, dcfg, disk, registry, events, rx,
     ));
     let mode = if member.is_none() {
         "standalone"

@@ -24,8 +24,7 @@ use zooid_zab::{
     ServerId,
 };
 
-/// A quorum-port connection, numbered by the process.
-pub type LinkId = u64;
+pub use zooid_member::LinkId;
 
 /// What the sockets report to the core task.
 pub enum PeerEvent {
@@ -351,9 +350,9 @@ impl Links {
         });
     }
 
-    /// Dial the leader's quorum port; the result arrives as LinkUp or LinkDown.
-    pub fn dial_leader(&self, addr: SocketAddr, timeout: Duration) -> LinkId {
-        let link = self.next_id();
+    /// Dial the leader's quorum port as `link` (a number the member chose, above every
+    /// accepted one); the result arrives as LinkUp or LinkDown.
+    pub fn dial_leader(&self, link: LinkId, addr: SocketAddr, timeout: Duration) {
         let links = self.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -371,7 +370,6 @@ impl Links {
                 }
             }
         });
-        link
     }
 
     fn run(&self, link: LinkId, stream: TcpStream, from: Sender) {

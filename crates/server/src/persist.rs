@@ -1,7 +1,7 @@
 //! Blocking disk work on threads of its own, so the core never waits on a disk.
 //!
 //! ```text
-//! core task ──ToWriter::Append/Roll──▶ log writer thread ──FromWriter::Persisted(zxid)──▶ core task
+//! core task ──ToWriter::Append/Roll/Job──▶ log writer thread ──FromWriter::Persisted(zxid)/Stored──▶ core task
 //!            ──snapshot bytes──▶ snapshot thread (compress, fsync, rename)
 //! ```
 //! The log writer takes everything queued since its last fsync, appends it, and fsyncs once:
@@ -26,9 +26,13 @@ pub enum ToWriter {
     },
     /// Start a new log file with the next append (after a snapshot).
     Roll,
-    /// Make everything appended durable, close the file and answer: the caller may now
-    /// change the log files (a TRUNC) before appending again.
-    Quiesce(mpsc::Sender<Result<(), String>>),
+    /// A storage job of the ensemble member, run here in order with the appends. With
+    /// `quiesce`, everything appended is made durable and the file closed first (no
+    /// Persisted follows for it): the job may change the log files (a TRUNC, a SNAP).
+    Job {
+        quiesce: bool,
+        run: Box<dyn FnOnce() + Send>,
+    },
 }
 
 pub enum FromWriter {
@@ -37,6 +41,8 @@ pub enum FromWriter {
     Failed(String),
     /// How long disk work took, for the metrics.
     Timed(DiskTiming),
+    /// A storage job's result.
+    Stored(zooid_member::Stored),
 }
 
 /// Durations the disk threads report (ZooKeeper's `fsynctime`, `sync_processor_batch_size`
@@ -107,12 +113,12 @@ fn write_one(
             *appended += 1;
         }
         ToWriter::Roll => log.roll().map_err(|e| e.to_string())?,
-        ToWriter::Quiesce(done) => {
-            // The answer says all of it is durable; no Persisted follows for what came before.
-            let r = log.roll().map_err(|e| e.to_string());
-            *last = None;
-            let _ = done.send(r.clone());
-            r?
+        ToWriter::Job { quiesce, run } => {
+            if quiesce {
+                log.roll().map_err(|e| e.to_string())?;
+                *last = None;
+            }
+            run();
         }
     }
     Ok(())
