@@ -171,7 +171,7 @@ pub enum Job {
 /// A job's result.
 pub enum Stored {
     Done,
-    Data(Recovered),
+    Data(Box<Recovered>),
     Failed(String),
 }
 
@@ -584,11 +584,10 @@ impl Member {
                 self.waiting_links.remove(&link);
                 self.dialed.remove(&link);
                 match &mut self.phase {
-                    Phase::Leading { leader, links } => {
-                        if links.remove(&link) {
-                            tracing::info!(link, reason = %why, "learner connection closed");
-                            leader.on_disconnect(LinkConn(link), t);
-                        }
+                    Phase::Leading { leader, links } if links.contains(&link) => {
+                        links.remove(&link);
+                        tracing::info!(link, reason = %why, "learner connection closed");
+                        leader.on_disconnect(LinkConn(link), t);
                     }
                     Phase::Connecting {
                         link: l, retry_at, ..
@@ -660,10 +659,9 @@ impl Member {
                     && self
                         .looking_since
                         .is_some_and(|since| now.mono_ms - since >= after)
+                    && self.fresh_core(CoreRole::ReadOnly, Then::ReadOnly, now)
                 {
-                    if self.fresh_core(CoreRole::ReadOnly, Then::ReadOnly, now) {
-                        self.serve_read_only();
-                    }
+                    self.serve_read_only();
                 }
             }
         }
@@ -948,6 +946,7 @@ impl Member {
             Stored::Failed(e) => return self.look_again(LookAgain::Storage(e), now),
             Stored::Done => None,
             Stored::Data(d) => {
+                let d = *d;
                 self.accepted_epoch = d.accepted_epoch;
                 self.current_epoch = d.current_epoch;
                 // Durability reports of appends before the job are stale now.

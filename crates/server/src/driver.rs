@@ -469,7 +469,7 @@ pub struct Ensemble {
 /// What the core task drives: a standalone core, or a member of an ensemble (which owns its
 /// core).
 pub enum Server {
-    Alone(Core),
+    Alone(Box<Core>),
     Member(Box<Ensemble>),
 }
 

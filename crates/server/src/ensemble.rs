@@ -287,12 +287,12 @@ impl Storage {
             .map_err(|e| format!("cannot reload the data: {e}"))?;
         let last = r.tree.last_zxid();
         let (accepted_epoch, current_epoch) = read_epochs(&self.snap_dir, last)?;
-        Ok(Stored::Data(Recovered {
+        Ok(Stored::Data(Box::new(Recovered {
             tail: tail(&self.log_dir, last),
             tree: r.tree,
             accepted_epoch,
             current_epoch,
-        }))
+        })))
     }
 
     /// TRUNC: drop every logged txn above `zxid`, and the snapshots past it.
@@ -312,12 +312,12 @@ impl Storage {
         self.truncate(zxid)?;
         tracing::info!(file = %path.display(), "SNAP: stored the leader's snapshot");
         let (accepted_epoch, current_epoch) = read_epochs(&self.snap_dir, zxid.0)?;
-        Ok(Stored::Data(Recovered {
+        Ok(Stored::Data(Box::new(Recovered {
             tree,
             tail: Vec::new(),
             accepted_epoch,
             current_epoch,
-        }))
+        })))
     }
 }
 

@@ -530,7 +530,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     });
     let (shutdown, rx) = watch::channel(false);
     let server = match ecfg {
-        None => driver::Server::Alone(Core::new(core_cfg, tree, now)),
+        None => driver::Server::Alone(Box::new(Core::new(core_cfg, tree, now))),
         Some(ecfg) => {
             let my_id = ecfg.member.my_id;
             let id = my_id.0 as u64;
