@@ -421,6 +421,19 @@ impl Member {
         self.cfg.my_id
     }
 
+    /// The epoch this member leads, once established as leader.
+    pub fn leading_epoch(&self) -> Option<Epoch> {
+        match &self.phase {
+            Phase::Leading { leader, .. } if self.serving => leader.epoch(),
+            _ => None,
+        }
+    }
+
+    /// Whether this member is a leader or a learner (not looking, not read-only).
+    pub fn in_role(&self) -> bool {
+        !matches!(self.phase, Phase::Looking)
+    }
+
     /// Whether a storage job is out.
     pub fn waiting_on_storage(&self) -> bool {
         self.job.is_some()

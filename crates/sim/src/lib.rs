@@ -39,6 +39,7 @@ pub mod clock;
 pub mod disk;
 pub mod election;
 pub mod ensemble;
+pub mod linear;
 pub mod net;
 pub mod rng;
 pub mod stats;

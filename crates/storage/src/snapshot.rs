@@ -1087,7 +1087,7 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, SnapError> {
 
 /// Read and verify an uncompressed stream held in memory, as a snapshot named after `zxid`;
 /// `path` names it in errors.
-pub(crate) fn decode_stream(stream: &[u8], path: &Path, zxid: i64) -> Result<Snapshot, SnapError> {
+pub fn decode_stream(stream: &[u8], path: &Path, zxid: i64) -> Result<Snapshot, SnapError> {
     let src = Src {
         inner: Box::new(stream),
         adler: Adler32::new(),

@@ -53,6 +53,18 @@ pub fn write_sync_snapshot(
     zxid: i64,
     layout: Layout,
 ) -> Result<(PathBuf, DataTree), SnapError> {
+    let (stream, tree) = frame_sync_snapshot(body, zxid, layout)?;
+    let path = snapshot::write_file(snap_dir, zxid, "", true, |w| w.write_all(&stream))?;
+    Ok((path, tree))
+}
+
+/// The snapshot file [`write_sync_snapshot`] writes for a SNAP body, and its tree, without
+/// touching the disk (the simulator keeps the bytes on its simulated one).
+pub fn frame_sync_snapshot(
+    body: &[u8],
+    zxid: i64,
+    layout: Layout,
+) -> Result<(Vec<u8>, DataTree), SnapError> {
     if zxid < 0 {
         return Err(SnapError::BadZxid { zxid });
     }
@@ -61,8 +73,7 @@ pub fn write_sync_snapshot(
         .expect("Vec<u8> accepts every write");
     let snap = snapshot::decode_stream(&stream, Path::new("SNAP stream"), zxid)
         .map_err(|e| malformed(e, zxid, body.len()))?;
-    let path = snapshot::write_file(snap_dir, zxid, "", true, |w| w.write_all(&stream))?;
-    Ok((path, snap.tree))
+    Ok((stream, snap.tree))
 }
 
 /// A decoding error of the framed stream, told in positions of the body.
