@@ -36,6 +36,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub mod checker;
 pub mod clock;
+pub mod cluster;
 pub mod disk;
 pub mod election;
 pub mod ensemble;
@@ -53,15 +54,17 @@ pub use stats::Stats;
 pub enum Which {
     Election,
     Zab,
+    Cluster,
 }
 
 impl Which {
-    pub const ALL: [Which; 2] = [Which::Election, Which::Zab];
+    pub const ALL: [Which; 3] = [Which::Election, Which::Zab, Which::Cluster];
 
     pub fn name(self) -> &'static str {
         match self {
             Which::Election => "election",
             Which::Zab => "zab",
+            Which::Cluster => "cluster",
         }
     }
 
@@ -74,6 +77,7 @@ impl Which {
         match self {
             Which::Election => 500,
             Which::Zab => 300,
+            Which::Cluster => 100,
         }
     }
 }
@@ -97,6 +101,7 @@ pub fn run(which: Which, voters: usize, seed: u64, trace: bool) -> Stats {
     match which {
         Which::Election => election::Sim::new(seed, voters, trace).run(),
         Which::Zab => zab::Sim::new(seed, voters, trace).run(),
+        Which::Cluster => cluster::Cluster::new(seed, voters, trace).run(),
     }
 }
 

@@ -72,6 +72,20 @@ pub struct Stats {
     pub diff: u64,
     pub trunc: u64,
     pub snap: u64,
+
+    // The cluster simulation (production members, clients).
+    /// Fsyncs that failed (the member stops, as the server does).
+    pub failed_fsyncs: u64,
+    /// Wall clock steps.
+    pub clock_steps: u64,
+    /// Changes of the disks' fsync latency.
+    pub slow_disks: u64,
+    /// Snapshots members wrote of their trees.
+    pub snapshots: u64,
+    /// Client operations whose outcome the checker judged.
+    pub ops_checked: u64,
+    /// Register histories the linearizability search could not decide within its budget.
+    pub undecided: u64,
 }
 
 impl Stats {
@@ -105,6 +119,12 @@ impl Stats {
             diff,
             trunc,
             snap,
+            failed_fsyncs,
+            clock_steps,
+            slow_disks,
+            snapshots,
+            ops_checked,
+            undecided,
         } = o;
         self.runs += runs;
         self.sim_ms += sim_ms;
@@ -134,6 +154,12 @@ impl Stats {
         self.diff += diff;
         self.trunc += trunc;
         self.snap += snap;
+        self.failed_fsyncs += failed_fsyncs;
+        self.clock_steps += clock_steps;
+        self.slow_disks += slow_disks;
+        self.snapshots += snapshots;
+        self.ops_checked += ops_checked;
+        self.undecided += undecided;
     }
 
     /// Faults injected, all kinds together.
@@ -145,6 +171,9 @@ impl Stats {
             + self.torn_tails
             + self.dropped
             + self.duplicated
+            + self.failed_fsyncs
+            + self.clock_steps
+            + self.slow_disks
     }
 }
 
@@ -206,6 +235,22 @@ impl fmt::Display for Stats {
                 self.snap,
                 self.learner_failures,
                 self.trunc_fallbacks
+            )?;
+        }
+        if self.ops_checked > 0 {
+            write!(
+                f,
+                "\n  production       {} client operations checked ({} register histories \
+                 undecided); {} failed fsyncs, {} wall clock steps, {} disk slowdowns, {} \
+                 snapshots written, {} SNAPs sent, {} TRUNCs",
+                self.ops_checked,
+                self.undecided,
+                self.failed_fsyncs,
+                self.clock_steps,
+                self.slow_disks,
+                self.snapshots,
+                self.snap,
+                self.trunc
             )?;
         }
         Ok(())
