@@ -17,13 +17,16 @@
 //!           a link at both ends
 //! clocks    per member: a monotonic clock with its own offset and drift (±5%), a wall clock
 //!           that faults step by up to a minute either way
-//! clients   4 processes, one request at a time over a session to a random member: sync+read,
-//!           write, compare-and-set by version on 3 registers, sequential creates; reconnect
-//!           elsewhere when the member closes them
+//! clients   4 processes, one request at a time over a session to a random member: sync+read
+//!           leaving a data watch, write, compare-and-set by version on 3 registers,
+//!           sequential creates, an ephemeral per session and checks that it is there;
+//!           reconnect elsewhere (a new session) when the member closes them
 //! ```
 //!
-//! Checked: at most one established leader per epoch; members that applied the same zxid
-//! hold trees with the same digest; the registers' histories are linearizable (a final
+//! Checked: at most one established leader per epoch; one zxid names one txn in every log;
+//! members that applied the same zxid hold trees with the same digest; a data watch fires
+//! once, only if set, and before any read on its connection shows the change; a live
+//! session's ephemeral is there; the registers' histories are linearizable (a final
 //! sync+read of each is part of them, so an acknowledged write lost shows as a violation);
 //! sequential names are unique, increase in real time, and every acknowledged one exists at
 //! the end; after the faults, a leader emerges and serves (liveness).
@@ -168,6 +171,10 @@ enum Want {
     Write(usize, u64),
     Cas(usize, i32, u64),
     Create,
+    /// The session's own ephemeral, made first on each connection.
+    CreateEphemeral,
+    /// sync + exists of the session's ephemeral: a live session's must be there.
+    CheckEphemeral,
     /// The final check's listing of the sequential nodes.
     List,
 }
@@ -185,6 +192,13 @@ struct Client {
     versions: [i32; KEYS],
     /// Only the final reader runs after the faults.
     final_reads: Option<VecDeque<Want>>,
+    /// Per register, the version a read left a data watch at on this connection, until
+    /// the watch fires.
+    armed: [Option<i32>; KEYS],
+    /// This session's ephemeral, once created (None also while unknown).
+    ephemeral: Option<String>,
+    /// Whether the ephemeral was asked for on this connection.
+    ephemeral_asked: bool,
 }
 
 #[derive(Debug)]
@@ -271,6 +285,8 @@ pub struct Cluster {
     leaders: BTreeMap<Epoch, ServerId>,
     /// Tree digests by applied zxid, and who first had it.
     digests: BTreeMap<i64, (i64, ServerId)>,
+    /// A hash of the txn each zxid names, as first logged anywhere.
+    txns: BTreeMap<i64, u64>,
     /// A fault switched on to prove the checks catch it: fsync reports success and keeps
     /// nothing (a disk that acknowledges before the data is durable).
     lying_fsync: bool,
@@ -285,13 +301,13 @@ fn key_path(k: usize) -> String {
     format!("/k{k}")
 }
 
-/// The data every member starts from: the registers (value 0, version 0) and the parent of
-/// the sequential nodes, as a snapshot at zxid KEYS + 1 in epoch 0.
+/// The data every member starts from: the registers (value 0, version 0) and the parents of
+/// the sequential nodes and of the ephemerals, as a snapshot in epoch 0.
 fn initial_snapshot() -> (i64, Vec<u8>) {
     let mut tree = DataTree::new();
     let paths: Vec<String> = (0..KEYS)
         .map(key_path)
-        .chain([String::from("/q")])
+        .chain([String::from("/q"), String::from("/e")])
         .collect();
     for (i, path) in paths.into_iter().enumerate() {
         let zxid = i as i64 + 1;
@@ -384,6 +400,9 @@ impl Cluster {
                 pending: None,
                 versions: [0; KEYS],
                 final_reads: None,
+                armed: [None; KEYS],
+                ephemeral: None,
+                ephemeral_asked: false,
             })
             .collect();
         let mut sim = Cluster {
@@ -409,6 +428,7 @@ impl Cluster {
             fault_end_ms,
             leaders: BTreeMap::new(),
             digests: BTreeMap::new(),
+            txns: BTreeMap::new(),
             lying_fsync: false,
             stats: Stats::default(),
         };
@@ -767,6 +787,10 @@ impl Cluster {
                 }
             }
             Effect::Append { zxid, entry } => {
+                let h = fnv(&entry);
+                if *self.txns.entry(zxid).or_insert(h) != h {
+                    self.fail(format!("sid {} logged another txn as {zxid:#x}", node + 1));
+                }
                 let n = &mut self.nodes[node];
                 n.disk.log.push((zxid, entry));
                 n.since_snapshot += 1;
@@ -779,7 +803,6 @@ impl Cluster {
             Effect::Storage(job) => {
                 match &job {
                     Job::Truncate { .. } => self.stats.trunc += 1,
-                    Job::Reload => self.stats.look_again += 1,
                     _ => {}
                 }
                 self.nodes[node].job = Some(job);
@@ -1293,9 +1316,11 @@ impl Cluster {
                 Some(w) => *w,
                 None => return,
             }
+        } else if !self.clients[client].ephemeral_asked {
+            Want::CreateEphemeral
         } else {
             let key = self.rng.below(KEYS as u64) as usize;
-            match self.rng.below(20) {
+            match self.rng.below(22) {
                 0..=7 => Want::Read(key),
                 8..=11 => {
                     self.next_value += 1;
@@ -1306,7 +1331,9 @@ impl Cluster {
                     let version = self.clients[client].versions[key];
                     Want::Cas(key, version, self.next_value)
                 }
-                _ => Want::Create,
+                17..=19 => Want::Create,
+                _ if self.clients[client].ephemeral.is_some() => Want::CheckEphemeral,
+                _ => Want::Read(key),
             }
         };
         self.client_send(client, want);
@@ -1328,6 +1355,9 @@ impl Cluster {
         c.gen += 1;
         c.at = Some((node, conn));
         c.connected = false;
+        c.armed = [None; KEYS];
+        c.ephemeral = None;
+        c.ephemeral_asked = false;
         let gen = c.gen;
         self.nodes[node].conns.insert(conn, (client, gen));
         let now = self.now_of(node);
@@ -1383,7 +1413,7 @@ impl Cluster {
                 // before the sync was sent.
                 let path = key_path(k);
                 req(OpCode::Sync, Request::Sync { path: path.clone() }, c);
-                let xid = req(OpCode::GetData, Request::GetData { path, watch: false }, c);
+                let xid = req(OpCode::GetData, Request::GetData { path, watch: true }, c);
                 (xid, Some((k, Call::Read)))
             }
             Want::Write(k, v) => {
@@ -1413,6 +1443,24 @@ impl Cluster {
                     ttl: None,
                 });
                 (req(OpCode::Create, r, c), None)
+            }
+            Want::CreateEphemeral => {
+                c.ephemeral_asked = true;
+                let r = Request::Create(CreateRequest {
+                    op: OpCode::Create,
+                    path: format!("/e/c{client}-{}", c.gen),
+                    data: Some(Vec::new()),
+                    acl: Acl::open_unsafe(),
+                    flags: 1,
+                    ttl: None,
+                });
+                (req(OpCode::Create, r, c), None)
+            }
+            Want::CheckEphemeral => {
+                let path = c.ephemeral.clone().unwrap_or_default();
+                req(OpCode::Sync, Request::Sync { path: path.clone() }, c);
+                let r = Request::Exists { path, watch: false };
+                (req(OpCode::Exists, r, c), None)
             }
             Want::List => {
                 let r = Request::GetChildren {
@@ -1488,6 +1536,9 @@ impl Cluster {
         let Ok(h) = ReplyHeader::read(&mut r) else {
             self.fail(format!("client {client}: a reply without a header"));
         };
+        if h.xid == -1 {
+            return self.client_notified(client, &mut r);
+        }
         let Some((want, _, xid, index)) = self.clients[client].pending else {
             return;
         };
@@ -1505,7 +1556,18 @@ impl Cluster {
                     let value = std::str::from_utf8(data).ok().and_then(|s| s.parse().ok());
                     match (value, stat) {
                         (Some(v), Some(s)) => {
-                            self.clients[client].versions[k] = s.version;
+                            let c = &mut self.clients[client];
+                            c.versions[k] = s.version;
+                            match c.armed[k] {
+                                Some(at) if s.version > at => self.fail(format!(
+                                    "client {client} read version {} of {} before the watch it \
+                                     left at version {at} fired",
+                                    s.version,
+                                    key_path(k)
+                                )),
+                                Some(_) => {}
+                                None => c.armed[k] = Some(s.version),
+                            }
                             Some(Ret::Read(v, s.version))
                         }
                         _ => self.fail(format!("client {client}: an unreadable getData reply")),
@@ -1533,6 +1595,23 @@ impl Cluster {
                         None => self.fail(format!("client {client}: created {name:?}")),
                     }
                 }
+                None
+            }
+            Want::CreateEphemeral => {
+                if err == ErrorCode::Ok as i32 {
+                    let name = r.read_string().unwrap_or_default();
+                    self.clients[client].ephemeral = Some(name);
+                }
+                None
+            }
+            Want::CheckEphemeral => {
+                if err == ErrorCode::NoNode as i32 {
+                    let path = self.clients[client].ephemeral.clone();
+                    self.fail(format!(
+                        "client {client}: its live session's ephemeral {path:?} is gone"
+                    ));
+                }
+                self.stats.ops_checked += 1;
                 None
             }
             Want::List => {
@@ -1569,6 +1648,23 @@ impl Cluster {
         self.clock.push(at, Ev::ClientStep { client });
     }
 
+    /// A watch notification: for a register, its data watch fires once, and only if set.
+    fn client_notified(&mut self, client: usize, r: &mut Reader<'_>) {
+        let Ok(ev) = zooid_proto::WatcherEvent::read(r) else {
+            self.fail(format!("client {client}: an unreadable notification"));
+        };
+        let Some(k) = (0..KEYS).find(|&k| key_path(k) == ev.path) else {
+            return;
+        };
+        self.stats.ops_checked += 1;
+        if self.clients[client].armed[k].take().is_none() {
+            self.fail(format!(
+                "client {client}: a watch on {} fired that was not set (or fired twice): {ev:?}",
+                ev.path
+            ));
+        }
+    }
+
     fn client_closed(&mut self, client: usize) {
         let c = &mut self.clients[client];
         // Whatever was outstanding stays unknown.
@@ -1599,6 +1695,13 @@ impl Cluster {
         }
         self.client_closed(client);
     }
+}
+
+/// FNV-1a: a txn's fingerprint.
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 impl Node {

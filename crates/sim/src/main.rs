@@ -13,8 +13,8 @@ use std::time::Instant;
 use zooid_sim::{try_run, Failure, Stats, Which, VOTERS};
 
 const USAGE: &str = "\
-usage: zooid-sim [--which election|zab|all] [--members N] [--seeds N] [--from S] [--jobs N]
-       zooid-sim --seed S [--which election|zab|all] [--members N] [--trace]
+usage: zooid-sim [--which election|zab|cluster|all] [--members N] [--seeds N] [--from S] [--jobs N]
+       zooid-sim --seed S [--which election|zab|cluster|all] [--members N] [--trace]
 
   --which     the simulation to run (default all)
   --members   voters in the ensemble, an observer joins them (3 or 5; default both)

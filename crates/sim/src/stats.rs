@@ -210,10 +210,17 @@ impl fmt::Display for Stats {
         )?;
         write!(
             f,
-            "  elections        {} completed (leader established), {} member decisions \
-             ({} by the ensemble's answers), {} looked again",
-            self.elections, self.decisions, self.by_ensemble, self.look_again
+            "  elections        {} completed (leader established)",
+            self.elections
         )?;
+        if self.decisions > 0 {
+            write!(
+                f,
+                ", {} member decisions ({} by the ensemble's answers)",
+                self.decisions, self.by_ensemble
+            )?;
+        }
+        write!(f, ", {} looked again", self.look_again)?;
         if self.same_round_splits > 0 {
             write!(f, ", {} same-round splits", self.same_round_splits)?;
         }
