@@ -548,6 +548,10 @@ impl Cluster {
     }
 
     fn step(&mut self, ev: Ev) {
+        if self.trace && !matches!(ev, Ev::Tick { .. } | Ev::Pump { .. }) {
+            let what = describe(&ev);
+            self.log(|| what);
+        }
         match ev {
             Ev::Start { node } => self.start(node),
             Ev::Tick { node, inc } => {
@@ -1694,6 +1698,44 @@ impl Cluster {
             }
         }
         self.client_closed(client);
+    }
+}
+
+/// One line per event, for `--trace`.
+fn describe(ev: &Ev) -> String {
+    match ev {
+        Ev::Vote { from, to, msg, .. } => format!(
+            "vote sid {} -> sid {}: {} {:?}",
+            from + 1,
+            to + 1,
+            msg.state.name(),
+            msg.vote()
+        ),
+        Ev::ToMember {
+            node, conn, frame, ..
+        } => match frame {
+            Some(f) => format!(
+                "client frame -> sid {} conn {conn} ({} bytes)",
+                node + 1,
+                f.len()
+            ),
+            None => format!("client hangs up -> sid {} conn {conn}", node + 1),
+        },
+        Ev::ToClient { client, frame, .. } => match frame {
+            Some(f) if f.is_empty() => format!("client {client}: patience check"),
+            Some(f) => format!("client {client} <- {} bytes", f.len()),
+            None => format!("client {client}: connection closed"),
+        },
+        Ev::Start { node } => format!("sid {} starts", node + 1),
+        Ev::LinkUp { node, link, .. } => format!("sid {} link {link} up", node + 1),
+        Ev::LinkDown {
+            node, link, why, ..
+        } => {
+            format!("sid {} link {link} down: {why}", node + 1)
+        }
+        Ev::Fsync { node, .. } => format!("sid {} fsync done", node + 1),
+        Ev::JobDone { node, .. } => format!("sid {} storage job done", node + 1),
+        other => format!("{other:?}"),
     }
 }
 

@@ -1,31 +1,31 @@
-//! Deterministic simulation of a zooid ensemble: 3 or 5 voters and an observer running the
-//! zab crate's sans-IO [`Election`](zooid_zab::Election), [`Leader`](zooid_zab::Leader) and
-//! [`Learner`](zooid_zab::Learner) over a simulated network, disk and clock, with faults, and
-//! invariants checked after every step. One seed fixes a whole run (histories, timing,
-//! faults, workload), so a failure replays exactly.
+//! Deterministic simulation of a zooid ensemble: 3 or 5 voters and an observer, each the
+//! production [`Member`](zooid_member::Member) (node core, tree, election, Zab roles, txn and
+//! snapshot encodings) over a simulated network, disk and clock, with faults, while clients
+//! speak the client protocol to them; invariants are checked as it runs and the clients'
+//! histories at the end. One seed fixes a whole run (timing, faults, workload), so a failure
+//! replays exactly.
 //!
 //! ```text
-//! election.rs  Fast Leader Election alone, with a minimal stand-in for Zab after deciding
-//! zab.rs       election, then discovery / sync / broadcast, client writes and syncs
-//! ensemble.rs  what both share: members and their elections, the election port, clock, rng
+//! cluster.rs   production members, clients and faults (the ensemble's main test)
+//! linear.rs    the history checker: linearizable registers, sequential names
+//! election.rs  Fast Leader Election alone, under harsher election-port faults, with a
+//!              minimal stand-in for Zab after deciding
+//! ensemble.rs  what the election simulation is made of: members, the election port, rng
 //! clock.rs     simulated time: the event queue
-//! net.rs       cut links, partitions; the election port; the quorum port's streams
-//! disk.rs      a member's log, epoch files and SNAP snapshot; fsync latency, torn tails
-//! workload.rs  the clients' txns
-//! checker.rs   the truth Zab runs are checked against (committed sequence, history hashes)
+//! net.rs       cut links, partitions; the election port
 //! stats.rs     what runs did, counted
 //! ```
 //!
 //! Running it:
 //!
 //! ```text
-//! cargo test -p zooid-sim                        the CI amount: 500 election and 300 Zab
-//!                                                seeds per ensemble size, fixed regression seeds
+//! cargo test -p zooid-sim                        the CI amount: 500 election and 100 cluster
+//!                                                seeds per ensemble size, the checker's tests
 //! ZOOID_SIM_SEEDS=K cargo test -p zooid-sim      seeds 0..K per ensemble size instead
-//! ZOOID_SIM_SEED=N ZOOID_SIM_TRACE=1 cargo test -p zooid-sim --test zab -- --nocapture
+//! ZOOID_SIM_SEED=N ZOOID_SIM_TRACE=1 cargo test -p zooid-sim --test cluster -- --nocapture
 //!                                                seed N only (both sizes), printing events
 //! cargo run --release -p zooid-sim -- --seeds 20000        the nightly amount
-//! cargo run --release -p zooid-sim -- --which zab --members 5 --seed N --trace   replay one
+//! cargo run --release -p zooid-sim -- --which cluster --members 5 --seed N --trace   replay one
 //! ```
 //!
 //! This crate is a test harness: nothing in the product may depend on it.
@@ -34,18 +34,14 @@ use std::any::Any;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub mod checker;
 pub mod clock;
 pub mod cluster;
-pub mod disk;
 pub mod election;
 pub mod ensemble;
 pub mod linear;
 pub mod net;
 pub mod rng;
 pub mod stats;
-pub mod workload;
-pub mod zab;
 
 pub use stats::Stats;
 
@@ -53,17 +49,15 @@ pub use stats::Stats;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Which {
     Election,
-    Zab,
     Cluster,
 }
 
 impl Which {
-    pub const ALL: [Which; 3] = [Which::Election, Which::Zab, Which::Cluster];
+    pub const ALL: [Which; 2] = [Which::Election, Which::Cluster];
 
     pub fn name(self) -> &'static str {
         match self {
             Which::Election => "election",
-            Which::Zab => "zab",
             Which::Cluster => "cluster",
         }
     }
@@ -76,7 +70,6 @@ impl Which {
     pub fn ci_seeds(self) -> u64 {
         match self {
             Which::Election => 500,
-            Which::Zab => 300,
             Which::Cluster => 100,
         }
     }
@@ -100,7 +93,6 @@ pub fn run(which: Which, voters: usize, seed: u64, trace: bool) -> Stats {
     );
     match which {
         Which::Election => election::Sim::new(seed, voters, trace).run(),
-        Which::Zab => zab::Sim::new(seed, voters, trace).run(),
         Which::Cluster => cluster::Cluster::new(seed, voters, trace).run(),
     }
 }
@@ -198,24 +190,20 @@ pub fn run_seeds_from_env(which: Which, voters: usize) -> Stats {
     total
 }
 
-/// The unit tests' shorthand for the zxid `(e, c)`.
-#[cfg(test)]
-fn z(e: i64, c: u32) -> zooid_zab::Zxid {
-    zooid_zab::Zxid::new(zooid_zab::Epoch(e), c)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_failure_says_how_to_replay_it() {
-        let f = try_run(Which::Zab, 2, 17, false).unwrap_err();
-        assert_eq!((f.which, f.voters, f.seed), (Which::Zab, 2, 17));
+        let f = try_run(Which::Cluster, 2, 17, false).unwrap_err();
+        assert_eq!((f.which, f.voters, f.seed), (Which::Cluster, 2, 17));
         assert!(f.message.contains("2 voters"), "{}", f.message);
         let text = f.to_string();
         assert!(
-            text.contains("cargo run --release -p zooid-sim -- --which zab --members 2 --seed 17"),
+            text.contains(
+                "cargo run --release -p zooid-sim -- --which cluster --members 2 --seed 17"
+            ),
             "{text}"
         );
         assert!(text.contains("ZOOID_SIM_SEED=17"), "{text}");

@@ -1,6 +1,6 @@
 //! `zooid-sim`: many seeds of the ensemble simulations, for nightly runs and for replaying
 //! one failure with its events printed. Prints the figures of each simulation and ensemble
-//! size (seeds, simulated time, faults injected by kind, elections, txns committed) and, for
+//! size (seeds, simulated time, faults injected by kind, elections, operations checked) and, for
 //! a failure, its seed, what broke and the command that replays it. Exits 1 if any seed
 //! failed, 2 on a usage error.
 
@@ -13,8 +13,8 @@ use std::time::Instant;
 use zooid_sim::{try_run, Failure, Stats, Which, VOTERS};
 
 const USAGE: &str = "\
-usage: zooid-sim [--which election|zab|cluster|all] [--members N] [--seeds N] [--from S] [--jobs N]
-       zooid-sim --seed S [--which election|zab|cluster|all] [--members N] [--trace]
+usage: zooid-sim [--which election|cluster|all] [--members N] [--seeds N] [--from S] [--jobs N]
+       zooid-sim --seed S [--which election|cluster|all] [--members N] [--trace]
 
   --which     the simulation to run (default all)
   --members   voters in the ensemble, an observer joins them (3 or 5; default both)
@@ -66,8 +66,9 @@ fn parse_args() -> Result<Option<Args>, String> {
         match flag.as_str() {
             "--which" if value == "all" => args.which = Which::ALL.to_vec(),
             "--which" => {
-                args.which = vec![Which::parse(&value)
-                    .ok_or(format!("--which takes election, zab or all, not {value:?}"))?]
+                args.which = vec![Which::parse(&value).ok_or(format!(
+                    "--which takes election, cluster or all, not {value:?}"
+                ))?]
             }
             "--members" => {
                 let n = number()? as usize;

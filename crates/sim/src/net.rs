@@ -1,6 +1,7 @@
-//! The simulated network: which links are cut, the election port's notification transport,
-//! and the quorum port's TCP-like streams. Nothing here schedules events: each operation
-//! returns when something is due, and the simulation puts that on its clock.
+//! The simulated network: which links are cut, and the election port's notification
+//! transport (the cluster simulation keeps its own quorum links). Nothing here schedules
+//! events: each operation returns when something is due, and the simulation puts that on its
+//! clock.
 //!
 //! ```text
 //! links          a cut count per pair of members, so overlapping partitions and link cuts
@@ -9,14 +10,11 @@
 //!                QuorumCnxManager, a one-slot queue per peer while disconnected and a re-send
 //!                of the last message on every new connection (so stale votes of older rounds
 //!                and incarnations arrive after heals and restarts)
-//! quorum port    one stream per learner connection, FIFO each way (never reordered), random
-//!                delay; while the link is cut its bytes wait; a reset discards them and both
-//!                ends read a close
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
-use zooid_zab::{Notification, QuorumMessage};
+use zooid_zab::Notification;
 
 use crate::rng::Rng;
 
@@ -210,122 +208,6 @@ impl ElectionPort {
     }
 }
 
-// ---- quorum port ----------------------------------------------------------------------------
-
-/// What travels on a quorum stream.
-#[derive(Debug, Clone)]
-pub enum Pkt {
-    Msg(QuorumMessage),
-    /// The raw snapshot stream that follows a SNAP.
-    Snapshot(Vec<u8>),
-    /// The sending end closed (a FIN after what it already sent).
-    Close,
-}
-
-#[derive(Debug, Default)]
-struct Dir {
-    /// Packets and the earliest time each can arrive.
-    queue: VecDeque<(u64, Pkt)>,
-    /// A delivery of the head is on the clock.
-    scheduled: bool,
-}
-
-/// The learner's end (and the direction it writes) and the leader's.
-pub const LEARNER_END: usize = 0;
-pub const LEADER_END: usize = 1;
-
-/// One TCP-like connection from a learner to its leader. Direction `d` carries what end `d`
-/// writes to end `1 - d`.
-#[derive(Debug)]
-pub struct Stream {
-    pub learner: usize,
-    pub leader: usize,
-    /// [learner end, leader end] still open.
-    pub open: [bool; 2],
-    /// Reset: nothing more goes through.
-    pub broken: bool,
-    dirs: [Dir; 2],
-}
-
-impl Stream {
-    pub fn new(learner: usize, leader: usize) -> Stream {
-        Stream {
-            learner,
-            leader,
-            open: [true, true],
-            broken: false,
-            dirs: [Dir::default(), Dir::default()],
-        }
-    }
-
-    /// Open at both ends and not reset.
-    pub fn is_open(&self) -> bool {
-        self.open == [true, true] && !self.broken
-    }
-
-    /// End `end` writes `pkt`, to arrive no earlier than `at_ms`; false (and dropped) when the
-    /// stream was reset or that end closed.
-    pub fn write(&mut self, end: usize, at_ms: u64, pkt: Pkt) -> bool {
-        if self.broken || !self.open[end] {
-            return false;
-        }
-        self.dirs[end].queue.push_back((at_ms, pkt));
-        true
-    }
-
-    /// When to deliver the head of direction `dir`, if that needs putting on the clock: not
-    /// already there, the link whole, something queued. Marks it scheduled.
-    pub fn schedule(&mut self, dir: usize, now: u64, linked: bool) -> Option<u64> {
-        let d = &mut self.dirs[dir];
-        if d.scheduled || !linked {
-            return None;
-        }
-        let &(at, _) = d.queue.front()?;
-        d.scheduled = true;
-        Some(at.max(now))
-    }
-
-    /// End `end` closes; false if it already was closed.
-    pub fn close(&mut self, end: usize, now: u64) -> bool {
-        if !self.open[end] {
-            return false;
-        }
-        if !self.broken {
-            self.dirs[end].queue.push_back((now, Pkt::Close));
-        }
-        self.open[end] = false;
-        true
-    }
-
-    /// Reset: what is in flight is lost and both ends read a close. Returns the packets lost.
-    pub fn reset(&mut self, now: u64) -> u64 {
-        self.broken = true;
-        let mut lost = 0;
-        for d in &mut self.dirs {
-            lost += d
-                .queue
-                .iter()
-                .filter(|(_, p)| !matches!(p, Pkt::Close))
-                .count() as u64;
-            d.queue.clear();
-            d.queue.push_back((now, Pkt::Close));
-        }
-        lost
-    }
-
-    /// A scheduled delivery on direction `dir` is due: its head packet, and whether the
-    /// receiving end is still open to read it. `None` when the link is cut (the bytes wait) or
-    /// nothing is queued.
-    pub fn take(&mut self, dir: usize, linked: bool) -> Option<(Pkt, bool)> {
-        self.dirs[dir].scheduled = false;
-        if !linked {
-            return None;
-        }
-        let (_, pkt) = self.dirs[dir].queue.pop_front()?;
-        Some((pkt, self.open[1 - dir]))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,36 +234,5 @@ mod tests {
             // a 1|3 split cuts 3 links, a 2|2 split 4.
             assert!(pairs.len() == 3 || pairs.len() == 4, "{pairs:?}");
         }
-    }
-
-    #[test]
-    fn a_stream_is_fifo_and_a_close_follows_what_was_sent() {
-        let mut s = Stream::new(0, 1);
-        assert!(s.write(LEADER_END, 50, Pkt::Snapshot(vec![1])));
-        assert!(s.close(LEADER_END, 10));
-        assert!(!s.write(LEADER_END, 60, Pkt::Snapshot(vec![2])));
-        assert_eq!(s.schedule(LEADER_END, 0, true), Some(50));
-        assert_eq!(s.schedule(LEADER_END, 0, true), None, "already scheduled");
-        assert!(matches!(
-            s.take(LEADER_END, true),
-            Some((Pkt::Snapshot(_), true))
-        ));
-        assert_eq!(s.schedule(LEADER_END, 50, true), Some(50));
-        assert!(matches!(s.take(LEADER_END, true), Some((Pkt::Close, true))));
-        assert!(s.take(LEADER_END, true).is_none());
-    }
-
-    #[test]
-    fn a_reset_loses_what_is_in_flight() {
-        let mut s = Stream::new(0, 1);
-        s.write(LEARNER_END, 5, Pkt::Snapshot(vec![]));
-        s.write(LEADER_END, 5, Pkt::Snapshot(vec![]));
-        assert_eq!(s.reset(3), 2);
-        assert!(!s.is_open());
-        assert!(s.take(LEARNER_END, false).is_none(), "waits for the link");
-        assert!(matches!(
-            s.take(LEARNER_END, true),
-            Some((Pkt::Close, true))
-        ));
     }
 }

@@ -1,5 +1,5 @@
 //! What a run did, counted: the figures a long run reports (simulated time, faults injected
-//! by kind, elections, txns) and the finer counters the two simulations keep. Both
+//! by kind, elections, operations checked) and the finer counters the two simulations keep. Both
 //! simulations fill the same struct; a counter a simulation has no use for stays 0.
 //!
 //! The counters are observations only: counting never draws from the run's random numbers,
@@ -52,28 +52,11 @@ pub struct Stats {
     /// Elections completed: a leader established with a quorum of synced followers.
     pub elections: u64,
 
-    // Zab.
-    /// Established leaders that stepped down.
-    pub step_downs: u64,
-    /// Learners whose connection to the leader ended (closed, silent leader, behind).
-    pub learner_failures: u64,
-    /// TRUNCs into a SNAP-loaded snapshot, after which the member's data ended below the
-    /// TRUNC point and it synced again.
-    pub trunc_fallbacks: u64,
-    /// Client writes proposed by a leader.
-    pub writes: u64,
-    /// Writes a learner forwarded to its leader.
-    pub forwarded: u64,
-    /// Client syncs a learner forwarded.
-    pub syncs: u64,
-    /// Txns committed (the committed sequence's length, summed).
-    pub committed: u64,
-    /// Learner syncs by DIFF, TRUNC and SNAP.
-    pub diff: u64,
-    pub trunc: u64,
-    pub snap: u64,
-
     // The cluster simulation (production members, clients).
+    /// Learners told to TRUNC their log.
+    pub trunc: u64,
+    /// SNAP streams sent.
+    pub snap: u64,
     /// Fsyncs that failed (the member stops, as the server does).
     pub failed_fsyncs: u64,
     /// Wall clock steps.
@@ -109,14 +92,6 @@ impl Stats {
             look_again,
             same_round_splits,
             elections,
-            step_downs,
-            learner_failures,
-            trunc_fallbacks,
-            writes,
-            forwarded,
-            syncs,
-            committed,
-            diff,
             trunc,
             snap,
             failed_fsyncs,
@@ -144,14 +119,6 @@ impl Stats {
         self.look_again += look_again;
         self.same_round_splits += same_round_splits;
         self.elections += elections;
-        self.step_downs += step_downs;
-        self.learner_failures += learner_failures;
-        self.trunc_fallbacks += trunc_fallbacks;
-        self.writes += writes;
-        self.forwarded += forwarded;
-        self.syncs += syncs;
-        self.committed += committed;
-        self.diff += diff;
         self.trunc += trunc;
         self.snap += snap;
         self.failed_fsyncs += failed_fsyncs;
@@ -223,26 +190,6 @@ impl fmt::Display for Stats {
         write!(f, ", {} looked again", self.look_again)?;
         if self.same_round_splits > 0 {
             write!(f, ", {} same-round splits", self.same_round_splits)?;
-        }
-        if self.step_downs > 0 {
-            write!(f, ", {} leader step-downs", self.step_downs)?;
-        }
-        if self.writes + self.committed > 0 {
-            write!(
-                f,
-                "\n  txns             {} committed ({} proposed, {} forwarded by learners, {} \
-                 syncs); learners synced by DIFF {}, TRUNC {}, SNAP {}; {} learner failures, {} \
-                 TRUNCs below a stored SNAP",
-                self.committed,
-                self.writes,
-                self.forwarded,
-                self.syncs,
-                self.diff,
-                self.trunc,
-                self.snap,
-                self.learner_failures,
-                self.trunc_fallbacks
-            )?;
         }
         if self.ops_checked > 0 {
             write!(
