@@ -463,7 +463,7 @@ pub fn mono_ms() -> i64 {
 /// A member of an ensemble: the quorum peer and the events of its sockets.
 pub struct Ensemble {
     pub peer: crate::ensemble::Peer,
-    pub events: mpsc::UnboundedReceiver<crate::peer_net::PeerEvent>,
+    pub events: mpsc::Receiver<crate::peer_net::PeerEvent>,
 }
 
 /// What the core task drives: a standalone core, or a member of an ensemble (which owns its
@@ -556,6 +556,8 @@ pub async fn serve(
 /// The disk side of the core task: where appends go and when to snapshot.
 pub struct Disk {
     pub writer: std::sync::mpsc::Sender<ToWriter>,
+    /// Appends handed to the writer and not yet written (the writer counts them down).
+    pub backlog: Arc<AtomicUsize>,
     pub from_writer: tokio::sync::mpsc::UnboundedReceiver<FromWriter>,
     pub from_writer_tx: tokio::sync::mpsc::UnboundedSender<FromWriter>,
     pub snapshots: SnapshotPlan,
@@ -571,6 +573,9 @@ fn next_snapshot_after(snap_count: u64) -> u64 {
     let half = (snap_count / 2).max(1);
     half + rand::random::<u64>() % half
 }
+
+/// Appends the log writer may have queued before the peer stops reading from its sockets.
+const WRITER_BACKLOG: usize = 64 * 1024;
 
 /// How often the quorum peer's timers are looked at (election resends, pings, silence).
 const PEER_TICK: Duration = Duration::from_millis(50);
@@ -632,7 +637,9 @@ async fn run_core(
                 }
                 None => break,
             },
-            ev = recv_peer(&mut server) => {
+            // A log writer far behind (a learner on a slow disk) stops the peer's reads: its
+            // leader's link to it fills and is closed, and it syncs again once caught up.
+            ev = recv_peer(&mut server), if disk.backlog.load(Ordering::Relaxed) < WRITER_BACKLOG => {
                 if let (Server::Member(e), Some(ev)) = (&mut server, ev) {
                     e.peer.on_event(ev, &mut node(&mut outs, &disk, None));
                 }
@@ -787,6 +794,7 @@ async fn run_core(
                 }
                 Action::Append { zxid, entry } => {
                     since_snapshot += 1;
+                    disk.backlog.fetch_add(1, Ordering::Relaxed);
                     if disk.writer.send(ToWriter::Append { zxid, entry }).is_err() {
                         break;
                     }
@@ -828,6 +836,7 @@ fn node<'a>(
     crate::ensemble::Node {
         outs,
         writer: &disk.writer,
+        backlog: &disk.backlog,
         from_writer_tx: &disk.from_writer_tx,
         metrics,
     }

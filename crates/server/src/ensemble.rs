@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{error::TrySendError, Sender, UnboundedSender};
 use zooid_member::{Effect, Event, Job, LinkId, Member, MemberConfig, Recovered, Stored};
 use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, Core, Input};
@@ -60,10 +60,10 @@ pub struct Peer {
     member: Member,
     addrs: BTreeMap<ServerId, MemberAddr>,
     cnx_timeout: Duration,
-    to_election: UnboundedSender<(ServerId, Notification)>,
+    to_election: Sender<(ServerId, Notification)>,
     links: Links,
     /// The open quorum links' writers.
-    link_out: HashMap<LinkId, UnboundedSender<LinkOut>>,
+    link_out: HashMap<LinkId, Sender<LinkOut>>,
     storage: std::sync::Arc<Storage>,
 }
 
@@ -71,6 +71,8 @@ pub struct Peer {
 pub struct Node<'a> {
     pub outs: &'a mut HashMap<ConnId, ConnOut>,
     pub writer: &'a std::sync::mpsc::Sender<ToWriter>,
+    /// Appends handed to the log writer and not yet written.
+    pub backlog: &'a std::sync::atomic::AtomicUsize,
     pub from_writer_tx: &'a UnboundedSender<FromWriter>,
     pub metrics: Option<&'a mut crate::metrics::Registry>,
 }
@@ -80,7 +82,7 @@ impl Peer {
     pub fn start(
         cfg: EnsembleConfig,
         tree: zooid_tree::DataTree,
-        to_election: UnboundedSender<(ServerId, Notification)>,
+        to_election: Sender<(ServerId, Notification)>,
         links: Links,
         storage: Storage,
         now: Now,
@@ -196,28 +198,27 @@ impl Peer {
                     }
                 }
                 Effect::Vote { to, msg } => {
-                    let _ = self.to_election.send((to, msg));
+                    // Full: FLE sends again when its timer runs out.
+                    let _ = self.to_election.try_send((to, msg));
                 }
                 Effect::Dial { link, to } => match self.addrs.get(&to) {
                     Some(a) => self.links.dial_leader(link, a.quorum, self.cnx_timeout),
                     None => tracing::error!(%to, "asked to dial a member with no address"),
                 },
-                Effect::Link { link, msg } => {
-                    if let Some(l) = self.link_out.get(&link) {
-                        let _ = l.send(LinkOut::Msg(msg));
-                    }
-                }
+                Effect::Link { link, msg } => self.queue_on_link(link, LinkOut::Msg(msg)),
                 Effect::StreamSnapshot { link, snapshot } => {
-                    if let Some(l) = self.link_out.get(&link) {
-                        stream_snapshot(link, l, snapshot);
-                    }
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    self.queue_on_link(link, LinkOut::Later(rx));
+                    stream_snapshot(link, tx, snapshot);
                 }
                 Effect::CloseLink { link } => {
                     if let Some(l) = self.link_out.remove(&link) {
-                        let _ = l.send(LinkOut::Close);
+                        let _ = l.try_send(LinkOut::Close);
                     }
                 }
                 Effect::Append { zxid, entry } => {
+                    node.backlog
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let _ = node.writer.send(ToWriter::Append { zxid, entry });
                 }
                 Effect::Storage(job) => {
@@ -236,11 +237,30 @@ impl Peer {
     }
 }
 
-/// Encode a frozen snapshot on a thread of its own; the link writes nothing queued after it
-/// before it.
-fn stream_snapshot(link: LinkId, out: &UnboundedSender<LinkOut>, frozen: FrozenSnapshot) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let _ = out.send(LinkOut::Later(rx));
+impl Peer {
+    /// Queue `out` on `link`. A link whose queue is full is closed: its learner does not keep
+    /// up, and comes back to be synced again.
+    fn queue_on_link(&mut self, link: LinkId, out: LinkOut) {
+        let Some(l) = self.link_out.get(&link) else {
+            return;
+        };
+        if let Err(TrySendError::Full(_)) = l.try_send(out) {
+            tracing::warn!(
+                link,
+                queued = crate::peer_net::LINK_QUEUED,
+                "a learner does not read what it is sent; closing its link"
+            );
+            self.link_out.remove(&link);
+        }
+    }
+}
+
+/// Encode a frozen snapshot on a thread of its own, into the slot the link waits on.
+fn stream_snapshot(
+    link: LinkId,
+    tx: tokio::sync::oneshot::Sender<Vec<u8>>,
+    frozen: FrozenSnapshot,
+) {
     let spawned = std::thread::Builder::new()
         .name("zooid-snap-stream".into())
         .spawn(move || {

@@ -490,10 +490,12 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         cfg.pre_alloc_size_kb.saturating_mul(1024),
         cfg.force_sync,
     );
-    let writer = persist::spawn_log_writer(log, from_writer_tx.clone());
+    let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let writer = persist::spawn_log_writer(log, from_writer_tx.clone(), backlog.clone());
     let (fatal_tx, fatal_rx) = oneshot::channel();
     let disk = driver::Disk {
         writer,
+        backlog,
         from_writer,
         from_writer_tx,
         snapshots: persist::SnapshotPlan {
@@ -537,7 +539,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let me = ecfg.addrs[&my_id].clone();
             let election_listener = bind_peer(me.election, "election", id).await?;
             let quorum_listener = bind_peer(me.quorum, "quorum", id).await?;
-            let (peer_tx, peer_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(peer_net::PEER_EVENTS_QUEUED);
             let peers = ecfg
                 .addrs
                 .iter()

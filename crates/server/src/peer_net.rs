@@ -35,7 +35,7 @@ pub enum PeerEvent {
     /// A quorum connection is open (accepted, or dialed by [`dial_leader`]).
     LinkUp {
         link: LinkId,
-        out: mpsc::UnboundedSender<LinkOut>,
+        out: mpsc::Sender<LinkOut>,
     },
     LinkMessage {
         link: LinkId,
@@ -64,6 +64,19 @@ pub enum LinkOut {
     Close,
 }
 
+/// Sockets to the core task: readers wait while it is full, so a core task that falls
+/// behind slows its peers down through TCP instead of queueing without end.
+pub const PEER_EVENTS_QUEUED: usize = 1024;
+
+/// Notifications waiting for the election port's sender, and for each election connection.
+/// Full: the notification is dropped; FLE sends again when its timer runs out.
+const VOTES_QUEUED: usize = 256;
+
+/// Messages waiting to be written on one quorum link. Full: the learner reads too slowly to
+/// keep up, and its link is closed (it reconnects and syncs again), as a learner that falls
+/// syncLimit behind is dropped.
+pub const LINK_QUEUED: usize = 16 * 1024;
+
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -77,10 +90,10 @@ pub fn spawn_election(
     my_addr: SocketAddr,
     peers: BTreeMap<ServerId, SocketAddr>,
     cnx_timeout: Duration,
-    events: mpsc::UnboundedSender<PeerEvent>,
+    events: mpsc::Sender<PeerEvent>,
     mut shutdown: watch::Receiver<bool>,
-) -> mpsc::UnboundedSender<(ServerId, Notification)> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(ServerId, Notification)>();
+) -> mpsc::Sender<(ServerId, Notification)> {
+    let (tx, mut rx) = mpsc::channel::<(ServerId, Notification)>(VOTES_QUEUED);
     let (conn_tx, mut conn_rx) = mpsc::unbounded_channel::<ElectionConn>();
     let hello = {
         let mut b = Vec::new();
@@ -141,7 +154,8 @@ pub fn spawn_election(
                     let slot = slots.entry(to).or_default();
                     slot.last = Some(frame.clone());
                     match &slot.out {
-                        Some(out) if !out.is_closed() => { let _ = out.send(frame); }
+                        // Full: the peer does not read; FLE sends again on its timer.
+                        Some(out) if !out.is_closed() => { let _ = out.try_send(frame); }
                         _ => {
                             slot.out = None;
                             dial(to, slot);
@@ -182,7 +196,7 @@ pub fn spawn_election(
 
 #[derive(Default)]
 struct Slot {
-    out: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    out: Option<mpsc::Sender<Vec<u8>>>,
     dialing: bool,
     /// The last notification for this peer, re-sent on a new connection (Java's
     /// `lastMessageSent`), as the one-slot send queue of `QuorumCnxManager`.
@@ -257,12 +271,12 @@ fn run_election_conn(
     stream: TcpStream,
     mut buf: Vec<u8>,
     last: Option<Vec<u8>>,
-    events: mpsc::UnboundedSender<PeerEvent>,
-) -> mpsc::UnboundedSender<Vec<u8>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    events: mpsc::Sender<PeerEvent>,
+) -> mpsc::Sender<Vec<u8>> {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(VOTES_QUEUED);
     let (mut rd, mut wr) = stream.into_split();
     if let Some(last) = last {
-        let _ = tx.send(last);
+        let _ = tx.try_send(last);
     }
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -281,6 +295,7 @@ fn run_election_conn(
                             Ok(n) => {
                                 if events
                                     .send(PeerEvent::Notification { from: sid, n })
+                                    .await
                                     .is_err()
                                 {
                                     break 'conn;
@@ -317,11 +332,11 @@ fn run_election_conn(
 pub struct Links {
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     limits: QuorumLimits,
-    events: mpsc::UnboundedSender<PeerEvent>,
+    events: mpsc::Sender<PeerEvent>,
 }
 
 impl Links {
-    pub fn new(limits: QuorumLimits, events: mpsc::UnboundedSender<PeerEvent>) -> Links {
+    pub fn new(limits: QuorumLimits, events: mpsc::Sender<PeerEvent>) -> Links {
         Links {
             next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
             limits,
@@ -362,25 +377,19 @@ impl Links {
                 }
                 Ok(Err(e)) => {
                     let why = format!("cannot connect to the leader at {addr}: {e}");
-                    let _ = links.events.send(PeerEvent::LinkDown { link, why });
+                    let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
                 }
                 Err(_) => {
                     let why = format!("no answer from the leader at {addr} within {timeout:?}");
-                    let _ = links.events.send(PeerEvent::LinkDown { link, why });
+                    let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
                 }
             }
         });
     }
 
     fn run(&self, link: LinkId, stream: TcpStream, from: Sender) {
-        let (out_tx, mut out_rx) = mpsc::unbounded_channel::<LinkOut>();
+        let (out_tx, mut out_rx) = mpsc::channel::<LinkOut>(LINK_QUEUED);
         let events = self.events.clone();
-        if events
-            .send(PeerEvent::LinkUp { link, out: out_tx })
-            .is_err()
-        {
-            return;
-        }
         let (mut rd, mut wr) = stream.into_split();
         let writer = tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -417,6 +426,15 @@ impl Links {
         });
         let mut decoder = QuorumDecoder::new(from, self.limits);
         tokio::spawn(async move {
+            // Up before anything it reads.
+            if events
+                .send(PeerEvent::LinkUp { link, out: out_tx })
+                .await
+                .is_err()
+            {
+                writer.abort();
+                return;
+            }
             let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
             let mut tmp = vec![0u8; READ_CHUNK];
             let mut snapshot: Vec<u8> = Vec::new();
@@ -429,7 +447,11 @@ impl Links {
                             at += consumed;
                             match QuorumMessage::decode(&packet, from) {
                                 Ok(msg) => {
-                                    if events.send(PeerEvent::LinkMessage { link, msg }).is_err() {
+                                    if events
+                                        .send(PeerEvent::LinkMessage { link, msg })
+                                        .await
+                                        .is_err()
+                                    {
                                         break 'conn String::from("server stopping");
                                     }
                                 }
@@ -443,7 +465,11 @@ impl Links {
                         Ok(Decoded::SnapshotEnd { consumed, .. }) => {
                             at += consumed;
                             let body = std::mem::take(&mut snapshot);
-                            if events.send(PeerEvent::LinkSnapshot { link, body }).is_err() {
+                            if events
+                                .send(PeerEvent::LinkSnapshot { link, body })
+                                .await
+                                .is_err()
+                            {
                                 break 'conn String::from("server stopping");
                             }
                         }
@@ -458,7 +484,7 @@ impl Links {
                 }
             };
             writer.abort();
-            let _ = events.send(PeerEvent::LinkDown { link, why });
+            let _ = events.send(PeerEvent::LinkDown { link, why }).await;
         });
     }
 }

@@ -59,6 +59,7 @@ pub enum DiskTiming {
 pub fn spawn_log_writer(
     mut log: TxnLog,
     done: UnboundedSender<FromWriter>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 ) -> mpsc::Sender<ToWriter> {
     let (tx, rx) = mpsc::channel::<ToWriter>();
     std::thread::Builder::new()
@@ -67,11 +68,13 @@ pub fn spawn_log_writer(
             let mut appended = 0u64;
             while let Ok(first) = rx.recv() {
                 let mut last = None;
-                let mut result = write_one(first, &mut log, &mut last, &mut appended);
+                let mut result = write_one(first, &mut log, &mut last, &mut appended, &backlog);
                 // Everything that queued up while the last fsync ran goes into this one.
                 while result.is_ok() {
                     match rx.try_recv() {
-                        Ok(msg) => result = write_one(msg, &mut log, &mut last, &mut appended),
+                        Ok(msg) => {
+                            result = write_one(msg, &mut log, &mut last, &mut appended, &backlog)
+                        }
                         Err(_) => break,
                     }
                 }
@@ -105,9 +108,11 @@ fn write_one(
     log: &mut TxnLog,
     last: &mut Option<i64>,
     appended: &mut u64,
+    backlog: &std::sync::atomic::AtomicUsize,
 ) -> Result<(), String> {
     match msg {
         ToWriter::Append { zxid, entry } => {
+            backlog.fetch_sub(1, Ordering::Relaxed);
             log.append(zxid, &entry).map_err(|e| e.to_string())?;
             *last = Some(zxid);
             *appended += 1;

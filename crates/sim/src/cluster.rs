@@ -561,7 +561,7 @@ impl Cluster {
                 let now = self.now_of(node);
                 let m = self.nodes[node].member.as_mut().unwrap();
                 m.handle(now, Event::Tick);
-                if m.serving() && (self.clock.now() / MEMBER_TICK_MS) % 2 == 0 {
+                if m.serving() && (self.clock.now() / MEMBER_TICK_MS).is_multiple_of(2) {
                     m.client(now, Input::Tick);
                 }
                 self.maybe_snapshot(node);
@@ -805,9 +805,8 @@ impl Cluster {
                 }
             }
             Effect::Storage(job) => {
-                match &job {
-                    Job::Truncate { .. } => self.stats.trunc += 1,
-                    _ => {}
+                if let Job::Truncate { .. } = &job {
+                    self.stats.trunc += 1;
                 }
                 self.nodes[node].job = Some(job);
                 let at = self.clock.now() + 1 + self.rng.below(self.max_fsync_ms);
