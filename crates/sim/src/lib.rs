@@ -8,6 +8,7 @@
 //! ```text
 //! cluster.rs   production members, clients and faults (the ensemble's main test)
 //! linear.rs    the history checker: linearizable registers, sequential names
+//! history.rs   the same checker over histories the real-process fault harness recorded
 //! election.rs  Fast Leader Election alone, under harsher election-port faults, with a
 //!              minimal stand-in for Zab after deciding
 //! ensemble.rs  what the election simulation is made of: members, the election port, rng
@@ -37,6 +38,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 pub mod clock;
 pub mod cluster;
 pub mod election;
+pub mod history;
 pub mod ensemble;
 pub mod linear;
 pub mod net;

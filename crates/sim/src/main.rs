@@ -13,9 +13,11 @@ use std::time::Instant;
 use zooid_sim::{try_run, Failure, Stats, Which, VOTERS};
 
 const USAGE: &str = "\
-usage: zooid-sim [--which election|cluster|all] [--members N] [--seeds N] [--from S] [--jobs N]
+usage: zooid-sim --check HISTORY
+       zooid-sim [--which election|cluster|all] [--members N] [--seeds N] [--from S] [--jobs N]
        zooid-sim --seed S [--which election|cluster|all] [--members N] [--trace]
 
+  --check     judge a history the fault harness recorded (tests/faults/) and exit
   --which     the simulation to run (default all)
   --members   voters in the ensemble, an observer joins them (3 or 5; default both)
   --seeds     how many seeds per simulation and ensemble size (default 10000)
@@ -149,7 +151,36 @@ fn run_block(which: Which, voters: usize, args: &Args) -> (Stats, Vec<Failure>) 
     (stats, failures)
 }
 
+/// `--check FILE`: judge a recorded history; 0 when it passes, 1 when it does not.
+fn check(path: &str) -> ExitCode {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("zooid-sim: cannot read {path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match zooid_sim::history::judge(&text, 20_000_000) {
+        Ok(j) => {
+            println!(
+                "history {path}: linearizable: {} registers, {} operations ({} unknown), {} \
+                 sequential creates, {} registers undecided",
+                j.registers, j.operations, j.unknown, j.created, j.undecided
+            );
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("history {path}: VIOLATION: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.len() == 3 && argv[1] == "--check" {
+        return check(&argv[2]);
+    }
     let args = match parse_args() {
         Ok(Some(a)) => a,
         Ok(None) => {
