@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every zooid test. Installs what the tests need first: Apache ZooKeeper 3.8 and its
-# C client and Curator from Debian (the oracle and third-party clients), libfaketime, ZooKeeper 3.9.3
+# C client and Curator from Debian (the oracle and third-party clients), libfaketime, nftables
+# (the fault harness's partitions and loss), ZooKeeper 3.9.3
 # (the second oracle, scripts/zookeeper-3.9.sh), kazoo and pytest from PyPI.
 # Each install step is skipped when its tool is already there, so re-runs start at once.
 set -euo pipefail
@@ -16,6 +17,7 @@ command -v nc >/dev/null || missing+=(netcat-openbsd)
 [ -f /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(faketime)
 [ -f /usr/share/java/curator-framework.jar ] || missing+=(libcurator-framework-java libcurator-client-java)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
+command -v nft >/dev/null || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]}"
   as_root apt-get update -qq
@@ -29,4 +31,5 @@ scripts/zookeeper-3.9.sh >/dev/null
 
 cargo build --quiet --bins
 cargo test --workspace --quiet
-ZOOID_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/zooid" python3 -m pytest -q tests/py
+ZOOID_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/zooid" \
+  ZOOID_SIM_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/zooid-sim" python3 -m pytest -q tests/py

@@ -133,13 +133,18 @@ mod tests {
                  R /r0 1 21 - cas 1 6 unknown\n\
                  S 0 0 5 1\nS 1 6 9 2\nF 1\nF 2\n";
         let j = judge(h, 100_000).unwrap();
-        assert_eq!((j.registers, j.operations, j.unknown, j.created), (1, 3, 1, 2));
+        assert_eq!(
+            (j.registers, j.operations, j.unknown, j.created),
+            (1, 3, 1, 2)
+        );
     }
 
     #[test]
     fn a_stale_read_a_lost_create_and_a_duplicate_are_caught() {
         let stale = "R /r0 0 0 10 write 5 ok\nR /r0 1 12 20 read 0 0\n";
-        assert!(judge(stale, 100_000).unwrap_err().contains("no linearization"));
+        assert!(judge(stale, 100_000)
+            .unwrap_err()
+            .contains("no linearization"));
         let lost = "S 0 0 5 1\nS 1 6 9 2\nF 1\n";
         assert!(judge(lost, 100_000).unwrap_err().contains("missing"));
         let dup = "S 0 0 5 7\nS 1 6 9 7\n";

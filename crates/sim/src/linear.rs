@@ -136,6 +136,7 @@ pub fn check_register(ops: &[Op], init: State, budget: u64) -> Verdict {
     let mut known_left = ops.iter().filter(|o| o.ret != Ret::Unknown).count();
     let mut steps = 0u64;
     let mut deepest = 0usize;
+    let mut deepest_done = done.clone();
     loop {
         // Only unknown operations left: they need not have happened.
         if known_left == 0 {
@@ -154,9 +155,12 @@ pub fn check_register(ops: &[Op], init: State, budget: u64) -> Verdict {
                 d[i / 64] |= 1 << (i % 64);
                 if seen.insert((d.clone(), s)) {
                     stack.push((entry, state));
-                    deepest = deepest.max(stack.len());
                     state = s;
                     done = d;
+                    if stack.len() > deepest {
+                        deepest = stack.len();
+                        deepest_done.clone_from(&done);
+                    }
                     known_left -= usize::from(ops[i].ret != Ret::Unknown);
                     unlink(&mut next, &mut prev, entry);
                     unlink(&mut next, &mut prev, ret_at[i]);
@@ -170,7 +174,7 @@ pub fn check_register(ops: &[Op], init: State, budget: u64) -> Verdict {
         // A return reached with its call not linearized (or nothing left to try): undo the
         // last step and try what follows it.
         let Some((k, s)) = stack.pop() else {
-            return violation(&ops, deepest);
+            return violation(&ops, deepest, &deepest_done);
         };
         let j = events[k - 1].2;
         state = s;
@@ -182,22 +186,43 @@ pub fn check_register(ops: &[Op], init: State, budget: u64) -> Verdict {
     }
 }
 
-fn violation(ops: &[Op], deepest: usize) -> Verdict {
+/// The operations around the one the deepest attempt could not place: the earliest-ending
+/// operation it left out, and a dozen invoked before and after it.
+fn violation(ops: &[Op], deepest: usize, done: &[u64]) -> Verdict {
+    let placed = |i: usize| done[i / 64] & (1 << (i % 64)) != 0;
+    let stuck = (0..ops.len())
+        .filter(|&i| !placed(i) && ops[i].ret != Ret::Unknown)
+        .min_by_key(|&i| ops[i].end);
     let mut text = format!(
-        "no linearization of {} operations (the search placed at most {deepest}):",
+        "no linearization of {} operations (the longest order found placed {deepest})",
         ops.len()
     );
-    let mut sorted: Vec<&Op> = ops.iter().collect();
-    sorted.sort_by_key(|o| o.start);
-    for o in sorted.iter().take(60) {
-        let end = if o.ret == Ret::Unknown {
+    let Some(stuck) = stuck else {
+        return Verdict::Violation(text);
+    };
+    let o = ops[stuck];
+    text.push_str(&format!(
+        "; none can place client {}'s {:?} -> {:?} [{}, {}]; the operations around it:",
+        o.client, o.call, o.ret, o.start, o.end
+    ));
+    let mut near: Vec<usize> = (0..ops.len()).collect();
+    near.sort_by_key(|&i| (ops[i].start, i));
+    let from = near
+        .iter()
+        .position(|&i| i == stuck)
+        .unwrap_or(0)
+        .saturating_sub(12);
+    for &i in near.iter().skip(from).take(25) {
+        let p = ops[i];
+        let end = if p.ret == Ret::Unknown {
             String::from("?")
         } else {
-            o.end.to_string()
+            p.end.to_string()
         };
+        let mark = if i == stuck { "  <-" } else { "" };
         text.push_str(&format!(
-            "\n    client {} [{}, {}] {:?} -> {:?}",
-            o.client, o.start, end, o.call, o.ret
+            "\n    client {} [{}, {}] {:?} -> {:?}{mark}",
+            p.client, p.start, end, p.call, p.ret
         ));
     }
     Verdict::Violation(text)
