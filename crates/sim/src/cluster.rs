@@ -18,7 +18,8 @@
 //! clocks    per member: a monotonic clock with its own offset and drift (±5%), a wall clock
 //!           that faults step by up to a minute either way
 //! clients   4 processes, one request at a time over a session to a random member: sync+read
-//!           leaving a data watch, write, compare-and-set by version on 3 registers,
+//!           leaving a data watch, write, compare-and-set by version (setData, or a multi of
+//!           check and setData) on 3 registers,
 //!           sequential creates, an ephemeral per session and checks that it is there;
 //!           reconnect elsewhere (a new session) when the member closes them
 //! ```
@@ -39,8 +40,9 @@ use zooid_member::{Effect, Event, Job, LinkId, Member, MemberConfig, Recovered, 
 use zooid_node::core::Now;
 use zooid_node::{Action, ConnId, CoreConfig, Input};
 use zooid_proto::{
-    Acl, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, ErrorCode, OpCode, Reader,
-    Record, ReplyHeader, Request, RequestHeader, Stat, Txn, TxnEntry, TxnHeader, Writer,
+    Acl, ConnectRequest, ConnectResponse, CreateKind, CreateRequest, ErrorCode, MultiHeader,
+    MultiOp, OpCode, Reader, Record, ReplyHeader, Request, RequestHeader, Stat, Txn, TxnEntry,
+    TxnHeader, Writer,
 };
 use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_tree::DataTree;
@@ -170,6 +172,8 @@ enum Want {
     Read(usize),
     Write(usize, u64),
     Cas(usize, i32, u64),
+    /// multi(check version, setData): a compare-and-set in two ops.
+    MultiCas(usize, i32, u64),
     Create,
     /// The session's own ephemeral, made first on each connection.
     CreateEphemeral,
@@ -1329,10 +1333,15 @@ impl Cluster {
                     self.next_value += 1;
                     Want::Write(key, self.next_value)
                 }
-                12..=16 => {
+                12..=14 => {
                     self.next_value += 1;
                     let version = self.clients[client].versions[key];
                     Want::Cas(key, version, self.next_value)
+                }
+                15 | 16 => {
+                    self.next_value += 1;
+                    let version = self.clients[client].versions[key];
+                    Want::MultiCas(key, version, self.next_value)
                 }
                 17..=19 => Want::Create,
                 _ if self.clients[client].ephemeral.is_some() => Want::CheckEphemeral,
@@ -1435,6 +1444,22 @@ impl Cluster {
                 };
                 let call = Call::Cas { version, value };
                 (req(OpCode::SetData, r, c), Some((k, call)))
+            }
+            Want::MultiCas(k, version, value) => {
+                let path = key_path(k);
+                let r = Request::Multi(vec![
+                    MultiOp::Check {
+                        path: path.clone(),
+                        version,
+                    },
+                    MultiOp::SetData {
+                        path,
+                        data: Some(value.to_string().into_bytes()),
+                        version: -1,
+                    },
+                ]);
+                let call = Call::Cas { version, value };
+                (req(OpCode::Multi, r, c), Some((k, call)))
             }
             Want::Create => {
                 let r = Request::Create(CreateRequest {
@@ -1584,6 +1609,19 @@ impl Cluster {
             Want::Cas(..) if err == ErrorCode::Ok as i32 => Some(Ret::Ok),
             Want::Cas(..) if err == ErrorCode::BadVersion as i32 => Some(Ret::BadVersion),
             Want::Write(..) | Want::Cas(..) => Some(Ret::Unknown),
+            Want::MultiCas(..) if err != ErrorCode::Ok as i32 => Some(Ret::Unknown),
+            Want::MultiCas(..) => {
+                // The first result says it: the check's error (-1 and a code) or success.
+                let first = MultiHeader::read(&mut r).ok();
+                match first {
+                    Some(h) if h.op == -1 && !h.done => match r.read_i32() {
+                        Ok(e) if e == ErrorCode::BadVersion as i32 => Some(Ret::BadVersion),
+                        _ => Some(Ret::Unknown),
+                    },
+                    Some(h) if h.op == OpCode::Check as i32 => Some(Ret::Ok),
+                    _ => self.fail(format!("client {client}: an unreadable multi reply")),
+                }
+            }
             Want::Create => {
                 if err == ErrorCode::Ok as i32 {
                     let name = r.read_string().unwrap_or_default();

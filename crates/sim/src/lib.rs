@@ -20,7 +20,7 @@
 //! Running it:
 //!
 //! ```text
-//! cargo test -p zooid-sim                        the CI amount: 500 election and 100 cluster
+//! cargo test -p zooid-sim                        the CI amount: 500 election and 200 cluster
 //!                                                seeds per ensemble size, the checker's tests
 //! ZOOID_SIM_SEEDS=K cargo test -p zooid-sim      seeds 0..K per ensemble size instead
 //! ZOOID_SIM_SEED=N ZOOID_SIM_TRACE=1 cargo test -p zooid-sim --test cluster -- --nocapture
@@ -72,7 +72,7 @@ impl Which {
     pub fn ci_seeds(self) -> u64 {
         match self {
             Which::Election => 500,
-            Which::Cluster => 100,
+            Which::Cluster => 200,
         }
     }
 }
