@@ -187,7 +187,9 @@ impl fmt::Display for Stats {
                 self.decisions, self.by_ensemble
             )?;
         }
-        write!(f, ", {} looked again", self.look_again)?;
+        if self.look_again > 0 {
+            write!(f, ", {} looked again", self.look_again)?;
+        }
         if self.same_round_splits > 0 {
             write!(f, ", {} same-round splits", self.same_round_splits)?;
         }
