@@ -82,7 +82,16 @@ def oracle_server_classpath(kind="oracle", admin=False):
     if kind == "oracle39":
         return "/usr/share/java/slf4j-simple.jar:" + zk39_classpath()  # jetty is in it too
     assert kind == "oracle", kind
-    return oracle_admin_classpath() if admin else ORACLE_CLASSPATH
+    base = oracle_admin_classpath() if admin else ORACLE_CLASSPATH
+    return base + ":" + netty_classpath()
+
+
+def netty_classpath():
+    """Debian's Netty jars (unversioned names), which ZooKeeper 3.8's TLS needs: the server's
+    NettyServerCnxnFactory and the client's ClientCnxnSocketNetty."""
+    import glob
+    return ":".join(sorted(j for j in glob.glob("/usr/share/java/netty-*.jar")
+                           if not re.search(r"-\d[\w.]*\.jar$", j) and "netty-all" not in j))
 
 
 def oracle_admin_classpath():

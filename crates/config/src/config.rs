@@ -32,6 +32,7 @@ const FILE_KEYS: &[&str] = &[
     "clientPort",
     "clientPortAddress",
     "secureClientPort",
+    "secureClientPortAddress",
     "maxClientCnxns",
     "minSessionTimeout",
     "maxSessionTimeout",
@@ -76,13 +77,17 @@ const JVM_KEYS: &[&str] = &[
     "connection_throttle_tokens",
     "connection_throttle_fill_time",
     "connection_throttle_fill_count",
+    "client.portUnification",
+    "client.certReload",
+    "X509AuthenticationProvider.superUser",
     "largeRequestThreshold",
     "largeRequestMaxBytes",
     "cnxTimeout",
     "serverCnxnFactory",
 ];
 
-/// Families of system properties we accept: `authProvider.N`, TLS settings.
+/// Families of system properties we accept: `authProvider.N`, TLS settings (those
+/// `ssl.rs` reads are taken there; the quorum's are kept in `unknown`).
 const JVM_PREFIXES: &[&str] = &["authProvider.", "ssl."];
 
 /// Real ZooKeeper settings that zooid does not implement.
@@ -95,7 +100,6 @@ const UNUSED_KEYS: &[&str] = &[
     "skipACL",
     "clientPortListenBacklog",
     "connectToLearnerMasterLimit",
-    "secureClientPortAddress",
     "sslQuorum",
     "portUnification",
     "admin.commandURL",
@@ -120,7 +124,6 @@ const UNUSED_FILE_KEYS: &[&str] = &[
     "clientPortListenBacklog",
     "maxCnxns",
     "connectToLearnerMasterLimit",
-    "secureClientPortAddress",
     "sslQuorum",
     "portUnification",
 ];
@@ -279,6 +282,10 @@ pub struct ServerConfig {
     pub client_port_address: Option<IpAddr>,
     /// `secureClientPort` (TLS client port).
     pub secure_client_port: Option<u16>,
+    /// `secureClientPortAddress` (the client port's address when unset).
+    pub secure_client_port_address: Option<IpAddr>,
+    /// The client port's TLS settings (`ssl.*`, `client.portUnification`).
+    pub ssl: crate::ssl::SslConfig,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
     /// `minSessionTimeout`; 2 ticks when unset or -1.
@@ -402,6 +409,8 @@ impl ServerConfig {
             client_port: None,
             client_port_address: None,
             secure_client_port: None,
+            secure_client_port_address: None,
+            ssl: crate::ssl::SslConfig::default(),
             max_client_cnxns: 60,
             min_session_timeout_ms: tick_ms * 2,
             max_session_timeout_ms: tick_ms * 20,
@@ -623,11 +632,28 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("secureClientPort") {
             self.secure_client_port = Some(s.parse_port(2281)?);
-            warnings.push(s.warning(format!(
-                "{} = {}: zooid does not serve TLS yet, so nothing listens on that port and \
-                 clients configured for it cannot connect; use clientPort, or keep ZooKeeper for TLS",
-                s.key, s.value
-            )));
+        }
+        if let Some(s) = settings.take("secureClientPortAddress") {
+            if self.secure_client_port.is_none() {
+                return Err(s.invalid(
+                    "is set but secureClientPort is not",
+                    "add secureClientPort=2281 (ZooKeeper refuses this too), or remove the line",
+                ));
+            }
+            self.secure_client_port_address = Some(s.parse_address("127.0.0.1")?);
+        }
+        self.ssl = crate::ssl::SslConfig::take(&mut |k| settings.take(k), warnings)?;
+        let wants_tls = self.secure_client_port.is_some() || self.ssl.port_unification;
+        if wants_tls && self.ssl.key_store.is_none() {
+            return Err(ConfigError::Missing {
+                location: Location::whole_file(path),
+                key: String::from("ssl.keyStore.location"),
+                hint: String::from(
+                    "secureClientPort (or client.portUnification) serves TLS, which needs the \
+                     server's certificate and key: add ssl.keyStore.location=/path/to/keystore.jks \
+                     and ssl.keyStore.password=... (zoo.cfg, or -Dzookeeper.ssl.* in SERVER_JVMFLAGS)",
+                ),
+            });
         }
         if let Some(s) = settings.take("maxClientCnxns") {
             self.max_client_cnxns = s.parse_u32(COUNT, "60")?;
@@ -1346,11 +1372,8 @@ ssl.keyStore.location=/etc/zk/keystore.jks
 ",
         );
         let (c, w) = parse(&text);
-        // Only the TLS port, which nothing serves yet, is worth a word.
-        assert!(
-            w.len() == 1 && w[0].message.contains("does not serve TLS yet"),
-            "{w:?}"
-        );
+        // Every key is known and used: nothing is worth a word.
+        assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.tick_ms, 3000);
         assert_eq!(c.init_limit, 20);
         assert_eq!(c.sync_limit, 7);
@@ -1405,9 +1428,10 @@ ssl.keyStore.location=/etc/zk/keystore.jks
         assert_eq!(c.metrics_provider_http_port, Some(7000));
         assert_eq!(c.global_outstanding_limit, 2000);
         assert_eq!(
-            c.unknown.get("ssl.keyStore.location").map(String::as_str),
-            Some("/etc/zk/keystore.jks")
+            c.ssl.key_store.as_ref().map(|s| s.location.clone()),
+            Some(PathBuf::from("/etc/zk/keystore.jks"))
         );
+        assert!(!c.unknown.contains_key("ssl.keyStore.location"));
     }
 
     #[test]
@@ -1638,10 +1662,9 @@ authProvider.sasl=org.example.Sasl
         // Off, they are harmless.
         let (_, w) = parse(&minimal("sslQuorum=false\n"));
         assert!(w.iter().any(|w| w.message.contains("sslQuorum")));
-        let (_, w) = parse(&minimal("secureClientPort=2281\n"));
-        assert!(w
-            .iter()
-            .any(|w| w.message.contains("does not serve TLS yet")));
+        // TLS without a key store cannot start.
+        let e = error(&minimal("secureClientPort=2281\n"));
+        assert!(e.contains("ssl.keyStore.location"), "{e}");
     }
 
     #[test]

@@ -18,9 +18,11 @@ mod jvm_flags;
 mod myid;
 mod properties;
 mod server_spec;
+mod ssl;
 mod value;
 
 pub use config::ServerConfig;
 pub use error::{ConfigError, Location, Warning};
 pub use myid::read_myid;
 pub use server_spec::{PeerRole, ServerId, ServerSpec};
+pub use ssl::{ClientAuth, SslConfig, Store};

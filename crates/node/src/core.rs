@@ -32,6 +32,9 @@ pub const SESSIONLESS_TIMEOUT_MS: i64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub server_id: u8,
+    /// The scheme TLS clients' certificates name them in (`ssl.authProvider`, `x509`), when
+    /// the client port serves TLS.
+    pub cert_scheme: Option<String>,
     pub tick_ms: i64,
     pub min_session_timeout_ms: i32,
     pub max_session_timeout_ms: i32,
@@ -54,6 +57,7 @@ pub struct CoreConfig {
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
+            cert_scheme: None,
             server_id: 1,
             tick_ms: 2000,
             min_session_timeout_ms: 4000,
@@ -136,6 +140,12 @@ pub enum Input<'a> {
     },
     Disconnect {
         conn: ConnId,
+    },
+    /// What the connection's TLS client certificate proves (`x509:<subject>`, maybe
+    /// `super`), right after `Connect`.
+    Identified {
+        conn: ConnId,
+        ids: Vec<Id>,
     },
     /// Every txn up to this zxid is durable (standalone) or committed (leader).
     Persisted {
@@ -724,6 +734,15 @@ impl Core {
         self.wall_ms = wall_ms;
         match input {
             Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
+            Input::Identified { conn, ids } => {
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for id in ids {
+                        if !c.auth.contains(&id) {
+                            c.auth.push(id);
+                        }
+                    }
+                }
+            }
             Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
             Input::Throttled { conn, frame } => self.on_throttled(conn, frame, now_ms),
             Input::Disconnect { conn } => self.on_disconnect(conn),
@@ -1438,6 +1457,11 @@ impl Core {
             }
             // The ip provider authenticates by address; the id is already on the connection.
             "ip" => true,
+            // The certificate provider authenticates by the TLS handshake.
+            scheme if Some(scheme) == self.cfg.cert_scheme.as_deref() => self
+                .conns
+                .get(&conn)
+                .is_some_and(|c| c.auth.iter().any(|i| i.scheme == scheme)),
             _ => false,
         };
         let hdr = ReplyHeader {
@@ -1573,6 +1597,7 @@ impl Core {
             now_ms: self.wall_ms,
             extended_types: self.cfg.extended_types_enabled,
             enforce_quota: self.cfg.enforce_quota,
+            cert_scheme: self.cfg.cert_scheme.as_deref(),
         };
         let mut ov = Overlay::new(&self.tree, &self.pending);
         let mut close_after = false;
@@ -2262,6 +2287,7 @@ impl Core {
                     now_ms: self.wall_ms,
                     extended_types: true,
                     enforce_quota: false,
+                    cert_scheme: None,
                 };
                 let mut ov = Overlay::new(&self.tree, &self.pending);
                 let Some(txn) = prep::prep_delete_container(&path, &mut ov, &ctx) else {

@@ -167,6 +167,9 @@ pub struct Ctx<'a> {
     pub extended_types: bool,
     /// `enforceQuota`: hard quota limits refuse creates and setData.
     pub enforce_quota: bool,
+    /// The scheme of the certificate provider (`x509`), when TLS clients have one: its ids
+    /// are valid in ACLs, and `auth` ACLs take a connection's ids of it as well as digest's.
+    pub cert_scheme: Option<&'a str>,
 }
 
 fn check_quota(
@@ -222,7 +225,9 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
                 let mut any = false;
                 // In the order ZooKeeper's set of the connection's ids iterates.
                 let ids = auth::java_set_order(ctx.auth);
-                for id in ids.into_iter().filter(|i| i.scheme == "digest") {
+                let authenticated =
+                    |i: &&Id| i.scheme == "digest" || Some(i.scheme.as_str()) == ctx.cert_scheme;
+                for id in ids.into_iter().filter(authenticated) {
                     any = true;
                     out.push(Acl {
                         perms: a.perms,
@@ -235,6 +240,7 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if auth::digest_is_valid(&a.id.id) => out.push(a.clone()),
             "ip" if acl::ip_is_valid(&a.id.id) => out.push(a.clone()),
+            scheme if Some(scheme) == ctx.cert_scheme && !a.id.id.is_empty() => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }

@@ -34,6 +34,8 @@ pub enum Event {
     Connect {
         conn: ConnId,
         addr: SocketAddr,
+        /// What the client's certificate proves (TLS with a client certificate).
+        ids: Vec<zooid_proto::Id>,
         out: ConnOut,
     },
     /// A request; `throttled` when it waited longer than `throttled_op_wait_time`.
@@ -435,6 +437,9 @@ pub async fn measure_disk(info: &Arc<fourlw::ServerInfo>) -> DiskFacts {
 #[derive(Clone)]
 pub struct DriverConfig {
     pub max_frame_len: u32,
+    /// The client port's TLS: the secure port's handshakes, and the plaintext port's when
+    /// `client.portUnification` is on.
+    pub tls: Option<Arc<crate::tls::Tls>>,
     /// Requests in process and the limits on them, shared by every connection.
     pub gate: Arc<Gate>,
     pub four_letter_words: Vec<String>,
@@ -512,6 +517,7 @@ impl Server {
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
+    secure: Option<TcpListener>,
     server: Server,
     cfg: DriverConfig,
     disk: Disk,
@@ -529,28 +535,137 @@ pub async fn serve(
         shutdown.clone(),
     ));
     let mut next_conn: ConnId = 1;
+    let unified = cfg
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.config().port_unification);
     loop {
-        tokio::select! {
-            res = listener.accept() => match res {
-                Ok((stream, addr)) => {
-                    // An IPv4 client of the dual-stack listener arrives as ::ffff:a.b.c.d;
-                    // it is known (ip ACLs, maxClientCnxns, cons) by its IPv4 address.
-                    let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
-                    let conn = next_conn;
-                    next_conn += 1;
-                    let _ = stream.set_nodelay(true);
-                    tokio::spawn(run_conn(conn, stream, addr, tx.clone(), cfg.clone()));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
+        let (res, secure_port) = tokio::select! {
+            res = listener.accept() => (res, false),
+            res = accept_on(&secure) => (res, true),
             _ = shutdown.changed() => break,
+        };
+        match res {
+            Ok((stream, addr)) => {
+                // An IPv4 client of the dual-stack listener arrives as ::ffff:a.b.c.d;
+                // it is known (ip ACLs, maxClientCnxns, cons) by its IPv4 address.
+                let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
+                let conn = next_conn;
+                next_conn += 1;
+                let _ = stream.set_nodelay(true);
+                let (tx, cfg) = (tx.clone(), cfg.clone());
+                if secure_port {
+                    tokio::spawn(async move {
+                        if let Some((rd, wr, ids)) = handshake(stream, addr, &cfg).await {
+                            run_conn(conn, rd, wr, addr, ids, tx, cfg).await;
+                        }
+                    });
+                } else if unified {
+                    tokio::spawn(serve_unified(conn, stream, addr, tx, cfg));
+                } else {
+                    let (rd, wr) = stream.into_split();
+                    let wr: ConnWriter = Box::new(wr);
+                    tokio::spawn(run_conn(
+                        conn,
+                        ConnReader::Plain(rd),
+                        wr,
+                        addr,
+                        Vec::new(),
+                        tx,
+                        cfg,
+                    ));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     drop(tx);
     let _ = core_task.await;
+}
+
+async fn accept_on(l: &Option<TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match l {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A connection's reading half: a plain socket's (read without holding a buffer while
+/// idle), or a TLS session's.
+pub enum ConnReader {
+    Plain(tokio::net::tcp::OwnedReadHalf),
+    Tls(tokio::io::ReadHalf<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+/// A connection's writing half.
+pub type ConnWriter = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// TLS on an accepted connection, within `ssl.handshakeDetectionTimeoutMillis`: its halves
+/// and the ids its client certificate gives it. A failed handshake is logged with the
+/// client's address and closes this connection only.
+async fn handshake(
+    stream: TcpStream,
+    addr: SocketAddr,
+    cfg: &DriverConfig,
+) -> Option<(ConnReader, ConnWriter, Vec<zooid_proto::Id>)> {
+    let tls = cfg.tls.as_ref()?;
+    let limit = Duration::from_millis(tls.config().handshake_timeout_ms);
+    match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => {
+            let ids = tls.ids(s.get_ref().1.peer_certificates());
+            let (rd, wr) = tokio::io::split(s);
+            Some((ConnReader::Tls(rd), Box::new(wr), ids))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "TLS handshake failed; closing the connection");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(%addr, ms = limit.as_millis() as u64, "no TLS handshake in time; closing the connection");
+            None
+        }
+    }
+}
+
+/// `client.portUnification`: a connection whose first byte opens a TLS handshake (0x16) is
+/// served over TLS, any other as plaintext (as ZooKeeper's unified port tells them apart).
+async fn serve_unified(
+    conn: ConnId,
+    stream: TcpStream,
+    addr: SocketAddr,
+    tx: mpsc::Sender<Event>,
+    cfg: DriverConfig,
+) {
+    let mut first = [0u8; 1];
+    let limit = Duration::from_millis(
+        cfg.tls
+            .as_ref()
+            .map_or(5_000, |t| t.config().handshake_timeout_ms),
+    );
+    let tls = matches!(
+        tokio::time::timeout(limit, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    );
+    if tls {
+        if let Some((rd, wr, ids)) = handshake(stream, addr, &cfg).await {
+            run_conn(conn, rd, wr, addr, ids, tx, cfg).await;
+        }
+    } else {
+        let (rd, wr) = stream.into_split();
+        run_conn(
+            conn,
+            ConnReader::Plain(rd),
+            Box::new(wr),
+            addr,
+            Vec::new(),
+            tx,
+            cfg,
+        )
+        .await;
+    }
 }
 
 /// The disk side of the core task: where appends go and when to snapshot.
@@ -674,7 +789,12 @@ async fn run_core(
         cfg.gate.count_into(&mut metrics);
         for ev in batch.drain(..) {
             match ev {
-                Event::Connect { conn, addr, out } => {
+                Event::Connect {
+                    conn,
+                    addr,
+                    ids,
+                    out,
+                } => {
                     if !server.serving() {
                         // ZooKeeper's "not running" server: clients try another member.
                         out.close();
@@ -682,6 +802,9 @@ async fn run_core(
                     }
                     outs.insert(conn, out);
                     server.input(now, Input::Connect { conn, addr });
+                    if !ids.is_empty() {
+                        server.input(now, Input::Identified { conn, ids });
+                    }
                 }
                 Event::Frame {
                     conn,
@@ -853,7 +976,21 @@ async fn recv_peer(server: &mut Server) -> Option<crate::peer_net::PeerEvent> {
 /// being read is whole. A connection that has to wait for more gives its empty buffer back
 /// first, so an idle connection holds no read buffer while a busy one keeps its own. False at
 /// end of stream or error.
-async fn read_more(
+async fn read_more(rd: &mut ConnReader, buf: &mut Vec<u8>, want: usize) -> bool {
+    match rd {
+        ConnReader::Plain(rd) => read_more_plain(rd, buf, want).await,
+        ConnReader::Tls(rd) => {
+            use tokio::io::AsyncReadExt;
+            if buf.capacity() == 0 {
+                *buf = spare_buffer();
+            }
+            buf.reserve(want.saturating_sub(buf.len()).max(READ_CHUNK));
+            matches!(rd.read_buf(buf).await, Ok(n) if n > 0)
+        }
+    }
+}
+
+async fn read_more_plain(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     buf: &mut Vec<u8>,
     want: usize,
@@ -910,14 +1047,15 @@ fn give_back(buf: Vec<u8>) {
 
 async fn run_conn(
     conn: ConnId,
-    stream: TcpStream,
+    mut rd: ConnReader,
+    mut wr: ConnWriter,
     addr: SocketAddr,
+    ids: Vec<zooid_proto::Id>,
     tx: mpsc::Sender<Event>,
     cfg: DriverConfig,
 ) {
     let span = tracing::debug_span!("conn", conn, %addr);
     let _enter = span.enter();
-    let (mut rd, mut wr) = stream.into_split();
     // Bytes read and not yet split into frames. An idle connection holds no buffer: it is
     // taken when the socket has bytes, and given back when the connection waits with none.
     let mut buf: Vec<u8> = Vec::new();
@@ -975,7 +1113,16 @@ async fn run_conn(
         tx: out_tx,
         flow: flow.clone(),
     };
-    if tx.send(Event::Connect { conn, addr, out }).await.is_err() {
+    if tx
+        .send(Event::Connect {
+            conn,
+            addr,
+            ids,
+            out,
+        })
+        .await
+        .is_err()
+    {
         return;
     }
     let (closed_tx, mut closed_rx) = oneshot::channel::<()>();

@@ -11,6 +11,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod peer_net;
 pub mod persist;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,9 @@ pub enum StartError {
     /// A replicated ensemble's settings that cannot work; the text says what to change.
     #[error("{0}")]
     Ensemble(String),
+    /// The client port's TLS stores or settings; the text names the file, setting and fix.
+    #[error("TLS for clients: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error(
         "cannot write the start-up snapshot in {dir}: {source} (check free space and permissions)"
     )]
@@ -55,8 +59,10 @@ pub enum StartError {
 
 /// The core's settings, taken from zoo.cfg.
 pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
+    let tls = cfg.secure_client_port.is_some() || cfg.ssl.port_unification;
     CoreConfig {
         server_id: 1,
+        cert_scheme: tls.then(|| cfg.ssl.auth_provider.clone()),
         tick_ms: cfg.tick_ms.max(1) as i64,
         min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,
@@ -369,6 +375,29 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         addr.ip(),
         listener.local_addr().map_or(addr.port(), |a| a.port()),
     );
+    // TLS: the stores are read now, so a problem with them stops the start-up.
+    let tls = if cfg.secure_client_port.is_some() || cfg.ssl.port_unification {
+        Some(Arc::new(tls::Tls::load(&cfg.ssl)?))
+    } else {
+        None
+    };
+    let secure_listener = match cfg.secure_client_port {
+        None => None,
+        Some(port) => {
+            let ip = cfg
+                .secure_client_port_address
+                .or(cfg.client_port_address)
+                .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+            let addr = SocketAddr::new(ip, port);
+            let l = bind_client(addr).await.map_err(|source| StartError::Bind {
+                addr,
+                source,
+                hint: " (secureClientPort: another process holds it, or it is not an address of this machine)",
+            })?;
+            tracing::info!(addr = %l.local_addr().unwrap_or(addr), "serving TLS clients");
+            Some(l)
+        }
+    };
     let admin_listener = bind_admin(cfg).await;
     let metrics_listener = bind_metrics(cfg).await?;
 
@@ -480,6 +509,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let info = Arc::new(info);
     let dcfg = driver::DriverConfig {
         max_frame_len: cfg.jute_max_buffer,
+        tls,
         gate: driver::Gate::new(limits(cfg, member.is_some())),
         four_letter_words: cfg.four_letter_words.clone(),
         info: Arc::clone(&info),
@@ -589,7 +619,14 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
     let admin_addr = http_addr(admin_listener, admin::Endpoint::Admin);
     let metrics_addr = http_addr(metrics_listener, admin::Endpoint::Metrics);
     let task = tokio::spawn(driver::serve(
-        listener, server, dcfg, disk, registry, events, rx,
+        listener,
+        secure_listener,
+        server,
+        dcfg,
+        disk,
+        registry,
+        events,
+        rx,
     ));
     let mode = if member.is_none() {
         "standalone"

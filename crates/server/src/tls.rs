@@ -1,0 +1,583 @@
+//! TLS for the client port, with the stores ZooKeeper's operators already have: a key store
+//! (`ssl.keyStore.*`: JKS, PKCS12 or PEM) holding the server's key and certificate chain,
+//! a trust store (`ssl.trustStore.*`) that vouches for clients' certificates, `ssl.clientAuth`,
+//! the protocols and cipher suites ZooKeeper's names select. rustls does the cryptography.
+//!
+//! ```text
+//! start-up   Tls::load: both stores read and checked; a problem names the file, the setting
+//!            and the fix, and the server does not start
+//! accept     Tls::acceptor: the stores' files are looked at (size and modification time);
+//!            when one changed, they are read again and the next handshake uses them; a store
+//!            that no longer reads keeps the last good one, with an error in the log
+//! handshake  a client certificate's subject, as Java writes it (RFC 2253), becomes the
+//!            connection's `x509` id (and `super` when it is X509AuthenticationProvider.superUser)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::TlsAcceptor;
+use zooid_config::{ClientAuth, SslConfig, Store};
+use zooid_proto::Id;
+
+/// A store or setting that cannot be used, told as the operator needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsError {
+    /// The setting that names the file (or the setting at fault).
+    pub setting: String,
+    pub file: Option<PathBuf>,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl std::fmt::Display for TlsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.file {
+            Some(file) => write!(
+                f,
+                "{}: {} ({}); {}",
+                file.display(),
+                self.problem,
+                self.setting,
+                self.fix
+            ),
+            None => write!(f, "{}: {}; {}", self.setting, self.problem, self.fix),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+fn store_error(store: &Store, problem: impl Into<String>, fix: impl Into<String>) -> TlsError {
+    TlsError {
+        setting: store.key.clone(),
+        file: Some(store.location.clone()),
+        problem: problem.into(),
+        fix: fix.into(),
+    }
+}
+
+/// What a store file holds, by its first bytes (the type setting and the extension are
+/// hints only: keytool writes PKCS12 into files named .jks, and Java reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Jks,
+    Pkcs12,
+    Pem,
+}
+
+fn format_of(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xfe, 0xed, 0xfe, 0xed]) {
+        Some(Format::Jks)
+    } else if bytes.first() == Some(&0x30) {
+        Some(Format::Pkcs12)
+    } else if bytes.windows(10).any(|w| w == b"-----BEGIN") {
+        Some(Format::Pem)
+    } else {
+        None
+    }
+}
+
+fn read_store(store: &Store) -> Result<(Vec<u8>, Format), TlsError> {
+    let bytes = std::fs::read(&store.location).map_err(|e| {
+        let fix = match e.kind() {
+            std::io::ErrorKind::NotFound => "point the setting at the store's path",
+            std::io::ErrorKind::PermissionDenied => {
+                "let the user zooid runs as read it (chmod/chown), as ZooKeeper's user could"
+            }
+            _ => "check the file",
+        };
+        store_error(store, format!("cannot be read: {e}"), fix)
+    })?;
+    let format = format_of(&bytes).ok_or_else(|| {
+        store_error(
+            store,
+            format!(
+                "is not a JKS, PKCS12 or PEM store{}",
+                store
+                    .kind
+                    .as_deref()
+                    .map(|k| format!(" (the type setting says {k})"))
+                    .unwrap_or_default()
+            ),
+            "give the store keytool or openssl wrote",
+        )
+    })?;
+    Ok((bytes, format))
+}
+
+fn wrong_password(store: &Store) -> TlsError {
+    let setting = store.key.replace(".location", ".password");
+    store_error(
+        store,
+        "the password does not open it",
+        format!("set {setting} to the store's password (keytool -list -keystore FILE checks one)"),
+    )
+}
+
+/// The server's certificate chain and private key.
+fn load_key_store(
+    store: &Store,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let (bytes, format) = read_store(store)?;
+    let password = store.password.clone().unwrap_or_default();
+    let none = || {
+        store_error(
+            store,
+            "holds no private key with its certificate",
+            "give the key store with the server's key entry (keytool -genkeypair, or openssl pkcs12 -export)",
+        )
+    };
+    match format {
+        Format::Jks => {
+            let mut ks = jks::KeyStore::new();
+            ks.load(&bytes[..], password.as_bytes())
+                .map_err(|e| match e {
+                    jks::KeyStoreError::InvalidDigest => wrong_password(store),
+                    e => store_error(
+                        store,
+                        format!("is not a readable JKS store: {e}"),
+                        "check the file",
+                    ),
+                })?;
+            let alias = ks
+                .aliases()
+                .into_iter()
+                .find(|a| ks.is_private_key_entry(a))
+                .ok_or_else(none)?;
+            let entry = ks
+                .get_private_key_entry(&alias, password.as_bytes())
+                .map_err(|_| wrong_password(store))?;
+            let chain = entry
+                .certificate_chain
+                .iter()
+                .map(|c| CertificateDer::from(c.content.clone()))
+                .collect();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key));
+            Ok((chain, key))
+        }
+        Format::Pkcs12 => {
+            let ks = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                &password,
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .map_err(|e| pkcs12_error(store, e))?;
+            let (_, chain) = ks.private_key_chain().ok_or_else(none)?;
+            let certs = chain
+                .certs()
+                .iter()
+                .map(|c| CertificateDer::from(c.as_der().to_vec()))
+                .collect();
+            let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
+            Ok((certs, key))
+        }
+        Format::Pem => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+                .filter_map(Result::ok)
+                .collect();
+            if bytes.windows(19).any(|w| w == b"ENCRYPTED PRIVATE K") {
+                return Err(store_error(
+                    store,
+                    "holds an encrypted private key, which zooid cannot read",
+                    "write it unencrypted (openssl pkcs8 -topk8 -nocrypt) in a file only zooid's user can read",
+                ));
+            }
+            let key = PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| none())?;
+            if certs.is_empty() {
+                return Err(none());
+            }
+            Ok((certs, key))
+        }
+    }
+}
+
+fn pkcs12_error(store: &Store, e: p12_keystore::error::Error) -> TlsError {
+    let text = e.to_string();
+    if text.to_ascii_lowercase().contains("mac") || text.contains("Unpad") {
+        wrong_password(store)
+    } else {
+        store_error(
+            store,
+            format!("is not a readable PKCS12 store: {text}"),
+            "check the file",
+        )
+    }
+}
+
+/// The certificates a trust store vouches with.
+fn load_trust_store(store: &Store) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let (bytes, format) = read_store(store)?;
+    let password = store.password.clone().unwrap_or_default();
+    let certs: Vec<CertificateDer<'static>> = match format {
+        Format::Jks => {
+            let mut ks = jks::KeyStore::new();
+            ks.load(&bytes[..], password.as_bytes())
+                .map_err(|e| match e {
+                    jks::KeyStoreError::InvalidDigest => wrong_password(store),
+                    e => store_error(
+                        store,
+                        format!("is not a readable JKS store: {e}"),
+                        "check the file",
+                    ),
+                })?;
+            ks.aliases()
+                .into_iter()
+                .filter_map(|a| ks.get_trusted_certificate_entry(&a).ok())
+                .map(|e| CertificateDer::from(e.certificate.content))
+                .collect()
+        }
+        Format::Pkcs12 => {
+            let ks = p12_keystore::KeyStore::from_pkcs12(
+                &bytes,
+                &password,
+                p12_keystore::Pkcs12ImportPolicy::Relaxed,
+            )
+            .map_err(|e| pkcs12_error(store, e))?;
+            ks.entries()
+                .filter_map(|(_, e)| match e {
+                    p12_keystore::KeyStoreEntry::Certificate(c) => {
+                        Some(CertificateDer::from(c.as_der().to_vec()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+        Format::Pem => CertificateDer::pem_slice_iter(&bytes)
+            .filter_map(Result::ok)
+            .collect(),
+    };
+    if certs.is_empty() {
+        return Err(store_error(
+            store,
+            "holds no trusted certificate",
+            "import the CA that signs the clients' certificates (keytool -importcert)",
+        ));
+    }
+    Ok(certs)
+}
+
+/// Debian's bundle of public CAs: the trust store when none is set, as Java's cacerts is.
+const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn protocol_versions(
+    cfg: &SslConfig,
+) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, TlsError> {
+    let names: Vec<String> = if cfg.enabled_protocols.is_empty() {
+        match cfg.protocol.as_deref() {
+            // ZooKeeper's default: TLSv1.3 where the JVM has it, with TLSv1.2 enabled.
+            None | Some("TLSv1.3") | Some("TLS") => vec!["TLSv1.3".into(), "TLSv1.2".into()],
+            Some(p) => vec![p.to_string()],
+        }
+    } else {
+        cfg.enabled_protocols.clone()
+    };
+    let mut versions = Vec::new();
+    for n in &names {
+        match n.as_str() {
+            "TLSv1.3" | "TLS" => versions.push(&rustls::version::TLS13),
+            "TLSv1.2" => versions.push(&rustls::version::TLS12),
+            other => tracing::warn!(
+                protocol = other,
+                "TLS protocol not offered (only TLSv1.2 and TLSv1.3 are)"
+            ),
+        }
+    }
+    versions.dedup();
+    if versions.is_empty() {
+        return Err(TlsError {
+            setting: String::from("ssl.enabledProtocols / ssl.protocol"),
+            file: None,
+            problem: format!("name no protocol zooid offers ({})", names.join(", ")),
+            fix: String::from("use TLSv1.2 and/or TLSv1.3"),
+        });
+    }
+    Ok(versions)
+}
+
+/// ring, the provider that builds without cmake. rustls deprecates it for lacking
+/// post-quantum key exchange, which Java's TLS (ZooKeeper's clients) does not offer either.
+#[allow(deprecated)]
+fn ring_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The provider with only the cipher suites `ssl.ciphersuites` names (Java's names; a
+/// TLS 1.3 suite is TLS_AES_128_GCM_SHA256 there, TLS13_AES_128_GCM_SHA256 in rustls).
+fn provider(cfg: &SslConfig) -> Result<rustls::crypto::CryptoProvider, TlsError> {
+    let mut p = ring_provider();
+    if cfg.cipher_suites.is_empty() {
+        return Ok(p);
+    }
+    let java_name = |s: &rustls::SupportedCipherSuite| {
+        let name = format!("{:?}", s.suite());
+        name.replacen("TLS13_", "TLS_", 1)
+    };
+    let wanted: Vec<&String> = cfg.cipher_suites.iter().collect();
+    p.cipher_suites
+        .retain(|s| wanted.iter().any(|w| **w == java_name(s)));
+    if p.cipher_suites.is_empty() {
+        let known: Vec<String> = ring_provider()
+            .cipher_suites
+            .iter()
+            .map(java_name)
+            .collect();
+        return Err(TlsError {
+            setting: String::from("ssl.ciphersuites"),
+            file: None,
+            problem: String::from("names no cipher suite zooid offers"),
+            fix: format!("use some of {}", known.join(", ")),
+        });
+    }
+    Ok(p)
+}
+
+fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
+    let key_store = cfg.key_store.as_ref().ok_or_else(|| TlsError {
+        setting: String::from("ssl.keyStore.location"),
+        file: None,
+        problem: String::from("is not set"),
+        fix: String::from("name the key store with the server's certificate and key"),
+    })?;
+    let (chain, key) = load_key_store(key_store)?;
+    let provider = Arc::new(provider(cfg)?);
+    let versions = protocol_versions(cfg)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError {
+            setting: String::from("ssl.ciphersuites / ssl.enabledProtocols"),
+            file: None,
+            problem: format!("do not fit together: {e}"),
+            fix: String::from("enable a cipher suite of each protocol enabled"),
+        })?;
+    let builder = match cfg.client_auth {
+        ClientAuth::None => builder.with_no_client_auth(),
+        auth => {
+            let mut roots = RootCertStore::empty();
+            let certs = match &cfg.trust_store {
+                Some(ts) => load_trust_store(ts)?,
+                None => CertificateDer::pem_file_iter(SYSTEM_CAS)
+                    .map(|it| it.filter_map(Result::ok).collect())
+                    .unwrap_or_default(),
+            };
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(TlsError {
+                    setting: String::from("ssl.trustStore.location"),
+                    file: cfg.trust_store.as_ref().map(|t| t.location.clone()),
+                    problem: String::from("gives no usable certificate to check clients' certificates with"),
+                    fix: String::from(
+                        "set it to a store with the CA of the clients' certificates, or ssl.clientAuth=none",
+                    ),
+                });
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuth::Want {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| TlsError {
+                setting: String::from("ssl.trustStore.location"),
+                file: cfg.trust_store.as_ref().map(|t| t.location.clone()),
+                problem: format!("cannot check clients with it: {e}"),
+                fix: String::from("check the trust store"),
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder.with_single_cert(chain, key).map_err(|e| {
+        store_error(
+            key_store,
+            format!("its key and certificate cannot be used: {e}"),
+            "give the key entry's full chain, server certificate first, with its matching key",
+        )
+    })
+}
+
+/// The files a configuration reads, with what they were when read.
+fn stamps(cfg: &SslConfig) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+    [cfg.key_store.as_ref(), cfg.trust_store.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| (s.location.clone(), stamp(&s.location)))
+        .collect()
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+struct Loaded {
+    acceptor: TlsAcceptor,
+    stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+}
+
+/// The client port's TLS: the acceptor, reloaded when the stores change on disk.
+pub struct Tls {
+    cfg: SslConfig,
+    loaded: Mutex<Loaded>,
+}
+
+impl Tls {
+    /// Read the stores; a problem stops the start-up.
+    pub fn load(cfg: &SslConfig) -> Result<Tls, TlsError> {
+        let stamps = stamps(cfg);
+        let server = build(cfg)?;
+        Ok(Tls {
+            cfg: cfg.clone(),
+            loaded: Mutex::new(Loaded {
+                acceptor: TlsAcceptor::from(Arc::new(server)),
+                stamps,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &SslConfig {
+        &self.cfg
+    }
+
+    /// The acceptor for the next handshake, with the stores as they are on disk now.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamps(&self.cfg);
+        if now != loaded.stamps {
+            loaded.stamps = now;
+            match build(&self.cfg) {
+                Ok(server) => {
+                    tracing::info!("the TLS stores changed on disk; new handshakes use them");
+                    loaded.acceptor = TlsAcceptor::from(Arc::new(server));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the TLS stores changed on disk but cannot be used; new handshakes keep the previous ones")
+                }
+            }
+        }
+        loaded.acceptor.clone()
+    }
+
+    /// The ids a client certificate gives its connection: `x509:<subject>`, and `super` when
+    /// the subject is the configured super user.
+    pub fn ids(&self, peer: Option<&[CertificateDer<'_>]>) -> Vec<Id> {
+        let Some(cert) = peer.and_then(|c| c.first()) else {
+            return Vec::new();
+        };
+        let Some(subject) = rfc2253_subject(cert) else {
+            return Vec::new();
+        };
+        let mut ids = vec![Id::new(&self.cfg.auth_provider, &subject)];
+        if self.cfg.x509_super_user.as_deref() == Some(subject.as_str()) {
+            ids.push(Id::new("super", &subject));
+        }
+        ids
+    }
+}
+
+/// A certificate's subject as Java's `X500Principal.getName()` writes it (RFC 2253): the
+/// last RDN first, commas between, known attribute names, other values as `#` and their DER
+/// in hex.
+pub fn rfc2253_subject(cert: &CertificateDer<'_>) -> Option<String> {
+    use x509_parser::asn1_rs::ToDer;
+    use x509_parser::prelude::*;
+    let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let mut rdns = Vec::new();
+    for rdn in parsed.subject().iter_rdn() {
+        let mut parts = Vec::new();
+        for attr in rdn.iter() {
+            let oid = attr.attr_type().to_id_string();
+            let name = match oid.as_str() {
+                "2.5.4.3" => Some("CN"),
+                "2.5.4.6" => Some("C"),
+                "2.5.4.7" => Some("L"),
+                "2.5.4.8" => Some("ST"),
+                "2.5.4.10" => Some("O"),
+                "2.5.4.11" => Some("OU"),
+                "2.5.4.9" => Some("STREET"),
+                "0.9.2342.19200300.100.1.25" => Some("DC"),
+                "0.9.2342.19200300.100.1.1" => Some("UID"),
+                _ => None,
+            };
+            let value = attr.attr_value();
+            match (name, attr.as_str()) {
+                (Some(n), Ok(text)) => parts.push(format!("{n}={}", escape_rfc2253(text))),
+                _ => {
+                    let der: String = value
+                        .to_der_vec()
+                        .ok()?
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    parts.push(format!("{oid}=#{der}"));
+                }
+            }
+        }
+        rdns.push(parts.join("+"));
+    }
+    rdns.reverse();
+    Some(rdns.join(","))
+}
+
+fn escape_rfc2253(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == last && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_characters_are_escaped_as_java_does() {
+        assert_eq!(escape_rfc2253("a,b+c"), "a\\,b\\+c");
+        assert_eq!(escape_rfc2253("#x "), "\\#x\\ ");
+        assert_eq!(escape_rfc2253("plain"), "plain");
+    }
+
+    #[test]
+    fn a_missing_store_names_the_file_the_setting_and_the_fix() {
+        let store = Store {
+            location: PathBuf::from("/nonexistent/keystore.jks"),
+            password: Some("x".into()),
+            kind: None,
+            key: String::from("ssl.keyStore.location"),
+            location_of: zooid_config::Location::JvmFlags,
+        };
+        let e = load_key_store(&store).unwrap_err().to_string();
+        assert!(
+            e.starts_with("/nonexistent/keystore.jks: cannot be read"),
+            "{e}"
+        );
+        assert!(e.contains("(ssl.keyStore.location)"), "{e}");
+        assert!(e.contains("point the setting"), "{e}");
+    }
+
+    #[test]
+    fn store_formats_are_told_by_their_bytes() {
+        assert_eq!(
+            format_of(&[0xfe, 0xed, 0xfe, 0xed, 0, 0, 0, 2]),
+            Some(Format::Jks)
+        );
+        assert_eq!(format_of(&[0x30, 0x82, 1, 2]), Some(Format::Pkcs12));
+        assert_eq!(
+            format_of(b"-----BEGIN CERTIFICATE-----\n"),
+            Some(Format::Pem)
+        );
+        assert_eq!(format_of(b"hello"), None);
+    }
+}
