@@ -233,9 +233,15 @@ def wait_ready(server, deadline_s=START_DEADLINE):
     raise RuntimeError(f"{server!r} not ready within {deadline_s}s:\n{server.log_tail()}")
 
 
-def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=None):
+def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=None,
+                 props=None, props_env="SERVER_JVMFLAGS"):
     """Start `kind` ("zooid", "oracle" or "oracle39") and wait until ready; `env` is added
-    to the process's environment."""
+    to the process's environment. `props` are Java system properties: -D flags of the
+    oracle's JVM, and for zooid the `props_env` variable (SERVER_JVMFLAGS or JVMFLAGS) that
+    zkServer.sh users set."""
+    if props and kind == "zooid":
+        flags = " ".join(f"-D{k}={v}" for k, v in props.items())
+        env = {**(env or {}), props_env: flags}
     real_kind = "oracle" if (kind == "zooid" and ORACLE_ONLY) else kind
     last_err = None
     for _attempt in range(3):  # port races with other processes: retry with a new port
@@ -244,7 +250,8 @@ def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=
         log_path = os.path.join(workdir, "server.log")
         if real_kind in ORACLE_KINDS:
             admin = (extra_cfg or {}).get("admin.enableServer") == "true"
-            cmd = oracle_command(cfg_path, container_interval_ms, admin=admin, kind=real_kind)
+            cmd = oracle_command(cfg_path, container_interval_ms, admin=admin, kind=real_kind,
+                                 props=props)
         else:
             if not os.access(ZOOID_BIN, os.X_OK):
                 pytest.fail(f"zooid binary not found: {ZOOID_BIN} (set ZOOID_BIN or ZOOID_TEST_ORACLE_ONLY=1)")
@@ -271,10 +278,12 @@ def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=
 
 
 @contextlib.contextmanager
-def running_server(kind, container_interval_ms=1000, extra_cfg=None, env=None):
+def running_server(kind, container_interval_ms=1000, extra_cfg=None, env=None, props=None,
+                   props_env="SERVER_JVMFLAGS"):
     """Context manager: a fresh server in its own temp dir, always stopped."""
     with tempfile.TemporaryDirectory(prefix=f"zt-{kind}-") as workdir:
-        server = start_server(kind, workdir, container_interval_ms, extra_cfg, env)
+        server = start_server(kind, workdir, container_interval_ms, extra_cfg, env, props,
+                              props_env)
         try:
             yield server
         finally:

@@ -79,6 +79,17 @@ const JVM_KEYS: &[&str] = &[
     "connection_throttle_fill_count",
     "client.portUnification",
     "client.certReload",
+    "java.security.auth.login.config",
+    "sasl.serverconfig",
+    "superUser",
+    "SASLAuthenticationProvider.superPassword",
+    "allowSaslFailedClients",
+    "kerberos.removeHostFromPrincipal",
+    "kerberos.removeRealmFromPrincipal",
+    "letAnySaslUserDoX",
+    "enforce.auth.enabled",
+    "enforce.auth.schemes",
+    "sessionRequireClientSASLAuth",
     "X509AuthenticationProvider.superUser",
     "largeRequestThreshold",
     "largeRequestMaxBytes",
@@ -88,7 +99,7 @@ const JVM_KEYS: &[&str] = &[
 
 /// Families of system properties we accept: `authProvider.N`, TLS settings (those
 /// `ssl.rs` reads are taken there; the quorum's are kept in `unknown`).
-const JVM_PREFIXES: &[&str] = &["authProvider.", "ssl."];
+const JVM_PREFIXES: &[&str] = &["authProvider.", "ssl.", "superUser."];
 
 /// Real ZooKeeper settings that zooid does not implement.
 const UNUSED_KEYS: &[&str] = &[
@@ -171,21 +182,6 @@ const UNPROVIDED_SECURITY: &[(&str, &str, &str)] = &[
         "quorum.auth.learnerRequireSasl",
         "true",
         "SASL between the ensemble's members",
-    ),
-    (
-        "enforce.auth.enabled",
-        "true",
-        "that every client authenticates",
-    ),
-    (
-        "sessionRequireClientSASLAuth",
-        "true",
-        "that every client authenticates with SASL",
-    ),
-    (
-        "requireClientAuthScheme",
-        "sasl",
-        "that every client authenticates with SASL",
     ),
 ];
 
@@ -286,6 +282,8 @@ pub struct ServerConfig {
     pub secure_client_port_address: Option<IpAddr>,
     /// The client port's TLS settings (`ssl.*`, `client.portUnification`).
     pub ssl: crate::ssl::SslConfig,
+    /// SASL for clients: the JAAS file, providers, required authentication.
+    pub sasl: crate::sasl::SaslConfig,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
     /// `minSessionTimeout`; 2 ticks when unset or -1.
@@ -411,6 +409,7 @@ impl ServerConfig {
             secure_client_port: None,
             secure_client_port_address: None,
             ssl: crate::ssl::SslConfig::default(),
+            sasl: crate::sasl::SaslConfig::default(),
             max_client_cnxns: 60,
             min_session_timeout_ms: tick_ms * 2,
             max_session_timeout_ms: tick_ms * 20,
@@ -684,6 +683,19 @@ impl ServerConfig {
         }
         providers.sort_by_key(|(n, _)| (n.parse::<u64>().unwrap_or(u64::MAX), n.clone()));
         self.auth_providers = providers;
+        let supers: Vec<Setting> = settings
+            .take_prefix("superUser.")
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect();
+        let tls = self.secure_client_port.is_some() || self.ssl.port_unification;
+        self.sasl = crate::sasl::SaslConfig::take(
+            &mut |k| settings.take(k),
+            supers,
+            &self.auth_providers,
+            tls,
+            warnings,
+        )?;
 
         if let Some(s) = settings.take("extendedTypesEnabled") {
             self.extended_types_enabled = s.parse_bool(true)?;
@@ -1643,12 +1655,7 @@ authProvider.sasl=org.example.Sasl
 
     #[test]
     fn security_zooid_cannot_enforce_refuses_to_start() {
-        for line in [
-            "sslQuorum=true",
-            "quorum.auth.serverRequireSasl=true",
-            "zookeeper.enforce.auth.enabled=true",
-            "requireClientAuthScheme=sasl",
-        ] {
+        for line in ["sslQuorum=true", "quorum.auth.serverRequireSasl=true"] {
             let e = error(&minimal(&format!("{line}\n")));
             assert_contains(
                 &e,
@@ -1665,6 +1672,20 @@ authProvider.sasl=org.example.Sasl
         // TLS without a key store cannot start.
         let e = error(&minimal("secureClientPort=2281\n"));
         assert!(e.contains("ssl.keyStore.location"), "{e}");
+        // Required authentication needs a scheme with a provider.
+        let e = error(&minimal("zookeeper.enforce.auth.enabled=true\n"));
+        assert!(e.contains("enforce.auth.schemes"), "{e}");
+        let e = error(&minimal(
+            "enforce.auth.enabled=true\nenforce.auth.schemes=sasl\n",
+        ));
+        assert!(
+            e.contains(
+                "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider"
+            ),
+            "{e}"
+        );
+        let e = error(&minimal("sessionRequireClientSASLAuth=true\n"));
+        assert!(e.contains("no JAAS Server section"), "{e}");
     }
 
     #[test]

@@ -144,6 +144,14 @@ pub enum ConfigError {
         hint: String,
     },
 
+    /// A JAAS login configuration file that does not parse, or lacks what is needed.
+    #[error("{location}: {problem}; {hint}")]
+    Jaas {
+        location: Location,
+        problem: String,
+        hint: String,
+    },
+
     /// The `myid` file exists but could not be read.
     #[error("{}: cannot read the myid file: {source}; check that this user may read it", path.display())]
     MyIdUnreadable { path: PathBuf, source: io::Error },
@@ -166,6 +174,7 @@ impl ConfigError {
             ConfigError::Syntax { location, .. }
             | ConfigError::InvalidValue { location, .. }
             | ConfigError::Missing { location, .. }
+            | ConfigError::Jaas { location, .. }
             | ConfigError::Inconsistent { location, .. } => Some(location.clone()),
             ConfigError::MyIdUnreadable { path, .. } | ConfigError::MyIdInvalid { path, .. } => {
                 Some(Location::whole_file(path))

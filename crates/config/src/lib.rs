@@ -14,15 +14,32 @@
 
 mod config;
 mod error;
+mod jaas;
 mod jvm_flags;
 mod myid;
 mod properties;
+mod sasl;
 mod server_spec;
 mod ssl;
 mod value;
 
 pub use config::ServerConfig;
 pub use error::{ConfigError, Location, Warning};
+pub use jaas::{parse_jaas, read_jaas, Jaas, LoginModule};
 pub use myid::read_myid;
+pub use sasl::{SaslConfig, SASL_PROVIDER};
 pub use server_spec::{PeerRole, ServerId, ServerSpec};
 pub use ssl::{ClientAuth, SslConfig, Store};
+
+/// The JVM flags zkServer.sh gives ZooKeeper: `SERVER_JVMFLAGS`, then `JVMFLAGS` (a later
+/// `-D` of the same property wins, as for the JVM).
+pub fn server_jvm_flags(server: Option<String>, jvm: Option<String>) -> Option<String> {
+    match (server, jvm) {
+        (None, None) => None,
+        (a, b) => Some(format!(
+            "{} {}",
+            a.unwrap_or_default(),
+            b.unwrap_or_default()
+        )),
+    }
+}

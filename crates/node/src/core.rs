@@ -32,6 +32,14 @@ pub const SESSIONLESS_TIMEOUT_MS: i64 = 10_000;
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     pub server_id: u8,
+    /// SASL for clients (opcode 102): DIGEST-MD5 against the JAAS Server section's users.
+    /// None: answered as a server without SASL configured.
+    pub sasl: Option<SaslServer>,
+    /// Schemes every connection must hold an id of before any request but auth and sasl
+    /// (`enforce.auth.schemes`, `sessionRequireClientSASLAuth`); empty: none required.
+    pub required_schemes: Vec<String>,
+    /// Random bits for SASL nonces; the driver gives a fresh seed at each start.
+    pub random_seed: u64,
     /// The scheme TLS clients' certificates name them in (`ssl.authProvider`, `x509`), when
     /// the client port serves TLS.
     pub cert_scheme: Option<String>,
@@ -54,9 +62,31 @@ pub struct CoreConfig {
     pub enforce_quota: bool,
 }
 
+/// SASL settings the core needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaslServer {
+    /// The DIGEST-MD5 users, when a JAAS server section is configured (without one, opcode
+    /// 102 is answered as ZooKeeper answers it then: OK with no token).
+    pub digest: Option<crate::sasl::DigestUsers>,
+    /// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal`.
+    pub remove_host: bool,
+    pub remove_realm: bool,
+    /// `allowSaslFailedClients`: a failed exchange answers OK and keeps the connection
+    /// (unless SASL is required).
+    pub allow_failed: bool,
+    /// Whether the `sasl` scheme's provider is registered (`authProvider.N=...SASL...`):
+    /// its ids are valid in ACLs and taken by `auth` ACLs.
+    pub acl_scheme: bool,
+    /// `letAnySaslUserDoX`: an ACL id every SASL-authenticated client matches.
+    pub let_any: Option<String>,
+}
+
 impl Default for CoreConfig {
     fn default() -> Self {
         CoreConfig {
+            sasl: None,
+            required_schemes: Vec::new(),
+            random_seed: 0x5eed,
             cert_scheme: None,
             server_id: 1,
             tick_ms: 2000,
@@ -240,6 +270,8 @@ enum Queued {
 #[derive(Debug)]
 struct Conn {
     addr: SocketAddr,
+    /// Where this connection's SASL exchange stands.
+    sasl: crate::sasl::Exchange,
     session: Option<i64>,
     state: ConnState,
     auth: Vec<Id>,
@@ -438,6 +470,8 @@ pub struct ServerStats {
 
 pub struct Core {
     cfg: CoreConfig,
+    /// The state of the generator of SASL nonces (seeded by `CoreConfig::random_seed`).
+    rng: u64,
     tree: DataTree,
     pending: PendingView,
     conns: BTreeMap<ConnId, Conn>,
@@ -525,6 +559,7 @@ impl Core {
         Core {
             next_container_check_ms: now_ms + cfg.container_check_interval_ms,
             wall_ms,
+            rng: cfg.random_seed,
             cfg,
             tree,
             pending: PendingView::default(),
@@ -785,6 +820,7 @@ impl Core {
             conn,
             Conn {
                 addr,
+                sasl: crate::sasl::Exchange::Start,
                 session: None,
                 state: ConnState::New,
                 auth: vec![Id::new("ip", &java_host_address(ip))],
@@ -1226,6 +1262,17 @@ impl Core {
                 return self.on_malformed(conn, session, h, body, now_ms);
             }
         };
+        if !matches!(request, Request::Auth(_) | Request::Sasl { .. }) && !self.authenticated(conn)
+        {
+            tracing::warn!(
+                conn,
+                schemes = ?self.cfg.required_schemes,
+                "Client authentication scheme(s) required and not held; closing session"
+            );
+            let err = zooid_proto::ErrorCode::SessionClosedRequireSaslAuth;
+            self.header_reply(conn, h.xid, err);
+            return self.close_conn(conn);
+        }
         match request {
             Request::Unknown(op) => {
                 tracing::debug!(
@@ -1245,6 +1292,11 @@ impl Core {
                 self.unimplemented(conn, h.xid);
             }
             Request::Auth(a) => self.on_auth(conn, h.xid, a),
+            Request::Sasl { token }
+                if self.cfg.sasl.as_ref().is_some_and(|s| s.digest.is_some()) =>
+            {
+                self.on_sasl(conn, h.xid, &token)
+            }
             Request::Sasl { .. } => {
                 // No SASL mechanism is configured: ZooKeeper answers OK with a null token and
                 // leaves the connection open.
@@ -1439,6 +1491,131 @@ impl Core {
         }
     }
 
+    /// Whether the connection holds an id of a required scheme (or none is required).
+    fn authenticated(&self, conn: ConnId) -> bool {
+        let required = &self.cfg.required_schemes;
+        required.is_empty()
+            || self.conns.get(&conn).is_some_and(|c| {
+                c.auth
+                    .iter()
+                    .any(|i| i.scheme == "super" || required.contains(&i.scheme))
+            })
+    }
+
+    /// 30 random bytes for a nonce, from the core's own generator (splitmix64).
+    fn random30(&mut self) -> [u8; 30] {
+        let mut out = [0u8; 30];
+        for chunk in out.chunks_mut(8) {
+            self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.rng;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_be_bytes()[..chunk.len()]);
+        }
+        out
+    }
+
+    /// One SASL token (opcode 102) of a DIGEST-MD5 exchange.
+    fn on_sasl(&mut self, conn: ConnId, xid_: i32, token: &[u8]) {
+        use crate::sasl::{Exchange, Step};
+        let Some((cfg, digest)) = self
+            .cfg
+            .sasl
+            .clone()
+            .and_then(|s| s.digest.clone().map(|d| (s, d)))
+        else {
+            return;
+        };
+        let state = self
+            .conns
+            .get(&conn)
+            .map_or(Exchange::Done, |c| c.sasl.clone());
+        let step = match state {
+            Exchange::Start => {
+                let nonce = crate::sasl::nonce(self.random30());
+                let token = crate::sasl::challenge(&nonce);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.sasl = Exchange::Challenged { nonce };
+                }
+                Step::Challenge(token)
+            }
+            Exchange::Challenged { nonce } => digest.respond(&nonce, token),
+            Exchange::Done => Step::Failure(String::from("DIGEST-MD5: Server at illegal state")),
+        };
+        let (err, token) = match step {
+            Step::Challenge(t) => (0, Some(t)),
+            Step::Success { user, token } => {
+                let id = crate::sasl::authorization_id(&user, cfg.remove_host, cfg.remove_realm);
+                tracing::info!(conn, authorization_id = %id, "adding SASL authorization");
+                let is_super = digest.super_users.contains(&id);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.sasl = Exchange::Done;
+                    let mut ids = vec![Id::new("sasl", &id)];
+                    if let Some(any) = &cfg.let_any {
+                        ids.push(Id::new("sasl", any));
+                    }
+                    if is_super {
+                        tracing::info!(conn, id = %id, "Authenticated Id as super user");
+                        ids.push(Id::new("super", ""));
+                    }
+                    for i in ids {
+                        if !c.auth.contains(&i) {
+                            c.auth.push(i);
+                        }
+                    }
+                }
+                (0, Some(token))
+            }
+            Step::Failure(why) => {
+                let addr = self.conns.get(&conn).map(|c| c.addr);
+                tracing::warn!(conn, ?addr, reason = %why, "Client failed to SASL authenticate");
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.sasl = Exchange::Done;
+                }
+                let required = self.cfg.required_schemes.iter().any(|s| s == "sasl");
+                if cfg.allow_failed && !required {
+                    tracing::warn!(
+                        conn,
+                        "Maintaining client connection despite SASL authentication failure"
+                    );
+                    (0, None)
+                } else {
+                    let code = if required {
+                        zooid_proto::ErrorCode::SessionClosedRequireSaslAuth
+                    } else {
+                        zooid_proto::ErrorCode::AuthFailed
+                    };
+                    let frame = frame_of(|w| {
+                        ReplyHeader {
+                            xid: xid_,
+                            zxid: 0,
+                            err: code.code(),
+                        }
+                        .write(w);
+                        w.write_opt_buffer(None);
+                    });
+                    self.reply_in_order(conn, frame);
+                    tracing::info!(
+                        conn,
+                        "Closing client connection due to SASL authentication failure"
+                    );
+                    return self.close_conn(conn);
+                }
+            }
+        };
+        let frame = frame_of(|w| {
+            ReplyHeader {
+                xid: xid_,
+                zxid: 0,
+                err,
+            }
+            .write(w);
+            w.write_opt_buffer(token.as_deref());
+        });
+        self.reply_in_order(conn, frame);
+    }
+
     fn on_auth(&mut self, conn: ConnId, xid_: i32, a: zooid_proto::AuthPacket) {
         let ok = match a.scheme.as_str() {
             "digest" => {
@@ -1598,6 +1775,7 @@ impl Core {
             extended_types: self.cfg.extended_types_enabled,
             enforce_quota: self.cfg.enforce_quota,
             cert_scheme: self.cfg.cert_scheme.as_deref(),
+            sasl_scheme: self.cfg.sasl.as_ref().is_some_and(|s| s.acl_scheme),
         };
         let mut ov = Overlay::new(&self.tree, &self.pending);
         let mut close_after = false;
@@ -2288,6 +2466,7 @@ impl Core {
                     extended_types: true,
                     enforce_quota: false,
                     cert_scheme: None,
+                    sasl_scheme: false,
                 };
                 let mut ov = Overlay::new(&self.tree, &self.pending);
                 let Some(txn) = prep::prep_delete_container(&path, &mut ov, &ctx) else {

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod core;
 pub mod path;
 pub mod prep;
+pub mod sasl;
 
 pub use crate::core::{
     frame_of, notification, Action, ConnId, ConnStats, Core, CoreConfig, Input, Role, ServerStats,

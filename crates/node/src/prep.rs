@@ -170,6 +170,9 @@ pub struct Ctx<'a> {
     /// The scheme of the certificate provider (`x509`), when TLS clients have one: its ids
     /// are valid in ACLs, and `auth` ACLs take a connection's ids of it as well as digest's.
     pub cert_scheme: Option<&'a str>,
+    /// Whether the `sasl` scheme's provider is registered (its ids valid in ACLs, and
+    /// taken by `auth` ACLs).
+    pub sasl_scheme: bool,
 }
 
 fn check_quota(
@@ -225,8 +228,11 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
                 let mut any = false;
                 // In the order ZooKeeper's set of the connection's ids iterates.
                 let ids = auth::java_set_order(ctx.auth);
-                let authenticated =
-                    |i: &&Id| i.scheme == "digest" || Some(i.scheme.as_str()) == ctx.cert_scheme;
+                let authenticated = |i: &&Id| {
+                    i.scheme == "digest"
+                        || Some(i.scheme.as_str()) == ctx.cert_scheme
+                        || (ctx.sasl_scheme && i.scheme == "sasl")
+                };
                 for id in ids.into_iter().filter(authenticated) {
                     any = true;
                     out.push(Acl {
@@ -241,6 +247,7 @@ pub fn fixup_acl(acl: &[Acl], ctx: &Ctx) -> Result<Vec<Acl>, ErrorCode> {
             "digest" if auth::digest_is_valid(&a.id.id) => out.push(a.clone()),
             "ip" if acl::ip_is_valid(&a.id.id) => out.push(a.clone()),
             scheme if Some(scheme) == ctx.cert_scheme && !a.id.id.is_empty() => out.push(a.clone()),
+            "sasl" if ctx.sasl_scheme && crate::sasl::is_valid_id(&a.id.id) => out.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }

@@ -60,9 +60,30 @@ pub enum StartError {
 /// The core's settings, taken from zoo.cfg.
 pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     let tls = cfg.secure_client_port.is_some() || cfg.ssl.port_unification;
+    let sasl = &cfg.sasl;
+    let sasl_server = (sasl.digest_users.is_some() || sasl.provider_registered).then(|| {
+        zooid_node::core::SaslServer {
+            digest: sasl
+                .digest_users
+                .clone()
+                .map(|users| zooid_node::sasl::DigestUsers {
+                    users,
+                    super_users: sasl.super_users.clone(),
+                    super_password: sasl.super_password.clone(),
+                }),
+            remove_host: sasl.remove_host,
+            remove_realm: sasl.remove_realm,
+            allow_failed: sasl.allow_failed,
+            acl_scheme: sasl.provider_registered,
+            let_any: sasl.let_any.clone(),
+        }
+    });
     CoreConfig {
         server_id: 1,
         cert_scheme: tls.then(|| cfg.ssl.auth_provider.clone()),
+        sasl: sasl_server,
+        required_schemes: sasl.required_schemes.clone(),
+        random_seed: rand::random(),
         tick_ms: cfg.tick_ms.max(1) as i64,
         min_session_timeout_ms: cfg.min_session_timeout_ms as i32,
         max_session_timeout_ms: cfg.max_session_timeout_ms as i32,

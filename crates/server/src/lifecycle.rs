@@ -155,7 +155,7 @@ fn load_error_text(e: &ConfigError, explicit: bool) -> String {
 
 /// Loads the config strictly (for `start`): every problem stops us.
 fn load_strict(path: &Path, explicit: bool) -> Result<(Target, Vec<String>), String> {
-    let jvm_flags = env_var("SERVER_JVMFLAGS");
+    let jvm_flags = zooid_config::server_jvm_flags(env_var("SERVER_JVMFLAGS"), env_var("JVMFLAGS"));
     let (mut cfg, warnings) = ServerConfig::load(path, jvm_flags.as_deref())
         .map_err(|e| load_error_text(&e, explicit))?;
     if !cfg.servers.is_empty() {
@@ -169,7 +169,7 @@ fn load_strict(path: &Path, explicit: bool) -> Result<(Target, Vec<String>), Str
 /// Loads the config for `stop` and `status`, which must work even after someone broke the
 /// file while the server runs: if it does not parse, the keys they need are read as written.
 fn load_lenient(path: &Path, explicit: bool) -> Result<Target, String> {
-    let jvm_flags = env_var("SERVER_JVMFLAGS");
+    let jvm_flags = zooid_config::server_jvm_flags(env_var("SERVER_JVMFLAGS"), env_var("JVMFLAGS"));
     match ServerConfig::load(path, jvm_flags.as_deref()) {
         Ok((mut cfg, _)) => {
             if !cfg.servers.is_empty() {

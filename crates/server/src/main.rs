@@ -195,7 +195,10 @@ fn init_logging() {
 fn run_server(config: Option<PathBuf>) -> ExitCode {
     zooid_server::persist::tune_allocator();
     init_logging();
-    let jvm_flags = std::env::var("SERVER_JVMFLAGS").ok();
+    let jvm_flags = zooid_config::server_jvm_flags(
+        std::env::var("SERVER_JVMFLAGS").ok(),
+        std::env::var("JVMFLAGS").ok(),
+    );
     let cfg = match &config {
         None => {
             let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
