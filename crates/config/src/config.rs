@@ -33,6 +33,9 @@ const FILE_KEYS: &[&str] = &[
     "clientPortAddress",
     "secureClientPort",
     "secureClientPortAddress",
+    "sslQuorum",
+    "portUnification",
+    "sslQuorumReloadCertFiles",
     "maxClientCnxns",
     "minSessionTimeout",
     "maxSessionTimeout",
@@ -111,8 +114,6 @@ const UNUSED_KEYS: &[&str] = &[
     "skipACL",
     "clientPortListenBacklog",
     "connectToLearnerMasterLimit",
-    "sslQuorum",
-    "portUnification",
     "admin.commandURL",
     "admin.idleTimeout",
     "admin.portUnification",
@@ -135,8 +136,6 @@ const UNUSED_FILE_KEYS: &[&str] = &[
     "clientPortListenBacklog",
     "maxCnxns",
     "connectToLearnerMasterLimit",
-    "sslQuorum",
-    "portUnification",
 ];
 
 /// Whether ZooKeeper's QuorumPeerConfig consumes zoo.cfg key `key` (as written) rather
@@ -167,7 +166,6 @@ const UNUSED_PREFIXES: &[&str] = &[
 /// check yet: (key, value that asks for it, what it asks for). Running without them would
 /// serve, unauthenticated, clients or members that ZooKeeper refuses.
 const UNPROVIDED_SECURITY: &[(&str, &str, &str)] = &[
-    ("sslQuorum", "true", "TLS between the ensemble's members"),
     (
         "quorum.auth.enableSasl",
         "true",
@@ -284,6 +282,13 @@ pub struct ServerConfig {
     pub ssl: crate::ssl::SslConfig,
     /// SASL for clients: the JAAS file, providers, required authentication.
     pub sasl: crate::sasl::SaslConfig,
+    /// `sslQuorum`: members talk TLS on the election and quorum ports.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the election and quorum ports also accept the other kind (TLS or
+    /// plaintext), for switching a live ensemble member by member.
+    pub quorum_port_unification: bool,
+    /// The quorum's TLS settings (`ssl.quorum.*`).
+    pub quorum_ssl: crate::ssl::SslConfig,
     /// `maxClientCnxns`: connections per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
     /// `minSessionTimeout`; 2 ticks when unset or -1.
@@ -410,6 +415,9 @@ impl ServerConfig {
             secure_client_port_address: None,
             ssl: crate::ssl::SslConfig::default(),
             sasl: crate::sasl::SaslConfig::default(),
+            ssl_quorum: false,
+            quorum_port_unification: false,
+            quorum_ssl: crate::ssl::SslConfig::default(),
             max_client_cnxns: 60,
             min_session_timeout_ms: tick_ms * 2,
             max_session_timeout_ms: tick_ms * 20,
@@ -641,7 +649,28 @@ impl ServerConfig {
             }
             self.secure_client_port_address = Some(s.parse_address("127.0.0.1")?);
         }
-        self.ssl = crate::ssl::SslConfig::take(&mut |k| settings.take(k), warnings)?;
+        self.ssl = crate::ssl::SslConfig::take(&mut |k| settings.take(k), "ssl.", warnings)?;
+        if let Some(s) = settings.take("sslQuorum") {
+            self.ssl_quorum = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("portUnification") {
+            self.quorum_port_unification = s.parse_bool(true)?;
+        }
+        let _ = settings.take("sslQuorumReloadCertFiles");
+        self.quorum_ssl =
+            crate::ssl::SslConfig::take(&mut |k| settings.take(k), "ssl.quorum.", warnings)?;
+        if (self.ssl_quorum || self.quorum_port_unification) && self.quorum_ssl.key_store.is_none()
+        {
+            return Err(ConfigError::Missing {
+                location: Location::whole_file(path),
+                key: String::from("ssl.quorum.keyStore.location"),
+                hint: String::from(
+                    "sslQuorum (or portUnification) makes the members talk TLS, which needs \
+                     each member's certificate and key: add ssl.quorum.keyStore.location and \
+                     ssl.quorum.keyStore.password, and the ssl.quorum.trustStore settings",
+                ),
+            });
+        }
         let wants_tls = self.secure_client_port.is_some() || self.ssl.port_unification;
         if wants_tls && self.ssl.key_store.is_none() {
             return Err(ConfigError::Missing {
@@ -1655,7 +1684,7 @@ authProvider.sasl=org.example.Sasl
 
     #[test]
     fn security_zooid_cannot_enforce_refuses_to_start() {
-        for line in ["sslQuorum=true", "quorum.auth.serverRequireSasl=true"] {
+        for line in ["quorum.auth.serverRequireSasl=true"] {
             let e = error(&minimal(&format!("{line}\n")));
             assert_contains(
                 &e,
@@ -1666,9 +1695,15 @@ authProvider.sasl=org.example.Sasl
                 ],
             );
         }
-        // Off, they are harmless.
-        let (_, w) = parse(&minimal("sslQuorum=false\n"));
-        assert!(w.iter().any(|w| w.message.contains("sslQuorum")));
+        // Off, it is harmless.
+        let (_, w) = parse(&minimal("quorum.auth.serverRequireSasl=false\n"));
+        assert!(
+            w.iter().all(|w| w.message.contains("does not use")),
+            "{w:?}"
+        );
+        // Quorum TLS without a key store cannot start.
+        let e = error(&minimal("sslQuorum=true\n"));
+        assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");
         // TLS without a key store cannot start.
         let e = error(&minimal("secureClientPort=2281\n"));
         assert!(e.contains("ssl.keyStore.location"), "{e}");

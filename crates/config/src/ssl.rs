@@ -52,6 +52,9 @@ pub struct SslConfig {
     pub handshake_timeout_ms: u64,
     /// `client.portUnification`: TLS and plaintext clients on the plaintext client port.
     pub port_unification: bool,
+    /// `ssl.quorum.hostnameVerification`: a member checks that the certificate of the member
+    /// it dials names that member's address.
+    pub hostname_verification: bool,
 }
 
 impl Default for SslConfig {
@@ -67,6 +70,7 @@ impl Default for SslConfig {
             x509_super_user: None,
             handshake_timeout_ms: 5_000,
             port_unification: false,
+            hostname_verification: true,
         }
     }
 }
@@ -131,10 +135,15 @@ fn store(
 
 impl SslConfig {
     /// Read the settings `take` hands out by canonical key.
+    /// Read the settings `take` hands out by canonical key: the client port's (`prefix`
+    /// `ssl.`) or the quorum's (`ssl.quorum.`).
     pub(crate) fn take(
         take: &mut dyn FnMut(&str) -> Option<Setting>,
+        prefix: &str,
         warnings: &mut Vec<Warning>,
     ) -> Result<SslConfig, ConfigError> {
+        let mut take = |key: &str| take(&key.replacen("ssl.", prefix, 1));
+        let client_port = prefix == "ssl.";
         let mut c = SslConfig::default();
         let ks_pass = password(
             take("ssl.keyStore.password"),
@@ -179,7 +188,7 @@ impl SslConfig {
         if let Some(s) = take("ssl.ciphersuites") {
             c.cipher_suites = list(&s);
         }
-        if let Some(s) = take("ssl.authProvider") {
+        if let Some(s) = take("ssl.authProvider").filter(|_| client_port) {
             let scheme = s.value.trim().to_string();
             if scheme != "x509" {
                 return Err(s.invalid(
@@ -193,9 +202,11 @@ impl SslConfig {
         if let Some(s) = take("ssl.handshakeDetectionTimeoutMillis") {
             c.handshake_timeout_ms = s.parse_u64("a number of milliseconds", "5000")?.max(1);
         }
-        // Checking client certificates' host names is a client-side setting for the client
-        // port (a server does not verify its clients' names); revocation is not checked.
-        let _ = take("ssl.hostnameVerification");
+        // The quorum checks the names in its peers' certificates (ZooKeeper's default);
+        // the client port does not check its clients' names. Revocation is not checked.
+        if let Some(s) = take("ssl.hostnameVerification") {
+            c.hostname_verification = s.parse_bool(true)?;
+        }
         for key in ["ssl.crl", "ssl.ocsp"] {
             if let Some(s) = take(key) {
                 if s.parse_bool(false)? {
@@ -209,12 +220,14 @@ impl SslConfig {
         }
         // zooid looks at the stores' files at every handshake and uses them once they
         // change, so the client-port reload switch (3.8.5+, 3.9) has nothing more to turn on.
-        let _ = take("client.certReload");
-        if let Some(s) = take("client.portUnification") {
-            c.port_unification = s.parse_bool(true)?;
-        }
-        if let Some(s) = take("X509AuthenticationProvider.superUser") {
-            c.x509_super_user = Some(s.value.trim().to_string());
+        if client_port {
+            let _ = take("client.certReload");
+            if let Some(s) = take("client.portUnification") {
+                c.port_unification = s.parse_bool(true)?;
+            }
+            if let Some(s) = take("X509AuthenticationProvider.superUser") {
+                c.x509_super_user = Some(s.value.trim().to_string());
+            }
         }
         Ok(c)
     }

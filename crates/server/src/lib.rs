@@ -597,12 +597,25 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                 .filter(|(s, _)| **s != my_id)
                 .map(|(s, m)| (*s, m.election))
                 .collect();
+            // TLS between members: the stores are read now, so a problem stops the start-up.
+            let quorum_tls = if cfg.ssl_quorum || cfg.quorum_port_unification {
+                let t = tls::QuorumTls::load(
+                    &cfg.quorum_ssl,
+                    cfg.ssl_quorum,
+                    cfg.quorum_port_unification,
+                )
+                .map_err(|e| StartError::Ensemble(format!("TLS between members: {e}")))?;
+                Some(Arc::new(t))
+            } else {
+                None
+            };
             let to_election = peer_net::spawn_election(
                 my_id,
                 election_listener,
                 me.election,
                 peers,
                 ecfg.cnx_timeout,
+                quorum_tls.clone(),
                 peer_tx.clone(),
                 rx.clone(),
             );
@@ -611,7 +624,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             // at least 1 KiB.
             let max = cfg.jute_max_buffer as usize;
             let limits = zooid_zab::QuorumLimits::from_jute(max, max.max(1024));
-            let links = peer_net::Links::new(limits, peer_tx);
+            let links = peer_net::Links::new(limits, peer_tx, quorum_tls);
             links.spawn_listener(quorum_listener, rx.clone());
             let storage = ensemble::Storage {
                 snap_dir: snap_dir.clone(),

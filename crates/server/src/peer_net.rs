@@ -15,8 +15,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::tls::QuorumTls;
 use tokio::sync::{mpsc, watch};
 use zooid_zab::election::{self as wire, PROTOCOL_V2};
 use zooid_zab::{
@@ -64,6 +68,78 @@ pub enum LinkOut {
     Close,
 }
 
+/// A connection between members: a plain socket, or TLS over one (`sslQuorum`).
+pub trait PeerIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> PeerIo for T {}
+pub type PeerStream = Box<dyn PeerIo>;
+
+/// The accepting side of a member's connection: TLS when the quorum uses it (a first byte
+/// that opens a handshake, 0x16, when `portUnification` lets plaintext in too). A failed
+/// handshake is logged with the peer's address and closes this connection only.
+async fn accept_stream(stream: TcpStream, tls: &Option<Arc<QuorumTls>>) -> Option<PeerStream> {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return Some(Box::new(stream));
+    };
+    let peer = stream.peer_addr().ok();
+    if tls.unified {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(tls.handshake_timeout(), stream.peek(&mut first)).await;
+        if !matches!(peeked, Ok(Ok(1)) if first[0] == 0x16) {
+            return Some(Box::new(stream));
+        }
+    }
+    let acceptor = tls.current().0;
+    match tokio::time::timeout(tls.handshake_timeout(), acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(Box::new(s)),
+        Ok(Err(e)) => {
+            tracing::warn!(?peer, error = %e, "quorum TLS handshake failed; closing the connection");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?peer,
+                "no quorum TLS handshake in time; closing the connection"
+            );
+            None
+        }
+    }
+}
+
+/// The dialing side: a socket to `addr`, with TLS when `sslQuorum` is on.
+async fn dial_stream(
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: &Option<Arc<QuorumTls>>,
+) -> Result<PeerStream, String> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Err(format!("cannot connect to {addr}: {e}")),
+        Err(_) => return Err(format!("no answer from {addr} within {timeout:?}")),
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = tls.as_ref().filter(|t| t.dial_tls) else {
+        return Ok(Box::new(stream));
+    };
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    match tokio::time::timeout(
+        tls.handshake_timeout(),
+        tls.current().1.connect(name, stream),
+    )
+    .await
+    {
+        Ok(Ok(s)) => Ok(Box::new(s)),
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "quorum TLS handshake failed");
+            Err(format!("TLS handshake with {addr} failed: {e}"))
+        }
+        Err(_) => Err(format!(
+            "no TLS handshake with {addr} within {:?}",
+            tls.handshake_timeout()
+        )),
+    }
+}
+
 /// Sockets to the core task: readers wait while it is full, so a core task that falls
 /// behind slows its peers down through TCP instead of queueing without end.
 pub const PEER_EVENTS_QUEUED: usize = 1024;
@@ -90,6 +166,7 @@ pub fn spawn_election(
     my_addr: SocketAddr,
     peers: BTreeMap<ServerId, SocketAddr>,
     cnx_timeout: Duration,
+    tls: Option<Arc<QuorumTls>>,
     events: mpsc::Sender<PeerEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::Sender<(ServerId, Notification)> {
@@ -109,13 +186,16 @@ pub fn spawn_election(
     {
         let conn_tx = conn_tx.clone();
         let mut shutdown = shutdown.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = listener.accept() => {
                         let Ok((stream, _)) = r else { continue };
                         let conn_tx = conn_tx.clone();
+                        let tls = tls.clone();
                         tokio::spawn(async move {
+                            let Some(stream) = accept_stream(stream, &tls).await else { return };
                             if let Some((sid, stream, rest)) = read_initial(stream, cnx_timeout).await {
                                 let _ = conn_tx.send(ElectionConn::Accepted { sid, stream, rest });
                             }
@@ -141,6 +221,7 @@ pub fn spawn_election(
                     hello.clone(),
                     my_id,
                     cnx_timeout,
+                    tls.clone(),
                     conn_tx.clone(),
                 ));
             }
@@ -206,20 +287,20 @@ struct Slot {
 enum ElectionConn {
     Accepted {
         sid: ServerId,
-        stream: TcpStream,
+        stream: PeerStream,
         rest: Vec<u8>,
     },
     /// `stream` is None when the dial failed or the peer has the higher sid (it calls back).
     Dialed {
         sid: ServerId,
-        stream: Option<TcpStream>,
+        stream: Option<PeerStream>,
     },
 }
 
 async fn read_initial(
-    mut stream: TcpStream,
+    mut stream: PeerStream,
     timeout: Duration,
-) -> Option<(ServerId, TcpStream, Vec<u8>)> {
+) -> Option<(ServerId, PeerStream, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 1024];
     let read = async {
@@ -239,7 +320,6 @@ async fn read_initial(
         }
     };
     let (sid, used) = tokio::time::timeout(timeout, read).await.ok()??;
-    let _ = stream.set_nodelay(true);
     Some((sid, stream, buf[used..].to_vec()))
 }
 
@@ -249,14 +329,11 @@ async fn dial_election(
     hello: Vec<u8>,
     my_id: ServerId,
     timeout: Duration,
+    tls: Option<Arc<QuorumTls>>,
     conn_tx: mpsc::UnboundedSender<ElectionConn>,
 ) {
     let stream = async {
-        let mut s = tokio::time::timeout(timeout, TcpStream::connect(addr))
-            .await
-            .ok()?
-            .ok()?;
-        let _ = s.set_nodelay(true);
+        let mut s = dial_stream(addr, timeout, &tls).await.ok()?;
         s.write_all(&hello).await.ok()?;
         // The higher sid owns the connection: if that is the peer, it dials us back.
         (sid < my_id).then_some(s)
@@ -268,13 +345,13 @@ async fn dial_election(
 /// Run one election connection: frames in as events, frames out from the returned channel.
 fn run_election_conn(
     sid: ServerId,
-    stream: TcpStream,
+    stream: PeerStream,
     mut buf: Vec<u8>,
     last: Option<Vec<u8>>,
     events: mpsc::Sender<PeerEvent>,
 ) -> mpsc::Sender<Vec<u8>> {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(VOTES_QUEUED);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     if let Some(last) = last {
         let _ = tx.try_send(last);
     }
@@ -330,14 +407,20 @@ fn run_election_conn(
 /// Numbers quorum connections across the listener and the dialer.
 #[derive(Clone)]
 pub struct Links {
+    tls: Option<Arc<QuorumTls>>,
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     limits: QuorumLimits,
     events: mpsc::Sender<PeerEvent>,
 }
 
 impl Links {
-    pub fn new(limits: QuorumLimits, events: mpsc::Sender<PeerEvent>) -> Links {
+    pub fn new(
+        limits: QuorumLimits,
+        events: mpsc::Sender<PeerEvent>,
+        tls: Option<Arc<QuorumTls>>,
+    ) -> Links {
         Links {
+            tls,
             next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
             limits,
             events,
@@ -356,8 +439,12 @@ impl Links {
                 tokio::select! {
                     r = listener.accept() => {
                         let Ok((stream, _)) = r else { continue };
-                        let _ = stream.set_nodelay(true);
-                        links.run(links.next_id(), stream, Sender::Learner);
+                        let links = links.clone();
+                        tokio::spawn(async move {
+                            if let Some(stream) = accept_stream(stream, &links.tls).await {
+                                links.run(links.next_id(), stream, Sender::Learner);
+                            }
+                        });
                     }
                     _ = shutdown.changed() => return,
                 }
@@ -370,27 +457,20 @@ impl Links {
     pub fn dial_leader(&self, link: LinkId, addr: SocketAddr, timeout: Duration) {
         let links = self.clone();
         tokio::spawn(async move {
-            match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(stream)) => {
-                    let _ = stream.set_nodelay(true);
-                    links.run(link, stream, Sender::Leader);
-                }
-                Ok(Err(e)) => {
-                    let why = format!("cannot connect to the leader at {addr}: {e}");
-                    let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
-                }
-                Err(_) => {
-                    let why = format!("no answer from the leader at {addr} within {timeout:?}");
+            match dial_stream(addr, timeout, &links.tls).await {
+                Ok(stream) => links.run(link, stream, Sender::Leader),
+                Err(e) => {
+                    let why = format!("the leader's quorum port: {e}");
                     let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
                 }
             }
         });
     }
 
-    fn run(&self, link: LinkId, stream: TcpStream, from: Sender) {
+    fn run(&self, link: LinkId, stream: PeerStream, from: Sender) {
         let (out_tx, mut out_rx) = mpsc::channel::<LinkOut>(LINK_QUEUED);
         let events = self.events.clone();
-        let (mut rd, mut wr) = stream.into_split();
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let writer = tokio::spawn(async move {
             let mut buf = Vec::new();
             while let Some(first) = out_rx.recv().await {

@@ -337,7 +337,38 @@ fn provider(cfg: &SslConfig) -> Result<rustls::crypto::CryptoProvider, TlsError>
     Ok(p)
 }
 
-fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
+/// The trust roots of `cfg`'s trust store (or Debian's public CAs when none is set).
+fn roots(cfg: &SslConfig) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    let certs = match &cfg.trust_store {
+        Some(ts) => load_trust_store(ts)?,
+        None => CertificateDer::pem_file_iter(SYSTEM_CAS)
+            .map(|it| it.filter_map(Result::ok).collect())
+            .unwrap_or_default(),
+    };
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(TlsError {
+            setting: String::from("ssl.trustStore.location"),
+            file: cfg.trust_store.as_ref().map(|t| t.location.clone()),
+            problem: String::from("gives no usable certificate to check peers' certificates with"),
+            fix: String::from(
+                "set it to a store with the CA of the peers' certificates, or ssl.clientAuth=none",
+            ),
+        });
+    }
+    Ok(roots)
+}
+
+/// The key store's chain and key, and the provider and protocols the settings allow.
+type Material = (
+    Vec<CertificateDer<'static>>,
+    PrivateKeyDer<'static>,
+    Arc<rustls::crypto::CryptoProvider>,
+    Vec<&'static rustls::SupportedProtocolVersion>,
+);
+
+fn material(cfg: &SslConfig) -> Result<Material, TlsError> {
     let key_store = cfg.key_store.as_ref().ok_or_else(|| TlsError {
         setting: String::from("ssl.keyStore.location"),
         file: None,
@@ -345,8 +376,17 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
         fix: String::from("name the key store with the server's certificate and key"),
     })?;
     let (chain, key) = load_key_store(key_store)?;
-    let provider = Arc::new(provider(cfg)?);
-    let versions = protocol_versions(cfg)?;
+    Ok((
+        chain,
+        key,
+        Arc::new(provider(cfg)?),
+        protocol_versions(cfg)?,
+    ))
+}
+
+fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
+    let key_store = cfg.key_store.as_ref().expect("material checked it");
+    let (chain, key, provider, versions) = material(cfg)?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         .map_err(|e| TlsError {
@@ -358,24 +398,7 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
     let builder = match cfg.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let mut roots = RootCertStore::empty();
-            let certs = match &cfg.trust_store {
-                Some(ts) => load_trust_store(ts)?,
-                None => CertificateDer::pem_file_iter(SYSTEM_CAS)
-                    .map(|it| it.filter_map(Result::ok).collect())
-                    .unwrap_or_default(),
-            };
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(TlsError {
-                    setting: String::from("ssl.trustStore.location"),
-                    file: cfg.trust_store.as_ref().map(|t| t.location.clone()),
-                    problem: String::from("gives no usable certificate to check clients' certificates with"),
-                    fix: String::from(
-                        "set it to a store with the CA of the clients' certificates, or ssl.clientAuth=none",
-                    ),
-                });
-            }
+            let roots = roots(cfg)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
             let verifier = if auth == ClientAuth::Want {
                 verifier.allow_unauthenticated()
@@ -398,6 +421,157 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
             "give the key entry's full chain, server certificate first, with its matching key",
         )
     })
+}
+
+/// The dialing side of a quorum connection: the member's certificate as client
+/// certificate, peers checked against the trust store and, with
+/// `ssl.quorum.hostnameVerification` (the default), against the address dialed.
+fn build_client(cfg: &SslConfig) -> Result<rustls::ClientConfig, TlsError> {
+    let key_store = cfg.key_store.as_ref().expect("material checked it");
+    let (chain, key, provider, versions) = material(cfg)?;
+    let roots = Arc::new(roots(cfg)?);
+    let webpki =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+            .build()
+            .map_err(|e| TlsError {
+                setting: String::from("ssl.quorum.trustStore.location"),
+                file: cfg.trust_store.as_ref().map(|t| t.location.clone()),
+                problem: format!("cannot check peers with it: {e}"),
+                fix: String::from("check the trust store"),
+            })?;
+    let verifier = Arc::new(PeerVerifier {
+        inner: webpki,
+        check_name: cfg.hostname_verification,
+    });
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| TlsError {
+            setting: String::from("ssl.quorum.ciphersuites / ssl.quorum.enabledProtocols"),
+            file: None,
+            problem: format!("do not fit together: {e}"),
+            fix: String::from("enable a cipher suite of each protocol enabled"),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| {
+            store_error(
+                key_store,
+                format!("its key and certificate cannot be used: {e}"),
+                "give the key entry's full chain, its certificate first, with its matching key",
+            )
+        })
+}
+
+/// The trust store's verdict on a peer's chain; the name in it is checked only with
+/// hostname verification on (ZooKeeper's `ssl.quorum.hostnameVerification=false` lets a
+/// member whose certificate names another address in).
+#[derive(Debug)]
+struct PeerVerifier {
+    inner: Arc<rustls::client::WebPkiServerVerifier>,
+    check_name: bool,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error};
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// TLS between members (`sslQuorum`, `ssl.quorum.*`): an acceptor for the election and
+/// quorum ports and a connector for dialing peers, reloaded when the stores change.
+pub struct QuorumTls {
+    cfg: SslConfig,
+    /// Whether plaintext is accepted too (`portUnification`), and TLS is dialed (`sslQuorum`).
+    pub unified: bool,
+    pub dial_tls: bool,
+    loaded: Mutex<(
+        TlsAcceptor,
+        tokio_rustls::TlsConnector,
+        Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    )>,
+}
+
+impl QuorumTls {
+    pub fn load(cfg: &SslConfig, dial_tls: bool, unified: bool) -> Result<QuorumTls, TlsError> {
+        let stamps = stamps(cfg);
+        let server = build(cfg)?;
+        let client = build_client(cfg)?;
+        Ok(QuorumTls {
+            cfg: cfg.clone(),
+            unified,
+            dial_tls,
+            loaded: Mutex::new((
+                TlsAcceptor::from(Arc::new(server)),
+                tokio_rustls::TlsConnector::from(Arc::new(client)),
+                stamps,
+            )),
+        })
+    }
+
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cfg.handshake_timeout_ms)
+    }
+
+    /// The acceptor and connector for the next handshake, with the stores as they are now.
+    pub fn current(&self) -> (TlsAcceptor, tokio_rustls::TlsConnector) {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamps(&self.cfg);
+        if now != loaded.2 {
+            loaded.2 = now;
+            match (build(&self.cfg), build_client(&self.cfg)) {
+                (Ok(s), Ok(c)) => {
+                    tracing::info!(
+                        "the quorum's TLS stores changed on disk; new connections use them"
+                    );
+                    loaded.0 = TlsAcceptor::from(Arc::new(s));
+                    loaded.1 = tokio_rustls::TlsConnector::from(Arc::new(c));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::error!(error = %e, "the quorum's TLS stores changed on disk but cannot be used; new connections keep the previous ones")
+                }
+            }
+        }
+        (loaded.0.clone(), loaded.1.clone())
+    }
 }
 
 /// The files a configuration reads, with what they were when read.
