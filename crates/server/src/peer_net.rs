@@ -158,8 +158,9 @@ const READ_CHUNK: usize = 64 * 1024;
 
 // ---- election port ----------------------------------------------------------------------------
 
-/// Start the election port: listen on `listen`, reach `peers` (sid → election address) when
+/// Start the election port (TLS with `tls`): listen on `listen`, reach `peers` (sid → election address) when
 /// there is something to say. Send `(to, notification)` on the returned channel.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn_election(
     my_id: ServerId,
     listener: TcpListener,
