@@ -1684,7 +1684,10 @@ authProvider.sasl=org.example.Sasl
 
     #[test]
     fn security_zooid_cannot_enforce_refuses_to_start() {
-        for line in ["quorum.auth.serverRequireSasl=true", "quorum.auth.enableSasl=true"] {
+        for line in [
+            "quorum.auth.serverRequireSasl=true",
+            "quorum.auth.enableSasl=true",
+        ] {
             let e = error(&minimal(&format!("{line}\n")));
             assert_contains(
                 &e,

@@ -523,12 +523,11 @@ pub struct QuorumTls {
     /// Whether plaintext is accepted too (`portUnification`), and TLS is dialed (`sslQuorum`).
     pub unified: bool,
     pub dial_tls: bool,
-    loaded: Mutex<(
-        TlsAcceptor,
-        tokio_rustls::TlsConnector,
-        Vec<(PathBuf, Option<(SystemTime, u64)>)>,
-    )>,
+    loaded: Mutex<(TlsAcceptor, tokio_rustls::TlsConnector, Stamps)>,
 }
+
+/// The store files, with their size and time when read.
+type Stamps = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
 
 impl QuorumTls {
     pub fn load(cfg: &SslConfig, dial_tls: bool, unified: bool) -> Result<QuorumTls, TlsError> {
@@ -575,7 +574,7 @@ impl QuorumTls {
 }
 
 /// The files a configuration reads, with what they were when read.
-fn stamps(cfg: &SslConfig) -> Vec<(PathBuf, Option<(SystemTime, u64)>)> {
+fn stamps(cfg: &SslConfig) -> Stamps {
     [cfg.key_store.as_ref(), cfg.trust_store.as_ref()]
         .into_iter()
         .flatten()
@@ -590,7 +589,7 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
 
 struct Loaded {
     acceptor: TlsAcceptor,
-    stamps: Vec<(PathBuf, Option<(SystemTime, u64)>)>,
+    stamps: Stamps,
 }
 
 /// The client port's TLS: the acceptor, reloaded when the stores change on disk.
