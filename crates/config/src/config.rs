@@ -154,56 +154,7 @@ fn is_quorum_peer_config_key(key: &str) -> bool {
         .any(|p| key.starts_with(p))
 }
 
-const UNUSED_PREFIXES: &[&str] = &[
-    "quorum.auth.",
-    "multiAddress.",
-    "group.",
-    "weight.",
-    "metricsProvider.",
-];
-
-/// Settings that ask ZooKeeper to refuse whoever does not prove who it is, which zooid cannot
-/// check yet: (key, value that asks for it, what it asks for). Running without them would
-/// serve, unauthenticated, clients or members that ZooKeeper refuses.
-const UNPROVIDED_SECURITY: &[(&str, &str, &str)] = &[
-    (
-        "quorum.auth.enableSasl",
-        "true",
-        "SASL between the ensemble's members",
-    ),
-    (
-        "quorum.auth.serverRequireSasl",
-        "true",
-        "SASL between the ensemble's members",
-    ),
-    (
-        "quorum.auth.learnerRequireSasl",
-        "true",
-        "SASL between the ensemble's members",
-    ),
-];
-
-/// Refuse to start on a security requirement zooid cannot enforce yet, naming the setting.
-fn refuse_unprovided_security(settings: &Settings) -> Result<(), ConfigError> {
-    for (key, wanted, what) in UNPROVIDED_SECURITY {
-        if let Some(s) = settings.map.get(*key) {
-            if s.value.trim().eq_ignore_ascii_case(wanted) {
-                return Err(ConfigError::InvalidValue {
-                    location: s.location.clone(),
-                    key: s.key.clone(),
-                    value: s.value.clone(),
-                    problem: format!("requires {what}, which zooid cannot enforce yet"),
-                    hint: String::from(
-                        "zooid refuses to start rather than serve without it; keep Apache \
-                         ZooKeeper on this server for now, or remove the setting if the \
-                         requirement is not meant",
-                    ),
-                });
-            }
-        }
-    }
-    Ok(())
-}
+const UNUSED_PREFIXES: &[&str] = &["multiAddress.", "group.", "weight.", "metricsProvider."];
 
 /// Strips one leading `zookeeper.`.
 fn canonical_key(key: &str) -> &str {
@@ -581,7 +532,6 @@ impl ServerConfig {
             settings.map.insert(canonical, setting);
         }
 
-        refuse_unprovided_security(&settings)?;
         let mut config = ServerConfig::with_defaults(PathBuf::new());
         let deferred = config.apply(path, &mut settings, &mut warnings)?;
         config.apply_servers(server_lines, &mut warnings)?;
@@ -1683,27 +1633,15 @@ authProvider.sasl=org.example.Sasl
     }
 
     #[test]
-    fn security_zooid_cannot_enforce_refuses_to_start() {
-        for line in [
-            "quorum.auth.serverRequireSasl=true",
-            "quorum.auth.enableSasl=true",
-        ] {
-            let e = error(&minimal(&format!("{line}\n")));
-            assert_contains(
-                &e,
-                &[
-                    "zoo.cfg:3:",
-                    "which zooid cannot enforce yet",
-                    "keep Apache",
-                ],
-            );
-        }
-        // Off, it is harmless.
-        let (_, w) = parse(&minimal("quorum.auth.serverRequireSasl=false\n"));
-        assert!(
-            w.iter().all(|w| w.message.contains("does not use")),
-            "{w:?}"
-        );
+    fn security_settings_that_cannot_work_refuse_to_start() {
+        // Quorum SASL: the require settings need enableSasl, and the server's needs the
+        // learner's, as ZooKeeper checks.
+        let e = error(&minimal("quorum.auth.learnerRequireSasl=true\n"));
+        assert!(e.contains("quorum.auth.enableSasl"), "{e}");
+        let e = error(&minimal(
+            "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true\n",
+        ));
+        assert!(e.contains("quorum.auth.learnerRequireSasl"), "{e}");
         // Quorum TLS without a key store cannot start.
         let e = error(&minimal("sslQuorum=true\n"));
         assert!(e.contains("ssl.quorum.keyStore.location"), "{e}");

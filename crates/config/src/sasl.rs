@@ -38,6 +38,22 @@ pub struct SaslConfig {
     /// Schemes every client must authenticate with before any other request
     /// (`enforce.auth.enabled` + `enforce.auth.schemes`, or `sessionRequireClientSASLAuth`).
     pub required_schemes: Vec<String>,
+    /// SASL between members (`quorum.auth.enableSasl`).
+    pub quorum: Option<QuorumSasl>,
+}
+
+/// SASL between members: DIGEST-MD5 with the JAAS `QuorumServer` and `QuorumLearner`
+/// sections.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuorumSasl {
+    /// `quorum.auth.learnerRequireSasl`: this member authenticates when it dials.
+    pub learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`: a member that dials without authenticating is refused.
+    pub server_require: bool,
+    /// The `QuorumLearner` section's `username` and `password`.
+    pub learner: Option<(String, String)>,
+    /// The `QuorumServer` section's `user_<name>` passwords.
+    pub server_users: BTreeMap<String, String>,
 }
 
 fn is_true(s: &Setting) -> bool {
@@ -113,6 +129,37 @@ impl SaslConfig {
             required_by = Some(list);
         }
 
+        // SASL between members.
+        let enable = take("quorum.auth.enableSasl");
+        let learner_require = take("quorum.auth.learnerRequireSasl");
+        let server_require = take("quorum.auth.serverRequireSasl");
+        let learner_section = take("quorum.auth.learner.saslLoginContext")
+            .map_or(String::from("QuorumLearner"), |s| {
+                s.value.trim().to_string()
+            });
+        let server_section = take("quorum.auth.server.saslLoginContext")
+            .map_or(String::from("QuorumServer"), |s| s.value.trim().to_string());
+        let _ = take("quorum.auth.kerberos.servicePrincipal");
+        let _ = take("quorum.cnxn.threads.size");
+        let quorum_on = enable.as_ref().is_some_and(is_true);
+        for s in [&learner_require, &server_require].into_iter().flatten() {
+            if is_true(s) && !quorum_on {
+                return Err(s.invalid(
+                    "is true but quorum.auth.enableSasl is not",
+                    "add quorum.auth.enableSasl=true (ZooKeeper refuses this too)",
+                ));
+            }
+        }
+        if server_require.as_ref().is_some_and(is_true)
+            && !learner_require.as_ref().is_some_and(is_true)
+        {
+            let s = server_require.as_ref().expect("checked");
+            return Err(s.invalid(
+                "is true but quorum.auth.learnerRequireSasl is not",
+                "add quorum.auth.learnerRequireSasl=true (ZooKeeper refuses this too)",
+            ));
+        }
+
         // The JAAS file.
         let jaas_setting = take("java.security.auth.login.config");
         let needs_server_section =
@@ -129,6 +176,15 @@ impl SaslConfig {
                 }
             };
             c.jaas_file = Some(path.clone());
+            if quorum_on {
+                c.quorum = Some(quorum_sections(
+                    &jaas,
+                    &learner_section,
+                    &server_section,
+                    learner_require.as_ref().is_some_and(is_true),
+                    server_require.as_ref().is_some_and(is_true),
+                )?);
+            }
             match jaas.sections.get(&section) {
                 None if needs_server_section || section_setting.is_some() => {
                     return Err(ConfigError::Jaas {
@@ -185,6 +241,13 @@ impl SaslConfig {
                 }
             }
         }
+        if quorum_on && c.quorum.is_none() {
+            let s = enable.expect("quorum_on");
+            return Err(s.invalid(
+                "needs a JAAS file with the QuorumServer and QuorumLearner sections",
+                "set -Djava.security.auth.login.config=/etc/zookeeper/jaas.conf in SERVER_JVMFLAGS",
+            ));
+        }
         if c.required_schemes.iter().any(|s| s == "sasl") && c.digest_users.is_none() {
             let s = required_by.expect("set with the schemes");
             return Err(s.invalid(
@@ -194,4 +257,72 @@ impl SaslConfig {
         }
         Ok(c)
     }
+}
+
+/// The quorum's sections of a JAAS file: the learner's credentials and the server's users.
+fn quorum_sections(
+    jaas: &crate::jaas::Jaas,
+    learner_section: &str,
+    server_section: &str,
+    learner_require: bool,
+    server_require: bool,
+) -> Result<QuorumSasl, ConfigError> {
+    let missing = |name: &str| {
+        ConfigError::Jaas {
+        location: crate::error::Location::whole_file(&jaas.path),
+        problem: format!("No JAAS configuration section named '{name}' was found"),
+        hint: format!(
+            "quorum.auth.enableSasl=true needs {name} {{ {DIGEST_MODULE} required ... }}; \
+             (QuorumServer: user_<name>=\"<password>\"; QuorumLearner: username=\"..\" password=\"..\")"
+        ),
+    }
+    };
+    let digest = |name: &str| -> Result<&crate::jaas::LoginModule, ConfigError> {
+        let modules = jaas.sections.get(name).ok_or_else(|| missing(name))?;
+        let m = modules.first().ok_or_else(|| missing(name))?;
+        if m.class != DIGEST_MODULE {
+            return Err(ConfigError::Jaas {
+                location: crate::error::Location::at_line(&jaas.path, m.line),
+                problem: format!(
+                    "{}: only DIGEST-MD5 ({DIGEST_MODULE}) is supported between members yet",
+                    m.class
+                ),
+                hint: String::from(
+                    "use DigestLoginModule, or keep Apache ZooKeeper for Kerberos between members",
+                ),
+            });
+        }
+        Ok(m)
+    };
+    let server = digest(server_section)?;
+    let server_users = server
+        .options
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_string(), v.clone())))
+        .collect();
+    let learner = match jaas.sections.get(learner_section) {
+        Some(_) => {
+            let m = digest(learner_section)?;
+            match (m.options.get("username"), m.options.get("password")) {
+                (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                _ => {
+                    return Err(ConfigError::Jaas {
+                        location: crate::error::Location::at_line(&jaas.path, m.line),
+                        problem: format!(
+                            "the {learner_section} section has no username and password"
+                        ),
+                        hint: String::from("add username=\"...\" password=\"...\""),
+                    })
+                }
+            }
+        }
+        None if learner_require => return Err(missing(learner_section)),
+        None => None,
+    };
+    Ok(QuorumSasl {
+        learner_require,
+        server_require,
+        learner,
+        server_users,
+    })
 }

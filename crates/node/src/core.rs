@@ -1534,13 +1534,13 @@ impl Core {
         let step = match state {
             Exchange::Start => {
                 let nonce = crate::sasl::nonce(self.random30());
-                let token = crate::sasl::challenge(&nonce);
+                let token = crate::sasl::challenge(crate::sasl::CLIENTS, &nonce);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.sasl = Exchange::Challenged { nonce };
                 }
                 Step::Challenge(token)
             }
-            Exchange::Challenged { nonce } => digest.respond(&nonce, token),
+            Exchange::Challenged { nonce } => digest.respond(crate::sasl::CLIENTS, &nonce, token),
             Exchange::Done => Step::Failure(String::from("DIGEST-MD5: Server at illegal state")),
         };
         let (err, token) = match step {

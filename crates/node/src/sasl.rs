@@ -25,8 +25,24 @@ pub struct DigestUsers {
     pub super_password: Option<String>,
 }
 
-pub const REALM: &str = "zk-sasl-md5";
-const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
+/// Which exchange: the realm (ZooKeeper's SASL server name) and the digest-uri.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub realm: &'static str,
+    pub uri: &'static str,
+}
+
+/// Clients (opcode 102).
+pub const CLIENTS: Service = Service {
+    realm: "zk-sasl-md5",
+    uri: "zookeeper/zk-sasl-md5",
+};
+
+/// Members (`quorum.auth.enableSasl`).
+pub const QUORUM: Service = Service {
+    realm: "zk-quorum-sasl-md5",
+    uri: "zookeeper-quorum/zk-quorum-sasl-md5",
+};
 
 /// Where one connection's exchange stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,8 +102,78 @@ pub fn nonce(random: [u8; 30]) -> String {
 }
 
 /// The first challenge.
-pub fn challenge(nonce: &str) -> Vec<u8> {
-    format!("realm=\"{REALM}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess").into_bytes()
+pub fn challenge(service: Service, nonce: &str) -> Vec<u8> {
+    let realm = service.realm;
+    format!("realm=\"{realm}\",nonce=\"{nonce}\",charset=utf-8,algorithm=md5-sess").into_bytes()
+}
+
+/// `hex(MD5(A1))` of RFC 2831 with md5-sess.
+fn ha1(
+    service: Service,
+    user: &str,
+    password: &str,
+    nonce: &str,
+    cnonce: &str,
+    authzid: Option<&str>,
+) -> String {
+    let secret = md5(&[&latin1_or_utf8(&[user, service.realm, password])]);
+    let mut a1 = secret.to_vec();
+    a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
+    if let Some(authzid) = authzid {
+        a1.extend_from_slice(format!(":{authzid}").as_bytes());
+    }
+    hex(&md5(&[&a1]))
+}
+
+/// The response digest (`a2` is `AUTHENTICATE:<uri>`) or rspauth (`:<uri>`).
+fn kd(ha1: &str, nonce: &str, nc: &str, cnonce: &str, qop: &str, a2: &str) -> String {
+    let ha2 = hex(&md5(&[a2.as_bytes()]));
+    hex(&md5(&[
+        format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes()
+    ]))
+}
+
+/// The learner's side of a quorum exchange (ZooKeeper's Java learner does the same through
+/// the JDK): the digest-response to `challenge`, and the rspauth token the server must
+/// answer with. `cnonce` comes from the caller's random bits.
+pub fn respond_to_challenge(
+    service: Service,
+    user: &str,
+    password: &str,
+    challenge: &[u8],
+    cnonce: &str,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    let text = std::str::from_utf8(challenge).map_err(|_| "the challenge is not UTF-8")?;
+    let d = directives(text).map_err(|e| format!("DIGEST-MD5 challenge: {e}"))?;
+    let nonce = d.get("nonce").ok_or("the challenge has no nonce")?;
+    let realm = d.get("realm").map_or(service.realm, String::as_str);
+    if realm != service.realm {
+        return Err(format!(
+            "the challenge names realm {realm}, not {}",
+            service.realm
+        ));
+    }
+    let nc = "00000001";
+    let h = ha1(service, user, password, nonce, cnonce, Some(user));
+    let response = kd(
+        &h,
+        nonce,
+        nc,
+        cnonce,
+        "auth",
+        &format!("AUTHENTICATE:{}", service.uri),
+    );
+    let rspauth = kd(&h, nonce, nc, cnonce, "auth", &format!(":{}", service.uri));
+    let token = format!(
+        "charset=utf-8,username=\"{user}\",realm=\"{realm}\",nonce=\"{nonce}\",nc={nc},\
+         cnonce=\"{cnonce}\",digest-uri=\"{uri}\",maxbuf=65536,response={response},qop=auth,\
+         authzid=\"{user}\"",
+        uri = service.uri
+    );
+    Ok((
+        token.into_bytes(),
+        format!("rspauth={rspauth}").into_bytes(),
+    ))
 }
 
 /// The directives of a digest-response: keys lower-cased, values unquoted.
@@ -157,7 +243,7 @@ impl DigestUsers {
     }
 
     /// Check a digest-response against the challenge's `nonce`.
-    pub fn respond(&self, nonce: &str, token: &[u8]) -> Step {
+    pub fn respond(&self, service: Service, nonce: &str, token: &[u8]) -> Step {
         if token.len() > 4096 {
             return Step::Failure(String::from("DIGEST-MD5: the response is over 4096 bytes"));
         }
@@ -182,7 +268,7 @@ impl DigestUsers {
         if get("nonce") != Some(nonce) {
             return Step::Failure(String::from("DIGEST-MD5: the nonce does not match"));
         }
-        if get("realm").unwrap_or("") != REALM {
+        if get("realm").unwrap_or("") != service.realm {
             return Step::Failure(format!(
                 "DIGEST-MD5: Nonexistent realm: {}",
                 get("realm").unwrap_or("")
@@ -199,9 +285,10 @@ impl DigestUsers {
         let Some(uri) = get("digest-uri") else {
             return Step::Failure(String::from("DIGEST-MD5: digest-uri is required"));
         };
-        if !uri.eq_ignore_ascii_case(DIGEST_URI) {
+        if !uri.eq_ignore_ascii_case(service.uri) {
             return Step::Failure(format!(
-                "DIGEST-MD5: Mismatched URI: {uri}; expecting: {DIGEST_URI}"
+                "DIGEST-MD5: Mismatched URI: {uri}; expecting: {}",
+                service.uri
             ));
         }
         let Some(password) = self.password(user) else {
@@ -209,19 +296,8 @@ impl DigestUsers {
                 "User '{user}' not found in list of DIGEST-MD5 authenticateable users"
             ));
         };
-        let secret = md5(&[&latin1_or_utf8(&[user, REALM, password])]);
-        let mut a1 = secret.to_vec();
-        a1.extend_from_slice(format!(":{nonce}:{cnonce}").as_bytes());
-        if let Some(authzid) = get("authzid") {
-            a1.extend_from_slice(format!(":{authzid}").as_bytes());
-        }
-        let ha1 = hex(&md5(&[&a1]));
-        let digest = |a2: &str| {
-            let ha2 = hex(&md5(&[a2.as_bytes()]));
-            hex(&md5(&[
-                format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}").as_bytes()
-            ]))
-        };
+        let h = ha1(service, user, password, nonce, cnonce, get("authzid"));
+        let digest = |a2: &str| kd(&h, nonce, nc, cnonce, qop, a2);
         let expected = digest(&format!("AUTHENTICATE:{uri}"));
         // Compared in constant time.
         let same = expected.len() == response.len()
@@ -280,6 +356,9 @@ mod tests {
     use super::*;
 
     /// A client's side, computed independently of `respond`, as RFC 2831 says.
+    const REALM: &str = "zk-sasl-md5";
+    const DIGEST_URI: &str = "zookeeper/zk-sasl-md5";
+
     fn client_response(user: &str, pass: &str, nonce: &str, cnonce: &str) -> String {
         let secret = md5(&[format!("{user}:{REALM}:{pass}").as_bytes()]);
         let mut a1 = secret.to_vec();
@@ -308,7 +387,7 @@ mod tests {
         let n = nonce([7; 30]);
         assert_eq!(n.len(), 40);
         assert_eq!(
-            String::from_utf8(challenge(&n)).unwrap(),
+            String::from_utf8(challenge(CLIENTS, &n)).unwrap(),
             format!("realm=\"zk-sasl-md5\",nonce=\"{n}\",charset=utf-8,algorithm=md5-sess")
         );
     }
@@ -317,7 +396,7 @@ mod tests {
     fn a_right_password_authenticates_and_a_wrong_one_does_not() {
         let n = nonce([1; 30]);
         let ok = client_response("bob", "bobsecret", &n, "abc");
-        match users().respond(&n, ok.as_bytes()) {
+        match users().respond(CLIENTS, &n, ok.as_bytes()) {
             Step::Success { user, token } => {
                 assert_eq!(user, "bob");
                 assert!(token.starts_with(b"rspauth="));
@@ -327,16 +406,16 @@ mod tests {
         }
         let bad = client_response("bob", "guess", &n, "abc");
         assert_eq!(
-            users().respond(&n, bad.as_bytes()),
+            users().respond(CLIENTS, &n, bad.as_bytes()),
             Step::Failure("DIGEST-MD5: Mismatched response".into())
         );
         let nobody = client_response("eve", "x", &n, "abc");
         assert!(
-            matches!(users().respond(&n, nobody.as_bytes()), Step::Failure(m) if m.contains("'eve' not found"))
+            matches!(users().respond(CLIENTS, &n, nobody.as_bytes()), Step::Failure(m) if m.contains("'eve' not found"))
         );
         let stale = client_response("bob", "bobsecret", &nonce([2; 30]), "abc");
         assert!(matches!(
-            users().respond(&n, stale.as_bytes()),
+            users().respond(CLIENTS, &n, stale.as_bytes()),
             Step::Failure(_)
         ));
     }
@@ -351,8 +430,33 @@ mod tests {
             &[0xff, 0xfe],
             b"",
         ] {
-            assert!(matches!(users().respond(&n, bad), Step::Failure(_)));
+            assert!(matches!(
+                users().respond(CLIENTS, &n, bad),
+                Step::Failure(_)
+            ));
         }
+    }
+
+    #[test]
+    fn the_learner_side_meets_the_server_side() {
+        let n = nonce([9; 30]);
+        let chal = challenge(QUORUM, &n);
+        let (token, rspauth) =
+            respond_to_challenge(QUORUM, "bob", "bobsecret", &chal, "cn0nce").unwrap();
+        assert!(String::from_utf8_lossy(&token)
+            .contains("digest-uri=\"zookeeper-quorum/zk-quorum-sasl-md5\""));
+        match users().respond(QUORUM, &n, &token) {
+            Step::Success { user, token } => {
+                assert_eq!(user, "bob");
+                assert_eq!(token, rspauth);
+            }
+            other => panic!("{other:?}"),
+        }
+        // The client port's realm is another service.
+        assert!(matches!(
+            users().respond(CLIENTS, &n, &token),
+            Step::Failure(_)
+        ));
     }
 
     #[test]

@@ -609,13 +609,17 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             } else {
                 None
             };
+            let security = peer_net::Security {
+                tls: quorum_tls,
+                sasl: cfg.sasl.quorum.clone().map(Arc::new),
+            };
             let to_election = peer_net::spawn_election(
                 my_id,
                 election_listener,
                 me.election,
                 peers,
                 ecfg.cnx_timeout,
-                quorum_tls.clone(),
+                security.clone(),
                 peer_tx.clone(),
                 rx.clone(),
             );
@@ -624,7 +628,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             // at least 1 KiB.
             let max = cfg.jute_max_buffer as usize;
             let limits = zooid_zab::QuorumLimits::from_jute(max, max.max(1024));
-            let links = peer_net::Links::new(limits, peer_tx, quorum_tls);
+            let links = peer_net::Links::new(limits, peer_tx, security);
             links.spawn_listener(quorum_listener, rx.clone());
             let storage = ensemble::Storage {
                 snap_dir: snap_dir.clone(),

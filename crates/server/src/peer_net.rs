@@ -3,30 +3,191 @@
 //! the core task as [`PeerEvent`]s; nothing here decides anything.
 //!
 //! ```text
-//! election port   dial ─▶ InitialMessage, then [len][Notification]...   (both directions)
-//!                 only the higher sid keeps a connection: a lower sid dials only to make the
-//!                 higher one dial back (QuorumCnxManager's rule)
-//! quorum port     learner dials its leader; QuorumPackets both ways, a SNAP stream after SNAP
+//! election port   dial ─▶ InitialMessage, [quorum SASL], then [len][Notification]... (both
+//!                 directions); only the higher sid keeps a connection: a lower sid dials only
+//!                 to make the higher one dial back (QuorumCnxManager's rule)
+//! quorum port     learner dials its leader; [quorum SASL], then QuorumPackets both ways, a
+//!                 SNAP stream after SNAP
+//! both            TLS under it all with sslQuorum (TLS or plaintext with portUnification)
+//! quorum SASL     QuorumAuthPacket {magic, status, token}: the dialer sends an empty token,
+//!                 the acceptor a DIGEST-MD5 challenge, the dialer its response, the acceptor
+//!                 SUCCESS with rspauth (or ERROR); an acceptor tells an authenticating dialer
+//!                 by the magic in the first 8 bytes
 //! ```
 //! Every member listens on its quorum port from the start; a connection that arrives before
 //! this member leads waits for the core task to adopt it (as leader) or close it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-use crate::tls::QuorumTls;
 use tokio::sync::{mpsc, watch};
 use zooid_zab::election::{self as wire, PROTOCOL_V2};
 use zooid_zab::{
     Decoded, InitialMessage, Notification, QuorumDecoder, QuorumLimits, QuorumMessage, Sender,
     ServerId,
 };
+
+use crate::tls::QuorumTls;
+
+/// How members prove who they are to each other: TLS (`sslQuorum`) and SASL
+/// (`quorum.auth.enableSasl`), each when configured.
+#[derive(Clone, Default)]
+pub struct Security {
+    pub tls: Option<Arc<QuorumTls>>,
+    pub sasl: Option<Arc<zooid_config::QuorumSasl>>,
+}
+
+/// `QuorumAuthPacket`'s magic, which opens every quorum SASL packet (and tells a server
+/// that the connecting member authenticates).
+const QUORUM_AUTH_MAGIC: i64 = 0x5f24_3501_3501_edcc;
+const AUTH_IN_PROGRESS: i32 = 0;
+const AUTH_SUCCESS: i32 = 1;
+const AUTH_ERROR: i32 = -1;
+/// How long one side of a quorum SASL exchange waits for the other.
+const AUTH_WAIT: Duration = Duration::from_secs(10);
+
+async fn write_auth(s: &mut PeerStream, status: i32, token: &[u8]) -> std::io::Result<()> {
+    let mut b = Vec::with_capacity(16 + token.len());
+    b.extend_from_slice(&QUORUM_AUTH_MAGIC.to_be_bytes());
+    b.extend_from_slice(&status.to_be_bytes());
+    b.extend_from_slice(&(token.len() as i32).to_be_bytes());
+    b.extend_from_slice(token);
+    s.write_all(&b).await?;
+    s.flush().await
+}
+
+/// Read until `buf` holds `n` bytes.
+async fn fill(s: &mut PeerStream, buf: &mut Vec<u8>, n: usize) -> Result<(), String> {
+    let mut tmp = [0u8; 4096];
+    while buf.len() < n {
+        match tokio::time::timeout(AUTH_WAIT, s.read(&mut tmp)).await {
+            Ok(Ok(0)) => return Err(String::from("closed by the peer")),
+            Ok(Ok(k)) => buf.extend_from_slice(&tmp[..k]),
+            Ok(Err(e)) => return Err(format!("read failed: {e}")),
+            Err(_) => return Err(format!("nothing within {AUTH_WAIT:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// One `QuorumAuthPacket` from the front of `buf` (read as needed); what follows stays.
+async fn read_auth(s: &mut PeerStream, buf: &mut Vec<u8>) -> Result<(i32, Vec<u8>), String> {
+    fill(s, buf, 16).await?;
+    if buf[..8] != QUORUM_AUTH_MAGIC.to_be_bytes() {
+        return Err(String::from("not a quorum auth packet"));
+    }
+    let status = i32::from_be_bytes(buf[8..12].try_into().expect("4 bytes"));
+    let len = i32::from_be_bytes(buf[12..16].try_into().expect("4 bytes")).max(0) as usize;
+    if len > 64 * 1024 {
+        return Err(format!("a {len}-byte auth token"));
+    }
+    fill(s, buf, 16 + len).await?;
+    let token = buf[16..16 + len].to_vec();
+    buf.drain(..16 + len);
+    Ok((status, token))
+}
+
+/// The dialing member's side of quorum SASL (with `quorum.auth.learnerRequireSasl`):
+/// DIGEST-MD5 with the QuorumLearner credentials. Bytes the peer sent after the exchange
+/// are returned, for the connection's reader.
+async fn authenticate_as_learner(
+    s: &mut PeerStream,
+    sec: &Security,
+    peer: SocketAddr,
+) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let Some(sasl) = sec.sasl.as_ref().filter(|q| q.learner_require) else {
+        return Ok(buf);
+    };
+    let Some((user, password)) = &sasl.learner else {
+        return Err(String::from("no QuorumLearner credentials"));
+    };
+    let io = |e: std::io::Error| format!("write failed: {e}");
+    write_auth(s, AUTH_IN_PROGRESS, b"").await.map_err(io)?;
+    let (status, challenge) = read_auth(s, &mut buf).await?;
+    if status != AUTH_IN_PROGRESS {
+        return Err(format!("Authentication failed against server addr: {peer}"));
+    }
+    let cnonce = zooid_node::sasl::nonce(rand::random());
+    let (token, rspauth) = zooid_node::sasl::respond_to_challenge(
+        zooid_node::sasl::QUORUM,
+        user,
+        password,
+        &challenge,
+        &cnonce,
+    )?;
+    write_auth(s, AUTH_IN_PROGRESS, &token).await.map_err(io)?;
+    let (status, last) = read_auth(s, &mut buf).await?;
+    if status != AUTH_SUCCESS {
+        return Err(format!(
+            "Authentication failed against server addr: {peer}, qpStatus: {status}"
+        ));
+    }
+    if last != rspauth {
+        return Err(format!(
+            "the server at {peer} answered with a wrong rspauth"
+        ));
+    }
+    tracing::debug!(%peer, "quorum SASL: authenticated to the server");
+    Ok(buf)
+}
+
+/// The accepting member's side of quorum SASL: a connection that opens with the auth magic
+/// runs the exchange against the QuorumServer users; one that does not is refused when
+/// `quorum.auth.serverRequireSasl`, else served as it is. `buf` holds what was read.
+async fn authenticate_as_server(
+    s: &mut PeerStream,
+    buf: &mut Vec<u8>,
+    sec: &Security,
+    peer: Option<SocketAddr>,
+) -> Result<(), String> {
+    let Some(sasl) = sec.sasl.as_ref() else {
+        return Ok(());
+    };
+    if fill(s, buf, 8).await.is_err() || buf[..8] != QUORUM_AUTH_MAGIC.to_be_bytes() {
+        if sasl.server_require {
+            return Err(String::from(
+                "Learner not trying to authenticate and authentication is required",
+            ));
+        }
+        return Ok(());
+    }
+    let io = |e: std::io::Error| format!("write failed: {e}");
+    let _ = read_auth(s, buf).await?;
+    let nonce = zooid_node::sasl::nonce(rand::random());
+    let challenge = zooid_node::sasl::challenge(zooid_node::sasl::QUORUM, &nonce);
+    write_auth(s, AUTH_IN_PROGRESS, &challenge)
+        .await
+        .map_err(io)?;
+    let (_, response) = read_auth(s, buf).await?;
+    let users = zooid_node::sasl::DigestUsers {
+        users: sasl.server_users.clone(),
+        ..Default::default()
+    };
+    let why = match users.respond(zooid_node::sasl::QUORUM, &nonce, &response) {
+        zooid_node::sasl::Step::Success { user, token } => {
+            write_auth(s, AUTH_SUCCESS, &token).await.map_err(io)?;
+            tracing::debug!(?peer, %user, "quorum SASL: the learner authenticated");
+            return Ok(());
+        }
+        zooid_node::sasl::Step::Failure(why) => why,
+        zooid_node::sasl::Step::Challenge(_) => String::from("an exchange of more rounds"),
+    };
+    let _ = write_auth(s, AUTH_ERROR, b"").await;
+    tracing::warn!(?peer, reason = %why, "Failed to authenticate using SASL");
+    if sasl.server_require {
+        return Err(why);
+    }
+    tracing::warn!(
+        ?peer,
+        "Maintaining learner connection despite SASL authentication failure"
+    );
+    Ok(())
+}
 
 pub use zooid_member::LinkId;
 
@@ -167,7 +328,7 @@ pub fn spawn_election(
     my_addr: SocketAddr,
     peers: BTreeMap<ServerId, SocketAddr>,
     cnx_timeout: Duration,
-    tls: Option<Arc<QuorumTls>>,
+    sec: Security,
     events: mpsc::Sender<PeerEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) -> mpsc::Sender<(ServerId, Notification)> {
@@ -187,17 +348,22 @@ pub fn spawn_election(
     {
         let conn_tx = conn_tx.clone();
         let mut shutdown = shutdown.clone();
-        let tls = tls.clone();
+        let sec = sec.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = listener.accept() => {
                         let Ok((stream, _)) = r else { continue };
                         let conn_tx = conn_tx.clone();
-                        let tls = tls.clone();
+                        let sec = sec.clone();
                         tokio::spawn(async move {
-                            let Some(stream) = accept_stream(stream, &tls).await else { return };
-                            if let Some((sid, stream, rest)) = read_initial(stream, cnx_timeout).await {
+                            let peer = stream.peer_addr().ok();
+                            let Some(stream) = accept_stream(stream, &sec.tls).await else { return };
+                            if let Some((sid, mut stream, mut rest)) = read_initial(stream, cnx_timeout).await {
+                                if let Err(e) = authenticate_as_server(&mut stream, &mut rest, &sec, peer).await {
+                                    tracing::warn!(?peer, %sid, error = %e, "election connection: SASL authentication failed; closing");
+                                    return;
+                                }
                                 let _ = conn_tx.send(ElectionConn::Accepted { sid, stream, rest });
                             }
                         });
@@ -222,7 +388,7 @@ pub fn spawn_election(
                     hello.clone(),
                     my_id,
                     cnx_timeout,
-                    tls.clone(),
+                    sec.clone(),
                     conn_tx.clone(),
                 ));
             }
@@ -263,8 +429,8 @@ pub fn spawn_election(
                         ElectionConn::Dialed { sid, stream } => {
                             let slot = slots.entry(sid).or_default();
                             slot.dialing = false;
-                            if let Some(stream) = stream {
-                                slot.out = Some(run_election_conn(sid, stream, Vec::new(), slot.last.clone(), events.clone()));
+                            if let Some((stream, rest)) = stream {
+                                slot.out = Some(run_election_conn(sid, stream, rest, slot.last.clone(), events.clone()));
                             }
                         }
                     }
@@ -291,10 +457,11 @@ enum ElectionConn {
         stream: PeerStream,
         rest: Vec<u8>,
     },
-    /// `stream` is None when the dial failed or the peer has the higher sid (it calls back).
+    /// `stream` is None when the dial failed or the peer has the higher sid (it calls back);
+    /// with it, what the peer already sent.
     Dialed {
         sid: ServerId,
-        stream: Option<PeerStream>,
+        stream: Option<(PeerStream, Vec<u8>)>,
     },
 }
 
@@ -330,14 +497,23 @@ async fn dial_election(
     hello: Vec<u8>,
     my_id: ServerId,
     timeout: Duration,
-    tls: Option<Arc<QuorumTls>>,
+    sec: Security,
     conn_tx: mpsc::UnboundedSender<ElectionConn>,
 ) {
     let stream = async {
-        let mut s = dial_stream(addr, timeout, &tls).await.ok()?;
+        let mut s = dial_stream(addr, timeout, &sec.tls).await.ok()?;
         s.write_all(&hello).await.ok()?;
+        // As ZooKeeper's learner side: authenticate, even on a connection about to be
+        // dropped for the peer's to own.
+        let rest = match authenticate_as_learner(&mut s, &sec, addr).await {
+            Ok(rest) => rest,
+            Err(e) => {
+                tracing::warn!(%addr, %sid, error = %e, "election connection: SASL authentication failed");
+                return None;
+            }
+        };
         // The higher sid owns the connection: if that is the peer, it dials us back.
-        (sid < my_id).then_some(s)
+        (sid < my_id).then_some((s, rest))
     }
     .await;
     let _ = conn_tx.send(ElectionConn::Dialed { sid, stream });
@@ -408,20 +584,16 @@ fn run_election_conn(
 /// Numbers quorum connections across the listener and the dialer.
 #[derive(Clone)]
 pub struct Links {
-    tls: Option<Arc<QuorumTls>>,
+    sec: Security,
     next: std::sync::Arc<std::sync::atomic::AtomicU64>,
     limits: QuorumLimits,
     events: mpsc::Sender<PeerEvent>,
 }
 
 impl Links {
-    pub fn new(
-        limits: QuorumLimits,
-        events: mpsc::Sender<PeerEvent>,
-        tls: Option<Arc<QuorumTls>>,
-    ) -> Links {
+    pub fn new(limits: QuorumLimits, events: mpsc::Sender<PeerEvent>, sec: Security) -> Links {
         Links {
-            tls,
+            sec,
             next: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(1)),
             limits,
             events,
@@ -442,8 +614,12 @@ impl Links {
                         let Ok((stream, _)) = r else { continue };
                         let links = links.clone();
                         tokio::spawn(async move {
-                            if let Some(stream) = accept_stream(stream, &links.tls).await {
-                                links.run(links.next_id(), stream, Sender::Learner);
+                            let peer = stream.peer_addr().ok();
+                            let Some(mut stream) = accept_stream(stream, &links.sec.tls).await else { return };
+                            let mut buf = Vec::new();
+                            match authenticate_as_server(&mut stream, &mut buf, &links.sec, peer).await {
+                                Ok(()) => links.run(links.next_id(), stream, Sender::Learner, buf),
+                                Err(e) => tracing::warn!(?peer, error = %e, "Server failed to authenticate quorum learner; closing connection"),
                             }
                         });
                     }
@@ -458,8 +634,14 @@ impl Links {
     pub fn dial_leader(&self, link: LinkId, addr: SocketAddr, timeout: Duration) {
         let links = self.clone();
         tokio::spawn(async move {
-            match dial_stream(addr, timeout, &links.tls).await {
-                Ok(stream) => links.run(link, stream, Sender::Leader),
+            let dialed = match dial_stream(addr, timeout, &links.sec.tls).await {
+                Ok(mut stream) => authenticate_as_learner(&mut stream, &links.sec, addr)
+                    .await
+                    .map(|rest| (stream, rest)),
+                Err(e) => Err(e),
+            };
+            match dialed {
+                Ok((stream, rest)) => links.run(link, stream, Sender::Leader, rest),
                 Err(e) => {
                     let why = format!("the leader's quorum port: {e}");
                     let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
@@ -468,7 +650,7 @@ impl Links {
         });
     }
 
-    fn run(&self, link: LinkId, stream: PeerStream, from: Sender) {
+    fn run(&self, link: LinkId, stream: PeerStream, from: Sender, read: Vec<u8>) {
         let (out_tx, mut out_rx) = mpsc::channel::<LinkOut>(LINK_QUEUED);
         let events = self.events.clone();
         let (mut rd, mut wr) = tokio::io::split(stream);
@@ -516,7 +698,9 @@ impl Links {
                 writer.abort();
                 return;
             }
-            let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+            // What the peer sent with the last auth packet comes first.
+            let mut buf: Vec<u8> = read;
+            buf.reserve(READ_CHUNK);
             let mut tmp = vec![0u8; READ_CHUNK];
             let mut snapshot: Vec<u8> = Vec::new();
             let why = 'conn: loop {
