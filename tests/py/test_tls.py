@@ -290,3 +290,42 @@ def test_java_zkcli_over_tls_sees_its_x509_id(certs, kind):
     assert out[0] == "[zookeeper]", out
     assert out[1] == "Auth scheme: User", out
     assert sorted(out[2:]) == sorted([f"x509: {CLIENT_DN}", "ip: 127.0.0.1"]), out
+
+
+# ------------------------------------------------------------------ AdminServer over HTTPS
+
+def admin_get(port, https, certs, path="/commands/ruok"):
+    import json
+    import urllib.request
+    scheme = "https" if https else "http"
+    ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem")) if https else None
+    with urllib.request.urlopen(f"{scheme}://localhost:{port}{path}", timeout=15,
+                                context=ctx) as r:
+        return r.status, dict(r.headers), json.loads(r.read())
+
+
+@pytest.mark.parametrize("kind", ["zooid", "oracle"])
+@pytest.mark.parametrize("mode", ["admin.forceHttps", "admin.portUnification"])
+def test_the_admin_server_over_https(certs, kind, mode):
+    from conftest import free_port
+    port = free_port()
+    cfg = {
+        "admin.enableServer": "true",
+        "admin.serverAddress": "127.0.0.1",
+        "admin.serverPort": str(port),
+        mode: "true",
+        "ssl.quorum.keyStore.location": os.path.join(certs, "server.jks"),
+        "ssl.quorum.keyStore.password": PASSWORD,
+        "ssl.quorum.trustStore.location": os.path.join(certs, "trust.jks"),
+        "ssl.quorum.trustStore.password": PASSWORD,
+    }
+    with running_server(kind, extra_cfg=cfg):
+        status, headers, body = admin_get(port, True, certs)
+        assert status == 200 and body["command"] == "ruok" and body["error"] is None, body
+        assert "max-age=86400" in headers.get("Strict-Transport-Security", ""), headers
+        if mode == "admin.portUnification":
+            status, _, body = admin_get(port, False, certs)
+            assert status == 200 and body["command"] == "ruok", body
+        else:
+            with pytest.raises(Exception):
+                admin_get(port, False, certs)

@@ -69,6 +69,9 @@ const JVM_KEYS: &[&str] = &[
     "znode.container.maxNeverUsedIntervalMs",
     "enforceQuota",
     "admin.enableServer",
+    "admin.forceHttps",
+    "admin.portUnification",
+    "admin.needClientAuth",
     "admin.serverAddress",
     "admin.serverPort",
     "globalOutstandingLimit",
@@ -116,7 +119,6 @@ const UNUSED_KEYS: &[&str] = &[
     "connectToLearnerMasterLimit",
     "admin.commandURL",
     "admin.idleTimeout",
-    "admin.portUnification",
     "audit.enable",
     "fsync.warningthresholdms",
     "snapSizeLimitInKb",
@@ -303,6 +305,13 @@ pub struct ServerConfig {
     pub admin_server_address: IpAddr,
     /// `admin.serverPort`.
     pub admin_server_port: u16,
+    /// `admin.forceHttps`: the AdminServer serves HTTPS only (with the `ssl.quorum.*` key
+    /// store, as ZooKeeper's does).
+    pub admin_force_https: bool,
+    /// `admin.portUnification`: HTTPS and HTTP on the AdminServer's port.
+    pub admin_port_unification: bool,
+    /// `admin.needClientAuth` (3.9): HTTPS clients must present a certificate.
+    pub admin_need_client_auth: bool,
     /// `metricsProvider.className`.
     pub metrics_provider_class: Option<String>,
     /// `metricsProvider.httpPort` (meaningful only with a class).
@@ -400,6 +409,9 @@ impl ServerConfig {
             admin_enable_server: true,
             admin_server_address: ANY_V4,
             admin_server_port: 8080,
+            admin_force_https: false,
+            admin_port_unification: false,
+            admin_need_client_auth: false,
             metrics_provider_class: None,
             metrics_provider_http_port: None,
             metrics_provider_http_host: None,
@@ -780,6 +792,15 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("admin.serverPort") {
             self.admin_server_port = s.parse_port(8080)?;
+        }
+        if let Some(s) = settings.take("admin.forceHttps") {
+            self.admin_force_https = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("admin.portUnification") {
+            self.admin_port_unification = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("admin.needClientAuth") {
+            self.admin_need_client_auth = s.parse_bool(true)?;
         }
         if let Some(s) = settings.take("metricsProvider.className") {
             self.metrics_provider_class = (!s.value.is_empty()).then_some(s.value);

@@ -82,10 +82,48 @@ impl Heads {
     }
 }
 
+/// HTTPS on the AdminServer's port: only (`admin.forceHttps`), or beside HTTP
+/// (`admin.portUnification`: a first byte of 0x16 opens TLS).
+#[derive(Clone)]
+pub struct Https {
+    pub tls: Arc<crate::tls::Tls>,
+    pub only: bool,
+}
+
+/// A connection's stream: plain, or TLS over it.
+type HttpStream = Box<dyn crate::peer_net::PeerIo>;
+
+/// TLS when `https` says so for this connection; None when its handshake failed.
+async fn secure(
+    stream: TcpStream,
+    addr: SocketAddr,
+    https: &Option<Https>,
+) -> Option<(HttpStream, bool)> {
+    let Some(h) = https else {
+        return Some((Box::new(stream), false));
+    };
+    if !h.only {
+        let mut first = [0u8; 1];
+        let peeked = tokio::time::timeout(REQUEST_TIMEOUT, stream.peek(&mut first)).await;
+        if !matches!(peeked, Ok(Ok(1)) if first[0] == 0x16) {
+            return Some((Box::new(stream), false));
+        }
+    }
+    match tokio::time::timeout(REQUEST_TIMEOUT, h.tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => Some((Box::new(s), true)),
+        Ok(Err(e)) => {
+            tracing::warn!(%addr, error = %e, "AdminServer: TLS handshake failed; closing the connection");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Serve `endpoint` on `listener` until `shutdown` flips.
 pub async fn serve(
     listener: TcpListener,
     endpoint: Endpoint,
+    https: Option<Https>,
     events: mpsc::Sender<Event>,
     info: Arc<ServerInfo>,
     mut shutdown: watch::Receiver<bool>,
@@ -101,13 +139,18 @@ pub async fn serve(
                         continue;
                     }
                     open.fetch_add(1, Ordering::AcqRel);
-                    let (events, info, heads, open) =
-                        (events.clone(), Arc::clone(&info), Arc::clone(&heads), Arc::clone(&open));
+                    let (events, info, heads, open, https) =
+                        (events.clone(), Arc::clone(&info), Arc::clone(&heads), Arc::clone(&open), https.clone());
                     tokio::spawn(async move {
                         let (id, evicted) = Heads::enter(&heads);
                         // Once its head is in (or it timed out), the connection leaves the
                         // waiting list; an evicted one was taken off it already.
-                        handle(stream, addr, endpoint, events, info, evicted, || Heads::leave(&heads, id)).await;
+                        match secure(stream, addr, &https).await {
+                            Some((stream, tls)) => {
+                                handle(stream, tls, addr, endpoint, events, info, evicted, || Heads::leave(&heads, id)).await;
+                            }
+                            None => Heads::leave(&heads, id),
+                        }
                         open.fetch_sub(1, Ordering::AcqRel);
                     });
                 }
@@ -144,8 +187,10 @@ impl Reply {
 
 /// Answer one request. `evicted` fires when the connection must make room for newer ones
 /// while it is still sending its head; `head_read` is called once the head is in.
+#[allow(clippy::too_many_arguments)]
 async fn handle(
-    mut stream: TcpStream,
+    mut stream: HttpStream,
+    tls: bool,
     addr: SocketAddr,
     endpoint: Endpoint,
     events: mpsc::Sender<Event>,
@@ -182,8 +227,14 @@ async fn handle(
         },
     };
     tracing::debug!(status = reply.status, "http reply");
+    // Over HTTPS, ZooKeeper's Jetty sends HSTS.
+    let hsts = if tls {
+        "Strict-Transport-Security: max-age=86400; includeSubDomains\r\n"
+    } else {
+        ""
+    };
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\n{hsts}Connection: close\r\n\r\n",
         reply.status,
         reason(reply.status),
         reply.content_type,
@@ -206,7 +257,7 @@ enum HeadError {
 }
 
 /// Read up to the blank line that ends the request head.
-async fn read_head(stream: &mut TcpStream) -> Result<Vec<u8>, HeadError> {
+async fn read_head(stream: &mut HttpStream) -> Result<Vec<u8>, HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut tmp = [0u8; 1024];
     loop {

@@ -644,12 +644,50 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             }))
         }
     };
+    // HTTPS for the AdminServer, with the quorum's key store as ZooKeeper's Jetty uses it.
+    let admin_https = if cfg.admin_enable_server
+        && (cfg.admin_force_https || cfg.admin_port_unification)
+    {
+        if cfg.quorum_ssl.key_store.is_none() {
+            return Err(StartError::Tls(tls::TlsError {
+                setting: String::from(if cfg.admin_force_https { "admin.forceHttps" } else { "admin.portUnification" }),
+                file: None,
+                problem: String::from("serves the AdminServer over HTTPS, which needs a certificate"),
+                fix: String::from(
+                    "set ssl.quorum.keyStore.location and ssl.quorum.keyStore.password (ZooKeeper's AdminServer uses the quorum's key store)",
+                ),
+            }));
+        }
+        let mut admin_ssl = cfg.quorum_ssl.clone();
+        admin_ssl.client_auth = if cfg.admin_need_client_auth {
+            zooid_config::ClientAuth::Need
+        } else {
+            zooid_config::ClientAuth::None
+        };
+        Some(admin::Https {
+            tls: Arc::new(tls::Tls::load(&admin_ssl)?),
+            only: cfg.admin_force_https,
+        })
+    } else {
+        None
+    };
     let events = driver::event_channel();
     let mut http_tasks = Vec::new();
     let mut http_addr = |l: Option<TcpListener>, endpoint: admin::Endpoint| {
         let l = l?;
         let addr = l.local_addr().ok();
-        let serve = admin::serve(l, endpoint, events.0.clone(), Arc::clone(&info), rx.clone());
+        let https = match endpoint {
+            admin::Endpoint::Admin => admin_https.clone(),
+            admin::Endpoint::Metrics => None,
+        };
+        let serve = admin::serve(
+            l,
+            endpoint,
+            https,
+            events.0.clone(),
+            Arc::clone(&info),
+            rx.clone(),
+        );
         http_tasks.push(tokio::spawn(serve));
         tracing::info!(?addr, ?endpoint, "serving HTTP");
         addr
