@@ -665,7 +665,7 @@ impl Member {
             Phase::Looking => {
                 // As ZooKeeper: a member cut off from the quorum for max(2 s, tickTime)
                 // starts its read-only server.
-                let after = i64::from(self.cfg.timing.tick_ms.max(2000) as u32);
+                let after = i64::try_from(self.cfg.timing.tick_ms.max(2000)).unwrap_or(i64::MAX);
                 if self.cfg.read_only_mode
                     && !self.read_only
                     && self.job.is_none()
