@@ -1023,7 +1023,6 @@ impl Cluster {
         }
         if !self.alive(peer, peer_inc) {
             // The other end is gone: this one learns it (a reset).
-            let inc = self.nodes[node].incarnation;
             self.links.remove(&(node, link));
             if self.nodes[node].member.is_some() {
                 let why = "connection reset";
@@ -1035,7 +1034,6 @@ impl Cluster {
                     },
                 );
             }
-            let _ = inc;
             return;
         }
         let end = self.links.get_mut(&(node, link)).unwrap();
