@@ -449,8 +449,9 @@ impl Member {
         std::mem::take(&mut self.effects)
     }
 
-    /// A client input (connect, frame, disconnect, tick): for the core, if serving. A member
-    /// that does not serve closes new connections, as ZooKeeper's "not running" server does.
+    /// A client input (connect, frame, disconnect, tick): for the core, if serving (then
+    /// [`Member::flush`]). A member that does not serve closes new connections, as
+    /// ZooKeeper's "not running" server does.
     pub fn client(&mut self, now: Now, input: Input<'_>) {
         if !self.serving {
             match input {
@@ -462,12 +463,20 @@ impl Member {
             }
             return;
         }
+        // The core's actions are worked off by `flush`, once per batch of inputs.
         self.core.handle(now, input);
+    }
+
+    /// Work off what client inputs asked of the core (replies, appends, forwards): the
+    /// driver calls it after a batch of them; every other event does it first.
+    pub fn flush(&mut self, now: Now) {
         self.drain_core(now);
         self.run(now);
     }
 
     pub fn handle(&mut self, now: Now, ev: Event) {
+        // What client inputs asked comes before what this event causes.
+        self.flush(now);
         if self.job.is_some() && !matches!(ev, Event::Stored(_)) {
             self.deferred.push_back(ev);
             return;

@@ -174,8 +174,9 @@ impl Peer {
         self.carry_out(node);
     }
 
-    /// Do what the member asked, in order.
+    /// Do what the member asked, in order (after working off the batch's client inputs).
     pub fn carry_out(&mut self, node: &mut Node<'_>) {
+        self.member.flush(crate::driver::now());
         for e in self.member.take_effects() {
             match e {
                 Effect::Client(Action::Send { conn, frame }) => {

@@ -713,8 +713,12 @@ impl Cluster {
 
     /// Carry out what member `node` asked, then check the invariants that concern it.
     fn after(&mut self, node: usize) {
+        let now = self.now_of(node);
         let effects = match self.nodes[node].member.as_mut() {
-            Some(m) => m.take_effects(),
+            Some(m) => {
+                m.flush(now);
+                m.take_effects()
+            }
             None => return,
         };
         for e in effects {
