@@ -120,19 +120,16 @@ fn wrong_password(store: &Store) -> TlsError {
     )
 }
 
-/// The server's certificate chain and private key.
-fn load_key_store(
-    store: &Store,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+/// A store's file, read and opened with its password.
+enum Opened {
+    Jks(jks::KeyStore),
+    Pkcs12(p12_keystore::KeyStore),
+    Pem(Vec<u8>),
+}
+
+fn open_store(store: &Store) -> Result<Opened, TlsError> {
     let (bytes, format) = read_store(store)?;
     let password = store.password.clone().unwrap_or_default();
-    let none = || {
-        store_error(
-            store,
-            "holds no private key with its certificate",
-            "give the key store with the server's key entry (keytool -genkeypair, or openssl pkcs12 -export)",
-        )
-    };
     match format {
         Format::Jks => {
             let mut ks = jks::KeyStore::new();
@@ -145,11 +142,38 @@ fn load_key_store(
                         "check the file",
                     ),
                 })?;
+            Ok(Opened::Jks(ks))
+        }
+        Format::Pkcs12 => p12_keystore::KeyStore::from_pkcs12(
+            &bytes,
+            &password,
+            p12_keystore::Pkcs12ImportPolicy::Relaxed,
+        )
+        .map(Opened::Pkcs12)
+        .map_err(|e| pkcs12_error(store, e)),
+        Format::Pem => Ok(Opened::Pem(bytes)),
+    }
+}
+
+/// The server's certificate chain and private key.
+fn load_key_store(
+    store: &Store,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let none = || {
+        store_error(
+            store,
+            "holds no private key with its certificate",
+            "give the key store with the server's key entry (keytool -genkeypair, or openssl pkcs12 -export)",
+        )
+    };
+    match open_store(store)? {
+        Opened::Jks(ks) => {
             let alias = ks
                 .aliases()
                 .into_iter()
                 .find(|a| ks.is_private_key_entry(a))
                 .ok_or_else(none)?;
+            let password = store.password.clone().unwrap_or_default();
             let entry = ks
                 .get_private_key_entry(&alias, password.as_bytes())
                 .map_err(|_| wrong_password(store))?;
@@ -161,13 +185,7 @@ fn load_key_store(
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(entry.private_key));
             Ok((chain, key))
         }
-        Format::Pkcs12 => {
-            let ks = p12_keystore::KeyStore::from_pkcs12(
-                &bytes,
-                &password,
-                p12_keystore::Pkcs12ImportPolicy::Relaxed,
-            )
-            .map_err(|e| pkcs12_error(store, e))?;
+        Opened::Pkcs12(ks) => {
             let (_, chain) = ks.private_key_chain().ok_or_else(none)?;
             let certs = chain
                 .certs()
@@ -177,7 +195,7 @@ fn load_key_store(
             let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(chain.key().as_der().to_vec()));
             Ok((certs, key))
         }
-        Format::Pem => {
+        Opened::Pem(bytes) => {
             let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
                 .filter_map(Result::ok)
                 .collect();
@@ -212,43 +230,23 @@ fn pkcs12_error(store: &Store, e: p12_keystore::error::Error) -> TlsError {
 
 /// The certificates a trust store vouches with.
 fn load_trust_store(store: &Store) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let (bytes, format) = read_store(store)?;
-    let password = store.password.clone().unwrap_or_default();
-    let certs: Vec<CertificateDer<'static>> = match format {
-        Format::Jks => {
-            let mut ks = jks::KeyStore::new();
-            ks.load(&bytes[..], password.as_bytes())
-                .map_err(|e| match e {
-                    jks::KeyStoreError::InvalidDigest => wrong_password(store),
-                    e => store_error(
-                        store,
-                        format!("is not a readable JKS store: {e}"),
-                        "check the file",
-                    ),
-                })?;
-            ks.aliases()
-                .into_iter()
-                .filter_map(|a| ks.get_trusted_certificate_entry(&a).ok())
-                .map(|e| CertificateDer::from(e.certificate.content))
-                .collect()
-        }
-        Format::Pkcs12 => {
-            let ks = p12_keystore::KeyStore::from_pkcs12(
-                &bytes,
-                &password,
-                p12_keystore::Pkcs12ImportPolicy::Relaxed,
-            )
-            .map_err(|e| pkcs12_error(store, e))?;
-            ks.entries()
-                .filter_map(|(_, e)| match e {
-                    p12_keystore::KeyStoreEntry::Certificate(c) => {
-                        Some(CertificateDer::from(c.as_der().to_vec()))
-                    }
-                    _ => None,
-                })
-                .collect()
-        }
-        Format::Pem => CertificateDer::pem_slice_iter(&bytes)
+    let certs: Vec<CertificateDer<'static>> = match open_store(store)? {
+        Opened::Jks(ks) => ks
+            .aliases()
+            .into_iter()
+            .filter_map(|a| ks.get_trusted_certificate_entry(&a).ok())
+            .map(|e| CertificateDer::from(e.certificate.content))
+            .collect(),
+        Opened::Pkcs12(ks) => ks
+            .entries()
+            .filter_map(|(_, e)| match e {
+                p12_keystore::KeyStoreEntry::Certificate(c) => {
+                    Some(CertificateDer::from(c.as_der().to_vec()))
+                }
+                _ => None,
+            })
+            .collect(),
+        Opened::Pem(bytes) => CertificateDer::pem_slice_iter(&bytes)
             .filter_map(Result::ok)
             .collect(),
     };
@@ -384,17 +382,23 @@ fn material(cfg: &SslConfig) -> Result<Material, TlsError> {
     ))
 }
 
+/// Cipher suites and protocols (of the settings under `prefix`) that leave nothing to
+/// negotiate with.
+fn misfit(prefix: &str, e: rustls::Error) -> TlsError {
+    TlsError {
+        setting: format!("{prefix}ciphersuites / {prefix}enabledProtocols"),
+        file: None,
+        problem: format!("do not fit together: {e}"),
+        fix: String::from("enable a cipher suite of each protocol enabled"),
+    }
+}
+
 fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
-    let key_store = cfg.key_store.as_ref().expect("material checked it");
     let (chain, key, provider, versions) = material(cfg)?;
+    let key_store = cfg.key_store.as_ref().expect("material checked it");
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
-        .map_err(|e| TlsError {
-            setting: String::from("ssl.ciphersuites / ssl.enabledProtocols"),
-            file: None,
-            problem: format!("do not fit together: {e}"),
-            fix: String::from("enable a cipher suite of each protocol enabled"),
-        })?;
+        .map_err(|e| misfit("ssl.", e))?;
     let builder = match cfg.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
@@ -427,8 +431,8 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
 /// certificate, peers checked against the trust store and, with
 /// `ssl.quorum.hostnameVerification` (the default), against the address dialed.
 fn build_client(cfg: &SslConfig) -> Result<rustls::ClientConfig, TlsError> {
-    let key_store = cfg.key_store.as_ref().expect("material checked it");
     let (chain, key, provider, versions) = material(cfg)?;
+    let key_store = cfg.key_store.as_ref().expect("material checked it");
     let roots = Arc::new(roots(cfg)?);
     let webpki =
         rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
@@ -445,12 +449,7 @@ fn build_client(cfg: &SslConfig) -> Result<rustls::ClientConfig, TlsError> {
     });
     rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| TlsError {
-            setting: String::from("ssl.quorum.ciphersuites / ssl.quorum.enabledProtocols"),
-            file: None,
-            problem: format!("do not fit together: {e}"),
-            fix: String::from("enable a cipher suite of each protocol enabled"),
-        })?
+        .map_err(|e| misfit("ssl.quorum.", e))?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(chain, key)
@@ -516,62 +515,50 @@ impl rustls::client::danger::ServerCertVerifier for PeerVerifier {
     }
 }
 
-/// TLS between members (`sslQuorum`, `ssl.quorum.*`): an acceptor for the election and
-/// quorum ports and a connector for dialing peers, reloaded when the stores change.
-pub struct QuorumTls {
+/// What a configuration builds from its stores, built again when they change on disk: the
+/// next handshake uses the new stores; stores that no longer read keep the last good build.
+struct Reloading<T> {
     cfg: SslConfig,
-    /// Whether plaintext is accepted too (`portUnification`), and TLS is dialed (`sslQuorum`).
-    pub unified: bool,
-    pub dial_tls: bool,
-    loaded: Mutex<(TlsAcceptor, tokio_rustls::TlsConnector, Stamps)>,
+    build: fn(&SslConfig) -> Result<T, TlsError>,
+    loaded: Mutex<(T, Stamps)>,
+}
+
+impl<T: Clone> Reloading<T> {
+    /// Build now; a problem stops the start-up.
+    fn load(
+        cfg: &SslConfig,
+        build: fn(&SslConfig) -> Result<T, TlsError>,
+    ) -> Result<Self, TlsError> {
+        let stamps = stamps(cfg);
+        let built = build(cfg)?;
+        Ok(Reloading {
+            cfg: cfg.clone(),
+            build,
+            loaded: Mutex::new((built, stamps)),
+        })
+    }
+
+    fn current(&self) -> T {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let now = stamps(&self.cfg);
+        if now != loaded.1 {
+            loaded.1 = now;
+            match (self.build)(&self.cfg) {
+                Ok(built) => {
+                    tracing::info!("the TLS stores changed on disk; new handshakes use them");
+                    loaded.0 = built;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the TLS stores changed on disk but cannot be used; new handshakes keep the previous ones")
+                }
+            }
+        }
+        loaded.0.clone()
+    }
 }
 
 /// The store files, with their size and time when read.
 type Stamps = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
-
-impl QuorumTls {
-    pub fn load(cfg: &SslConfig, dial_tls: bool, unified: bool) -> Result<QuorumTls, TlsError> {
-        let stamps = stamps(cfg);
-        let server = build(cfg)?;
-        let client = build_client(cfg)?;
-        Ok(QuorumTls {
-            cfg: cfg.clone(),
-            unified,
-            dial_tls,
-            loaded: Mutex::new((
-                TlsAcceptor::from(Arc::new(server)),
-                tokio_rustls::TlsConnector::from(Arc::new(client)),
-                stamps,
-            )),
-        })
-    }
-
-    pub fn handshake_timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.cfg.handshake_timeout_ms)
-    }
-
-    /// The acceptor and connector for the next handshake, with the stores as they are now.
-    pub fn current(&self) -> (TlsAcceptor, tokio_rustls::TlsConnector) {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let now = stamps(&self.cfg);
-        if now != loaded.2 {
-            loaded.2 = now;
-            match (build(&self.cfg), build_client(&self.cfg)) {
-                (Ok(s), Ok(c)) => {
-                    tracing::info!(
-                        "the quorum's TLS stores changed on disk; new connections use them"
-                    );
-                    loaded.0 = TlsAcceptor::from(Arc::new(s));
-                    loaded.1 = tokio_rustls::TlsConnector::from(Arc::new(c));
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    tracing::error!(error = %e, "the quorum's TLS stores changed on disk but cannot be used; new connections keep the previous ones")
-                }
-            }
-        }
-        (loaded.0.clone(), loaded.1.clone())
-    }
-}
 
 /// The files a configuration reads, with what they were when read.
 fn stamps(cfg: &SslConfig) -> Stamps {
@@ -587,52 +574,66 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
-struct Loaded {
-    acceptor: TlsAcceptor,
-    stamps: Stamps,
+fn acceptor(cfg: &SslConfig) -> Result<TlsAcceptor, TlsError> {
+    Ok(TlsAcceptor::from(Arc::new(build(cfg)?)))
 }
 
-/// The client port's TLS: the acceptor, reloaded when the stores change on disk.
+fn acceptor_and_connector(
+    cfg: &SslConfig,
+) -> Result<(TlsAcceptor, tokio_rustls::TlsConnector), TlsError> {
+    let client = tokio_rustls::TlsConnector::from(Arc::new(build_client(cfg)?));
+    Ok((acceptor(cfg)?, client))
+}
+
+/// TLS between members (`sslQuorum`, `ssl.quorum.*`): an acceptor for the election and
+/// quorum ports and a connector for dialing peers, reloaded when the stores change.
+pub struct QuorumTls {
+    tls: Reloading<(TlsAcceptor, tokio_rustls::TlsConnector)>,
+    /// Whether plaintext is accepted too (`portUnification`), and TLS is dialed (`sslQuorum`).
+    pub unified: bool,
+    pub dial_tls: bool,
+}
+
+impl QuorumTls {
+    pub fn load(cfg: &SslConfig, dial_tls: bool, unified: bool) -> Result<QuorumTls, TlsError> {
+        Ok(QuorumTls {
+            tls: Reloading::load(cfg, acceptor_and_connector)?,
+            unified,
+            dial_tls,
+        })
+    }
+
+    pub fn handshake_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.tls.cfg.handshake_timeout_ms)
+    }
+
+    /// The acceptor and connector for the next handshake, with the stores as they are now.
+    pub fn current(&self) -> (TlsAcceptor, tokio_rustls::TlsConnector) {
+        self.tls.current()
+    }
+}
+
+/// The client port's TLS (and the AdminServer's HTTPS): the acceptor, reloaded when the
+/// stores change on disk.
 pub struct Tls {
-    cfg: SslConfig,
-    loaded: Mutex<Loaded>,
+    tls: Reloading<TlsAcceptor>,
 }
 
 impl Tls {
     /// Read the stores; a problem stops the start-up.
     pub fn load(cfg: &SslConfig) -> Result<Tls, TlsError> {
-        let stamps = stamps(cfg);
-        let server = build(cfg)?;
         Ok(Tls {
-            cfg: cfg.clone(),
-            loaded: Mutex::new(Loaded {
-                acceptor: TlsAcceptor::from(Arc::new(server)),
-                stamps,
-            }),
+            tls: Reloading::load(cfg, acceptor)?,
         })
     }
 
     pub fn config(&self) -> &SslConfig {
-        &self.cfg
+        &self.tls.cfg
     }
 
     /// The acceptor for the next handshake, with the stores as they are on disk now.
     pub fn acceptor(&self) -> TlsAcceptor {
-        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
-        let now = stamps(&self.cfg);
-        if now != loaded.stamps {
-            loaded.stamps = now;
-            match build(&self.cfg) {
-                Ok(server) => {
-                    tracing::info!("the TLS stores changed on disk; new handshakes use them");
-                    loaded.acceptor = TlsAcceptor::from(Arc::new(server));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "the TLS stores changed on disk but cannot be used; new handshakes keep the previous ones")
-                }
-            }
-        }
-        loaded.acceptor.clone()
+        self.tls.current()
     }
 
     /// The ids a client certificate gives its connection: `x509:<subject>`, and `super` when
@@ -644,8 +645,9 @@ impl Tls {
         let Some(subject) = rfc2253_subject(cert) else {
             return Vec::new();
         };
-        let mut ids = vec![Id::new(&self.cfg.auth_provider, &subject)];
-        if self.cfg.x509_super_user.as_deref() == Some(subject.as_str()) {
+        let cfg = self.config();
+        let mut ids = vec![Id::new(&cfg.auth_provider, &subject)];
+        if cfg.x509_super_user.as_deref() == Some(subject.as_str()) {
             ids.push(Id::new("super", &subject));
         }
         ids
