@@ -140,16 +140,15 @@ impl Peer {
 
     pub fn on_event(&mut self, ev: PeerEvent, node: &mut Node<'_>) {
         let ev = match ev {
-            PeerEvent::Notification { from, n } => Event::Vote { from, n },
             PeerEvent::LinkUp { link, out } => {
                 self.link_out.insert(link, out);
                 Event::LinkUp { link }
             }
-            PeerEvent::LinkMessage { link, msg } => Event::LinkMessage { link, msg },
-            PeerEvent::LinkSnapshot { link, body } => Event::LinkSnapshot { link, body },
-            PeerEvent::LinkDown { link, why } => {
-                self.link_out.remove(&link);
-                Event::LinkDown { link, why }
+            PeerEvent::Member(ev) => {
+                if let Event::LinkDown { link, .. } = &ev {
+                    self.link_out.remove(link);
+                }
+                ev
             }
         };
         self.handle(ev, node);

@@ -189,32 +189,17 @@ async fn authenticate_as_server(
     Ok(())
 }
 
+use zooid_member::Event;
 pub use zooid_member::LinkId;
 
-/// What the sockets report to the core task.
+/// What the sockets report to the core task: the member's own events (votes, link
+/// messages, SNAP streams, links gone), and a link that opened with its writer.
 pub enum PeerEvent {
-    Notification {
-        from: ServerId,
-        n: Notification,
-    },
-    /// A quorum connection is open (accepted, or dialed by [`dial_leader`]).
+    Member(Event),
+    /// A quorum connection is open (accepted, or dialed by [`Links::dial_leader`]).
     LinkUp {
         link: LinkId,
         out: mpsc::Sender<LinkOut>,
-    },
-    LinkMessage {
-        link: LinkId,
-        msg: QuorumMessage,
-    },
-    /// The items of a SNAP stream, up to (not including) "BenWasHere".
-    LinkSnapshot {
-        link: LinkId,
-        body: Vec<u8>,
-    },
-    /// The connection is gone (or the dial failed); `why` for the log.
-    LinkDown {
-        link: LinkId,
-        why: String,
     },
 }
 
@@ -548,7 +533,7 @@ fn run_election_conn(
                         match Notification::decode(&buf[from..to]) {
                             Ok(n) => {
                                 if events
-                                    .send(PeerEvent::Notification { from: sid, n })
+                                    .send(PeerEvent::Member(Event::Vote { from: sid, n }))
                                     .await
                                     .is_err()
                                 {
@@ -644,7 +629,10 @@ impl Links {
                 Ok((stream, rest)) => links.run(link, stream, Sender::Leader, rest),
                 Err(e) => {
                     let why = format!("the leader's quorum port: {e}");
-                    let _ = links.events.send(PeerEvent::LinkDown { link, why }).await;
+                    let _ = links
+                        .events
+                        .send(PeerEvent::Member(Event::LinkDown { link, why }))
+                        .await;
                 }
             }
         });
@@ -713,7 +701,7 @@ impl Links {
                             match QuorumMessage::decode(&packet, from) {
                                 Ok(msg) => {
                                     if events
-                                        .send(PeerEvent::LinkMessage { link, msg })
+                                        .send(PeerEvent::Member(Event::LinkMessage { link, msg }))
                                         .await
                                         .is_err()
                                     {
@@ -731,7 +719,7 @@ impl Links {
                             at += consumed;
                             let body = std::mem::take(&mut snapshot);
                             if events
-                                .send(PeerEvent::LinkSnapshot { link, body })
+                                .send(PeerEvent::Member(Event::LinkSnapshot { link, body }))
                                 .await
                                 .is_err()
                             {
@@ -749,7 +737,9 @@ impl Links {
                 }
             };
             writer.abort();
-            let _ = events.send(PeerEvent::LinkDown { link, why }).await;
+            let _ = events
+                .send(PeerEvent::Member(Event::LinkDown { link, why }))
+                .await;
         });
     }
 }
