@@ -1412,40 +1412,47 @@ impl Cluster {
         let now_ms = self.clock.now();
         let mut frames = Vec::new();
         let c = &mut self.clients[client];
-        let mut req = |op: OpCode, r: Request, c: &mut Client| {
+        let mut req = |r: Request, c: &mut Client| {
             let xid = c.xid;
             c.xid += 1;
             let mut w = Writer::new();
-            RequestHeader { xid, op: op as i32 }.write(&mut w);
+            RequestHeader {
+                xid,
+                op: r.op() as i32,
+            }
+            .write(&mut w);
             r.encode_body(&mut w);
             frames.push(w.into_inner());
             xid
+        };
+        let set = |k: usize, value: u64, version: i32| Request::SetData {
+            path: key_path(k),
+            data: Some(value.to_string().into_bytes()),
+            version,
+        };
+        let create = |path: String, flags: i32| {
+            Request::Create(CreateRequest {
+                op: OpCode::Create,
+                path,
+                data: Some(Vec::new()),
+                acl: Acl::open_unsafe(),
+                flags,
+                ttl: None,
+            })
         };
         let (xid, op) = match want {
             Want::Read(k) => {
                 // sync, then getData: the read is ordered after every write acknowledged
                 // before the sync was sent.
                 let path = key_path(k);
-                req(OpCode::Sync, Request::Sync { path: path.clone() }, c);
-                let xid = req(OpCode::GetData, Request::GetData { path, watch: true }, c);
+                req(Request::Sync { path: path.clone() }, c);
+                let xid = req(Request::GetData { path, watch: true }, c);
                 (xid, Some((k, Call::Read)))
             }
-            Want::Write(k, v) => {
-                let r = Request::SetData {
-                    path: key_path(k),
-                    data: Some(v.to_string().into_bytes()),
-                    version: -1,
-                };
-                (req(OpCode::SetData, r, c), Some((k, Call::Write(v))))
-            }
+            Want::Write(k, v) => (req(set(k, v, -1), c), Some((k, Call::Write(v)))),
             Want::Cas(k, version, value) => {
-                let r = Request::SetData {
-                    path: key_path(k),
-                    data: Some(value.to_string().into_bytes()),
-                    version,
-                };
                 let call = Call::Cas { version, value };
-                (req(OpCode::SetData, r, c), Some((k, call)))
+                (req(set(k, value, version), c), Some((k, call)))
             }
             Want::MultiCas(k, version, value) => {
                 let path = key_path(k);
@@ -1461,43 +1468,25 @@ impl Cluster {
                     },
                 ]);
                 let call = Call::Cas { version, value };
-                (req(OpCode::Multi, r, c), Some((k, call)))
+                (req(r, c), Some((k, call)))
             }
-            Want::Create => {
-                let r = Request::Create(CreateRequest {
-                    op: OpCode::Create,
-                    path: String::from("/q/n-"),
-                    data: Some(Vec::new()),
-                    acl: Acl::open_unsafe(),
-                    flags: 2,
-                    ttl: None,
-                });
-                (req(OpCode::Create, r, c), None)
-            }
+            Want::Create => (req(create(String::from("/q/n-"), 2), c), None),
             Want::CreateEphemeral => {
                 c.ephemeral_asked = true;
-                let r = Request::Create(CreateRequest {
-                    op: OpCode::Create,
-                    path: format!("/e/c{client}-{}", c.gen),
-                    data: Some(Vec::new()),
-                    acl: Acl::open_unsafe(),
-                    flags: 1,
-                    ttl: None,
-                });
-                (req(OpCode::Create, r, c), None)
+                let path = format!("/e/c{client}-{}", c.gen);
+                (req(create(path, 1), c), None)
             }
             Want::CheckEphemeral => {
                 let path = c.ephemeral.clone().unwrap_or_default();
-                req(OpCode::Sync, Request::Sync { path: path.clone() }, c);
-                let r = Request::Exists { path, watch: false };
-                (req(OpCode::Exists, r, c), None)
+                req(Request::Sync { path: path.clone() }, c);
+                (req(Request::Exists { path, watch: false }, c), None)
             }
             Want::List => {
                 let r = Request::GetChildren {
                     path: String::from("/q"),
                     watch: false,
                 };
-                (req(OpCode::GetChildren, r, c), None)
+                (req(r, c), None)
             }
         };
         let index = op.map(|(k, call)| {
