@@ -741,16 +741,9 @@ impl Cluster {
                 }
             }
             Effect::Client(Action::Close { conn }) => {
-                if let Some((client, gen)) = self.nodes[node].conns.remove(&conn) {
+                if let Some(to) = self.nodes[node].conns.remove(&conn) {
                     let at = self.clock.now() + 1;
-                    self.clock.push(
-                        at,
-                        Ev::ToClient {
-                            client,
-                            gen,
-                            frame: None,
-                        },
-                    );
+                    self.closed_at(at, to);
                     let frame = None;
                     self.clock.push(
                         at + 1,
@@ -766,15 +759,8 @@ impl Cluster {
             Effect::Client(_) => {}
             Effect::CloseClients => {
                 let at = self.clock.now() + 1;
-                for (_, (client, gen)) in std::mem::take(&mut self.nodes[node].conns) {
-                    self.clock.push(
-                        at,
-                        Ev::ToClient {
-                            client,
-                            gen,
-                            frame: None,
-                        },
-                    );
+                for (_, to) in std::mem::take(&mut self.nodes[node].conns) {
+                    self.closed_at(at, to);
                 }
             }
             Effect::Vote { to, msg } => {
@@ -927,15 +913,8 @@ impl Cluster {
         self.stats.crashes += 1;
         self.log(|| format!("crash sid {} (lost {lost} unsynced txns)", node + 1));
         let at = self.clock.now() + 1;
-        for (_, (client, gen)) in conns {
-            self.clock.push(
-                at,
-                Ev::ToClient {
-                    client,
-                    gen,
-                    frame: None,
-                },
-            );
+        for (_, to) in conns {
+            self.closed_at(at, to);
         }
         // Its sockets close: the peers see their links end (once the network lets them).
         let mine: Vec<LinkId> = self
@@ -954,6 +933,25 @@ impl Cluster {
         self.clock.push(at, Ev::Start { node });
     }
 
+    /// Member `node`'s closing of a client connection reaches the client at `at`.
+    fn closed_at(&mut self, at: u64, (client, gen): (usize, u64)) {
+        let frame = None;
+        self.clock.push(at, Ev::ToClient { client, gen, frame });
+    }
+
+    /// `node`'s link ends at `at`, for its incarnation `inc`.
+    fn link_down_at(&mut self, at: u64, node: usize, inc: u64, link: LinkId, why: &'static str) {
+        self.clock.push(
+            at,
+            Ev::LinkDown {
+                node,
+                inc,
+                link,
+                why,
+            },
+        );
+    }
+
     // ---- quorum links -----------------------------------------------------------------------
 
     fn dial(&mut self, node: usize, link: LinkId, to: usize) {
@@ -961,16 +959,7 @@ impl Cluster {
         if self.nodes[to].member.is_none() || !self.reachable(node, to) || !self.reachable(to, node)
         {
             let at = self.clock.now() + self.rng.range(20, 400);
-            let why = "cannot connect";
-            self.clock.push(
-                at,
-                Ev::LinkDown {
-                    node,
-                    inc,
-                    link,
-                    why,
-                },
-            );
+            self.link_down_at(at, node, inc, link, "cannot connect");
             return;
         }
         let accepted = self.nodes[to].next_accept;
@@ -1174,25 +1163,8 @@ impl Cluster {
         let at = self.clock.now() + 1;
         let why = "connection reset";
         let inc = self.nodes[node].incarnation;
-        self.clock.push(
-            at,
-            Ev::LinkDown {
-                node,
-                inc,
-                link,
-                why,
-            },
-        );
-        let (peer, inc, link) = (end.peer, end.peer_incarnation, end.peer_link);
-        self.clock.push(
-            at,
-            Ev::LinkDown {
-                node: peer,
-                inc,
-                link,
-                why,
-            },
-        );
+        self.link_down_at(at, node, inc, link, why);
+        self.link_down_at(at, end.peer, end.peer_incarnation, end.peer_link, why);
     }
 
     fn schedule_heal(&mut self) {
