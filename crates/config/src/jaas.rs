@@ -192,125 +192,65 @@ fn describe(t: Option<&(Tok, usize)>) -> String {
     }
 }
 
-/// Parse JAAS text (`path` names it in errors).
-pub fn parse_jaas(path: &Path, text: &str) -> Result<Jaas, ConfigError> {
-    let toks = tokens(path, text)?;
-    let mut sections: BTreeMap<String, Vec<LoginModule>> = BTreeMap::new();
-    let mut i = 0;
-    let last_line = text.lines().count().max(1);
-    let line_at = |i: usize| toks.get(i).map_or(last_line, |t| t.1);
-    let expect_sym = |i: usize, c: char, what: &str| -> Result<(), ConfigError> {
-        match toks.get(i) {
-            Some((Tok::Sym(s), _)) if *s == c => Ok(()),
-            t => Err(error(
-                path,
-                line_at(i),
+/// The tokens of a JAAS file, read front to back.
+struct Parser<'a> {
+    path: &'a Path,
+    toks: Vec<(Tok, usize)>,
+    i: usize,
+    last_line: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&(Tok, usize)> {
+        self.toks.get(self.i)
+    }
+
+    /// The line of the next token (the last line at the end of the file).
+    fn line(&self) -> usize {
+        self.peek().map_or(self.last_line, |t| t.1)
+    }
+
+    fn fail(&self, problem: String, hint: impl Into<String>) -> ConfigError {
+        error(self.path, self.line(), problem, hint)
+    }
+
+    fn expect(&mut self, c: char, what: &str) -> Result<(), ConfigError> {
+        match self.peek() {
+            Some((Tok::Sym(s), _)) if *s == c => {
+                self.i += 1;
+                Ok(())
+            }
+            t => Err(self.fail(
                 format!("expected {what} ({c:?}), found {}", describe(t)),
                 SYNTAX_HINT,
             )),
         }
-    };
-    while i < toks.len() {
-        let (name, line) = match &toks[i] {
-            (Tok::Word(w), l) => (w.clone(), *l),
+    }
+
+    /// `Name { module... };`
+    fn section(&mut self) -> Result<(String, usize, Vec<LoginModule>), ConfigError> {
+        let (name, line) = match self.peek() {
+            Some((Tok::Word(w), l)) => (w.clone(), *l),
             t => {
-                return Err(error(
-                    path,
-                    t.1,
-                    format!("expected a section name, found {}", describe(Some(t))),
+                return Err(self.fail(
+                    format!("expected a section name, found {}", describe(t)),
                     SYNTAX_HINT,
                 ))
             }
         };
-        i += 1;
-        expect_sym(i, '{', "the section's opening brace")?;
-        i += 1;
+        self.i += 1;
+        self.expect('{', "the section's opening brace")?;
         let mut modules = Vec::new();
         loop {
-            match toks.get(i) {
-                Some((Tok::Sym('}'), _)) => {
-                    i += 1;
-                    break;
-                }
-                Some((Tok::Word(class), l)) => {
-                    let l = *l;
-                    let class = class.clone();
-                    i += 1;
-                    let flag = match toks.get(i) {
-                        Some((Tok::Word(f), _))
-                            if ["required", "requisite", "sufficient", "optional"]
-                                .contains(&f.to_ascii_lowercase().as_str()) =>
-                        {
-                            f.to_ascii_lowercase()
-                        }
-                        t => {
-                            return Err(error(
-                                path,
-                                line_at(i),
-                                format!(
-                                    "expected the control flag of {class} (required, requisite, sufficient or optional), found {}",
-                                    describe(t)
-                                ),
-                                "write e.g. org.apache.zookeeper.server.auth.DigestLoginModule required",
-                            ))
-                        }
-                    };
-                    i += 1;
-                    let mut options = BTreeMap::new();
-                    loop {
-                        match toks.get(i) {
-                            Some((Tok::Sym(';'), _)) => {
-                                i += 1;
-                                break;
-                            }
-                            Some((Tok::Word(key), kl)) => {
-                                let (key, kl) = (key.clone(), *kl);
-                                expect_sym(i + 1, '=', &format!("= after the option {key}"))?;
-                                let value = match toks.get(i + 2) {
-                                    Some((Tok::Quoted(v), _)) | Some((Tok::Word(v), _)) => v.clone(),
-                                    t => {
-                                        return Err(error(
-                                            path,
-                                            line_at(i + 2),
-                                            format!("expected the value of {key}, found {}", describe(t)),
-                                            format!("write {key}=\"value\""),
-                                        ))
-                                    }
-                                };
-                                if options.insert(key.clone(), value).is_some() {
-                                    return Err(error(
-                                        path,
-                                        kl,
-                                        format!("the option {key} is given twice"),
-                                        "keep one of them",
-                                    ));
-                                }
-                                i += 3;
-                            }
-                            t => {
-                                return Err(error(
-                                    path,
-                                    line_at(i),
-                                    format!(
-                                        "expected an option (key=\"value\") or the ';' that ends the {class} entry, found {}",
-                                        describe(t)
-                                    ),
-                                    "end each login module's options with ;",
-                                ))
-                            }
-                        }
-                    }
-                    modules.push(LoginModule {
-                        class,
-                        flag,
-                        options,
-                        line: l,
-                    });
+            match self.peek() {
+                Some((Tok::Sym('}'), _)) => break,
+                Some((Tok::Word(class), line)) => {
+                    let (class, line) = (class.clone(), *line);
+                    self.i += 1;
+                    modules.push(self.module(class, line)?);
                 }
                 t => {
-                    return Err(error(
-                        path,
-                        line_at(i),
+                    return Err(self.fail(
                         format!(
                             "expected a login module class or the '}}' that ends {name}, found {}",
                             describe(t)
@@ -320,12 +260,88 @@ pub fn parse_jaas(path: &Path, text: &str) -> Result<Jaas, ConfigError> {
                 }
             }
         }
-        expect_sym(
-            i,
-            ';',
-            &format!("the ';' after the closing brace of {name}"),
-        )?;
-        i += 1;
+        self.i += 1;
+        self.expect(';', &format!("the ';' after the closing brace of {name}"))?;
+        Ok((name, line, modules))
+    }
+
+    /// The rest of `Class flag key=value ... ;`, after the class on `line`.
+    fn module(&mut self, class: String, line: usize) -> Result<LoginModule, ConfigError> {
+        let flag = match self.peek() {
+            Some((Tok::Word(f), _))
+                if ["required", "requisite", "sufficient", "optional"]
+                    .contains(&f.to_ascii_lowercase().as_str()) =>
+            {
+                f.to_ascii_lowercase()
+            }
+            t => {
+                return Err(self.fail(
+                    format!(
+                        "expected the control flag of {class} (required, requisite, sufficient or optional), found {}",
+                        describe(t)
+                    ),
+                    "write e.g. org.apache.zookeeper.server.auth.DigestLoginModule required",
+                ))
+            }
+        };
+        self.i += 1;
+        let mut options = BTreeMap::new();
+        loop {
+            let (key, key_line) = match self.peek() {
+                Some((Tok::Sym(';'), _)) => break,
+                Some((Tok::Word(key), l)) => (key.clone(), *l),
+                t => {
+                    return Err(self.fail(
+                        format!(
+                            "expected an option (key=\"value\") or the ';' that ends the {class} entry, found {}",
+                            describe(t)
+                        ),
+                        "end each login module's options with ;",
+                    ))
+                }
+            };
+            self.i += 1;
+            self.expect('=', &format!("= after the option {key}"))?;
+            let value = match self.peek() {
+                Some((Tok::Quoted(v), _)) | Some((Tok::Word(v), _)) => v.clone(),
+                t => {
+                    return Err(self.fail(
+                        format!("expected the value of {key}, found {}", describe(t)),
+                        format!("write {key}=\"value\""),
+                    ))
+                }
+            };
+            self.i += 1;
+            if options.insert(key.clone(), value).is_some() {
+                return Err(error(
+                    self.path,
+                    key_line,
+                    format!("the option {key} is given twice"),
+                    "keep one of them",
+                ));
+            }
+        }
+        self.i += 1;
+        Ok(LoginModule {
+            class,
+            flag,
+            options,
+            line,
+        })
+    }
+}
+
+/// Parse JAAS text (`path` names it in errors).
+pub fn parse_jaas(path: &Path, text: &str) -> Result<Jaas, ConfigError> {
+    let mut p = Parser {
+        path,
+        toks: tokens(path, text)?,
+        i: 0,
+        last_line: text.lines().count().max(1),
+    };
+    let mut sections: BTreeMap<String, Vec<LoginModule>> = BTreeMap::new();
+    while p.peek().is_some() {
+        let (name, line, modules) = p.section()?;
         if sections.insert(name.clone(), modules).is_some() {
             return Err(error(
                 path,
