@@ -7,7 +7,6 @@ import time
 import pytest
 
 from ensemble import Ensemble
-from kazoo.client import KazooClient
 
 JAAS = """QuorumServer {
     org.apache.zookeeper.server.auth.DigestLoginModule required
@@ -33,7 +32,7 @@ def write_jaas(tmp_path, password="member-secret"):
 
 
 @pytest.mark.parametrize("java", [False, True], ids=["zooid", "mixed"])
-def test_an_ensemble_with_quorum_sasl(tmp_path, java):
+def test_an_ensemble_with_quorum_sasl(tmp_path, java, make_client):
     jaas = write_jaas(tmp_path)
     # zooid reads the key from zoo.cfg too; ZooKeeper only as a JVM property.
     cfg = {**REQUIRED, "java.security.auth.login.config": jaas}
@@ -41,18 +40,11 @@ def test_an_ensemble_with_quorum_sasl(tmp_path, java):
                    oracle_props={"java.security.auth.login.config": jaas})
     try:
         ens.start(3)
-        zk = KazooClient(hosts=ens.hosts, timeout=10)
-        zk.start(timeout=30)
-        zk.create("/authenticated", b"ok")
-        zk.stop()
-        zk.close()
+        make_client(ens.hosts).create("/authenticated", b"ok")
         for sid in ens.live_sids():
-            c = KazooClient(hosts=ens.member(sid).hosts, timeout=10)
-            c.start(timeout=30)
+            c = make_client(ens.member(sid))
             c.sync("/authenticated")
             assert c.get("/authenticated")[0] == b"ok"
-            c.stop()
-            c.close()
         # The leader goes and comes back: everyone authenticates again.
         leader = ens.leader_sid()
         ens.kill9(leader)
@@ -63,7 +55,7 @@ def test_an_ensemble_with_quorum_sasl(tmp_path, java):
         ens.stop_all()
 
 
-def test_a_member_with_a_wrong_password_is_kept_out(tmp_path):
+def test_a_member_with_a_wrong_password_is_kept_out(tmp_path, make_client):
     good = write_jaas(tmp_path)
     ens = Ensemble(str(tmp_path / "ens"),
                    extra_cfg={**REQUIRED, "java.security.auth.login.config": good})
@@ -77,18 +69,13 @@ def test_a_member_with_a_wrong_password_is_kept_out(tmp_path):
         deadline = time.monotonic() + 30
         seen = False
         for _ in range(600):
-            with open(ens.member(3).log_path, errors="replace") as f:
-                seen = "Authentication failed against server" in f.read()
+            seen = "Authentication failed against server" in ens.log_since_start(3)
             if seen or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert seen, "member 3 never tried to authenticate"
         assert ens.mode(3) not in ("leader", "follower"), ens.mode(3)
         # The other two go on serving writes.
-        zk = KazooClient(hosts=f"{ens.member(1).hosts},{ens.member(2).hosts}", timeout=10)
-        zk.start(timeout=30)
-        zk.create("/still", b"serving")
-        zk.stop()
-        zk.close()
+        make_client(ens.hosts_of([1, 2])).create("/still", b"serving")
     finally:
         ens.stop_all()

@@ -12,7 +12,6 @@ import threading
 import pytest
 
 from ensemble import Ensemble
-from kazoo.client import KazooClient
 from test_tls import PASSWORD, make_cert, sh
 
 
@@ -52,31 +51,22 @@ def speaks_tls(d, port):
         return False
 
 
-def replicated(ens, path, data):
+def replicated(make_client, ens, path, data):
     for sid in ens.live_sids():
-        zk = KazooClient(hosts=ens.member(sid).hosts, timeout=10)
-        zk.start(timeout=30)
-        try:
-            zk.sync(path)
-            assert zk.get(path)[0] == data, sid
-        finally:
-            zk.stop()
-            zk.close()
+        zk = make_client(ens.member(sid))
+        zk.sync(path)
+        assert zk.get(path)[0] == data, sid
 
 
 @pytest.mark.parametrize("java", [False, True], ids=["zooid", "mixed"])
-def test_an_ensemble_over_quorum_tls(member_certs, tmp_path, java):
+def test_an_ensemble_over_quorum_tls(member_certs, tmp_path, java, make_client):
     cfg = {"sslQuorum": "true", **quorum_tls_cfg(member_certs)}
     ens = Ensemble(str(tmp_path), extra_cfg=cfg, oracle_sids=(1,) if java else ())
     try:
         ens.start(3)
         leader = ens.leader_sid()
-        zk = KazooClient(hosts=ens.hosts, timeout=10)
-        zk.start(timeout=30)
-        zk.create("/over-tls", b"replicated")
-        zk.stop()
-        zk.close()
-        replicated(ens, "/over-tls", b"replicated")
+        make_client(ens.hosts).create("/over-tls", b"replicated")
+        replicated(make_client, ens, "/over-tls", b"replicated")
         # The ports speak TLS (a zooid member's, whichever leads).
         zooid_sid = next(s for s in ens.sids if ens.kind_of(s) == "zooid")
         m = ens.member(zooid_sid)
@@ -86,12 +76,12 @@ def test_an_ensemble_over_quorum_tls(member_certs, tmp_path, java):
         ens.wait_for_quorum()
         ens.restart(leader)
         ens.wait_for_quorum()
-        replicated(ens, "/over-tls", b"replicated")
+        replicated(make_client, ens, "/over-tls", b"replicated")
     finally:
         ens.stop_all()
 
 
-def test_a_live_ensemble_switches_to_tls_member_by_member(member_certs, tmp_path):
+def test_a_live_ensemble_switches_to_tls_member_by_member(member_certs, tmp_path, make_client):
     # Plaintext, with every port accepting TLS too.
     cfg = {"portUnification": "true", **quorum_tls_cfg(member_certs)}
     ens = Ensemble(str(tmp_path), extra_cfg=cfg)
@@ -99,9 +89,7 @@ def test_a_live_ensemble_switches_to_tls_member_by_member(member_certs, tmp_path
     stop = threading.Event()
 
     def writer():
-        zk = KazooClient(hosts=ens.hosts, timeout=10,
-                         connection_retry={"max_tries": -1, "delay": 0.05, "max_delay": 0.5})
-        zk.start(timeout=30)
+        zk = make_client(ens.hosts)
         i = 0
         while not stop.is_set():
             try:
@@ -110,8 +98,6 @@ def test_a_live_ensemble_switches_to_tls_member_by_member(member_certs, tmp_path
             except Exception:  # noqa: BLE001 - a failover: the write is retried as a new one
                 pass
             i += 1
-        zk.stop()
-        zk.close()
 
     try:
         ens.start(3)
@@ -132,12 +118,9 @@ def test_a_live_ensemble_switches_to_tls_member_by_member(member_certs, tmp_path
         stop.set()
         t.join(timeout=60)
         assert len(acked) > 20, len(acked)
-        zk = KazooClient(hosts=ens.hosts, timeout=10)
-        zk.start(timeout=30)
+        zk = make_client(ens.hosts)
         zk.sync("/")
         present = {int(n.split("-")[1]) for n in zk.get_children("/") if n.startswith("roll-")}
-        zk.stop()
-        zk.close()
         lost = [i for i in acked if i not in present]
         assert not lost, lost
         assert speaks_tls(member_certs, ens.member(ens.sids[0]).election_port)

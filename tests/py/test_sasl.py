@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from conftest import ZOOID_BIN, free_port, running_server, write_cfg
-from kazoo.client import KazooClient
 from kazoo.exceptions import AuthFailedError, NoAuthError
 from kazoo.security import make_acl
 from zkraw import OP, Session
@@ -41,70 +40,45 @@ def sasl_server(kind, jaas, more=None, via="SERVER_JVMFLAGS"):
     return running_server(kind, extra_cfg=cfg, props=props, props_env=via)
 
 
-def kazoo_sasl(server, user, password):
-    zk = KazooClient(hosts=server.hosts, timeout=10,
-                     connection_retry={"max_tries": 1, "delay": 0.1},
-                     sasl_options={"mechanism": "DIGEST-MD5", "username": user,
-                                   "password": password})
-    zk.start(timeout=15)
-    return zk
+def kazoo_sasl(make_client, server, user, password):
+    return make_client(server, connection_retry={"max_tries": 1, "delay": 0.1},
+                       sasl_options={"mechanism": "DIGEST-MD5", "username": user,
+                                     "password": password})
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_kazoo_digest_md5_and_sasl_acls(kind, jaas):
+def test_kazoo_digest_md5_and_sasl_acls(kind, jaas, make_client):
     with sasl_server(kind, jaas) as server:
-        zk = kazoo_sasl(server, "jaasuser", "jaas_password")
-        try:
-            zk.create("/sasl", b"mine", acl=[make_acl("sasl", "jaasuser", all=True)])
-            assert zk.get("/sasl")[0] == b"mine"
-            assert zk.get_acls("/sasl")[0][0].id.id == "jaasuser"
-        finally:
-            zk.stop()
-            zk.close()
-        anon = KazooClient(hosts=server.hosts, timeout=10)
-        anon.start(timeout=15)
-        try:
-            with pytest.raises(NoAuthError):
-                anon.get("/sasl")
-        finally:
-            anon.stop()
-            anon.close()
+        zk = kazoo_sasl(make_client, server, "jaasuser", "jaas_password")
+        zk.create("/sasl", b"mine", acl=[make_acl("sasl", "jaasuser", all=True)])
+        assert zk.get("/sasl")[0] == b"mine"
+        assert zk.get_acls("/sasl")[0][0].id.id == "jaasuser"
+        anon = make_client(server)
+        with pytest.raises(NoAuthError):
+            anon.get("/sasl")
         # The super user (zookeeper.superUser) reads everything.
-        su = kazoo_sasl(server, "super", "super_secret")
-        try:
-            assert su.get("/sasl")[0] == b"mine"
-        finally:
-            su.stop()
-            su.close()
+        su = kazoo_sasl(make_client, server, "super", "super_secret")
+        assert su.get("/sasl")[0] == b"mine"
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_a_wrong_password_fails_and_the_server_goes_on(kind, jaas):
+def test_a_wrong_password_fails_and_the_server_goes_on(kind, jaas, make_client):
     with sasl_server(kind, jaas) as server:
         with pytest.raises(AuthFailedError):
-            zk = kazoo_sasl(server, "jaasuser", "guess")
-            try:
-                zk.get("/")
-            finally:
-                zk.stop()
-                zk.close()
-        zk = kazoo_sasl(server, "jaasuser", "jaas_password")
+            kazoo_sasl(make_client, server, "jaasuser", "guess").get("/")
+        zk = kazoo_sasl(make_client, server, "jaasuser", "jaas_password")
         assert zk.exists("/") is not None
-        zk.stop()
-        zk.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_required_sasl_closes_an_unauthenticated_session(kind, jaas):
+def test_required_sasl_closes_an_unauthenticated_session(kind, jaas, make_client):
     with sasl_server(kind, jaas, {"sessionRequireClientSASLAuth": "true"}) as server:
         s = Session(server.host, server.port)
         r = s.call(OP["exists"], {"path": "/", "watch": False})
         assert r.err == -124, r
         s.close_socket()
-        zk = kazoo_sasl(server, "jaasuser", "jaas_password")
+        zk = kazoo_sasl(make_client, server, "jaasuser", "jaas_password")
         assert zk.exists("/") is not None
-        zk.stop()
-        zk.close()
 
 
 @pytest.mark.parametrize("kind", KINDS)

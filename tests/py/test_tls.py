@@ -14,7 +14,6 @@ import tempfile
 import pytest
 
 from conftest import ZOOID_BIN, netty_classpath, running_server
-from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import ACL, Id, make_acl
 
@@ -91,16 +90,14 @@ def with_secure_port(certs, **kw):
     return port, cfg
 
 
-def kazoo_tls(certs, port, cert="client"):
+def kazoo_tls(make_client, certs, port, cert="client"):
     kw = {}
     if cert:
         kw = {"certfile": os.path.join(certs, f"{cert}.pem"),
               "keyfile": os.path.join(certs, f"{cert}.key")}
-    zk = KazooClient(hosts=f"127.0.0.1:{port}", use_ssl=True, verify_certs=True,
-                     ca=os.path.join(certs, "ca.pem"), timeout=10,
-                     connection_retry={"max_tries": 3, "delay": 0.1}, **kw)
-    zk.start(timeout=15)
-    return zk
+    return make_client(f"127.0.0.1:{port}", use_ssl=True, verify_certs=True,
+                       ca=os.path.join(certs, "ca.pem"),
+                       connection_retry={"max_tries": 3, "delay": 0.1}, **kw)
 
 
 def tls_socket(certs, port, cert="client"):
@@ -125,30 +122,20 @@ def four_letter_tls(certs, port, word):
 @pytest.mark.parametrize("key_store,trust_store", [
     ("server.jks", "trust.jks"), ("server.p12", "trust.p12"), ("server-all.pem", "ca.pem"),
 ], ids=["jks", "pkcs12", "pem"])
-def test_kazoo_over_tls_with_each_store_type(certs, key_store, trust_store):
+def test_kazoo_over_tls_with_each_store_type(certs, key_store, trust_store, make_client):
     port, cfg = with_secure_port(certs, key_store=key_store, trust_store=trust_store)
     with running_server("zooid", extra_cfg=cfg) as server:
-        zk = kazoo_tls(certs, port)
-        try:
-            # The client's certificate names it: an x509 ACL lets it, and only it, in.
-            zk.create("/tls", b"secret data", acl=[make_acl("x509", CLIENT_DN, all=True)])
-            assert zk.get("/tls")[0] == b"secret data"
-            assert zk.get_acls("/tls")[0][0].id == Id("x509", CLIENT_DN)
-            # An `auth` ACL takes the certificate's id, as ZooKeeper's x509 provider is
-            # an authenticated one.
-            zk.create("/auth", b"", acl=[ACL(31, Id("auth", ""))])
-            assert [a.id for a in zk.get_acls("/auth")[0]] == [Id("x509", CLIENT_DN)]
-        finally:
-            zk.stop()
-            zk.close()
-        plain = KazooClient(hosts=server.hosts, timeout=10)
-        plain.start(timeout=15)
-        try:
-            with pytest.raises(NoAuthError):
-                plain.get("/tls")
-        finally:
-            plain.stop()
-            plain.close()
+        zk = kazoo_tls(make_client, certs, port)
+        # The client's certificate names it: an x509 ACL lets it, and only it, in.
+        zk.create("/tls", b"secret data", acl=[make_acl("x509", CLIENT_DN, all=True)])
+        assert zk.get("/tls")[0] == b"secret data"
+        assert zk.get_acls("/tls")[0][0].id == Id("x509", CLIENT_DN)
+        # An `auth` ACL takes the certificate's id, as ZooKeeper's x509 provider is
+        # an authenticated one.
+        zk.create("/auth", b"", acl=[ACL(31, Id("auth", ""))])
+        assert [a.id for a in zk.get_acls("/auth")[0]] == [Id("x509", CLIENT_DN)]
+        with pytest.raises(NoAuthError):
+            make_client(server).get("/tls")
         # Four-letter words are answered over TLS too.
         assert "Zookeeper version" in four_letter_tls(certs, port, "stat")
 
@@ -173,7 +160,7 @@ def test_client_auth_need_refuses_a_client_without_a_certificate(certs):
             assert "TLS handshake failed" in f.read()
 
 
-def test_a_plaintext_client_on_the_tls_port_takes_nothing_down(certs):
+def test_a_plaintext_client_on_the_tls_port_takes_nothing_down(certs, make_client):
     port, cfg = with_secure_port(certs)
     with running_server("zooid", extra_cfg=cfg):
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
@@ -185,24 +172,14 @@ def test_a_plaintext_client_on_the_tls_port_takes_nothing_down(certs):
         # Closed, at most after a TLS alert record (type 21): never a ZooKeeper reply.
         assert answer == b"" or answer[0] == 21, answer
         raw.close()
-        zk = kazoo_tls(certs, port)
-        zk.create("/after", b"ok")
-        zk.stop()
-        zk.close()
+        kazoo_tls(make_client, certs, port).create("/after", b"ok")
 
 
-def test_port_unification_serves_tls_and_plaintext_on_one_port(certs):
+def test_port_unification_serves_tls_and_plaintext_on_one_port(certs, make_client):
     cfg = tls_cfg(certs, **{"client.portUnification": "true"})
     with running_server("zooid", extra_cfg=cfg) as server:
-        zk = kazoo_tls(certs, server.port)
-        zk.create("/both", b"from tls")
-        zk.stop()
-        zk.close()
-        plain = KazooClient(hosts=server.hosts, timeout=10)
-        plain.start(timeout=15)
-        assert plain.get("/both")[0] == b"from tls"
-        plain.stop()
-        plain.close()
+        kazoo_tls(make_client, certs, server.port).create("/both", b"from tls")
+        assert make_client(server).get("/both")[0] == b"from tls"
         from zkraw import four_letter
         assert four_letter("127.0.0.1", server.port, "ruok") == "imok"
         assert four_letter_tls(certs, server.port, "ruok") == "imok"
