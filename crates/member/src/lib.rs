@@ -417,10 +417,6 @@ impl Member {
         self.serving
     }
 
-    pub fn my_id(&self) -> ServerId {
-        self.cfg.my_id
-    }
-
     /// The epoch this member leads, once established as leader.
     pub fn leading_epoch(&self) -> Option<Epoch> {
         match &self.phase {

@@ -795,11 +795,8 @@ async fn run_core(
                     ids,
                     out,
                 } => {
-                    if !server.serving() {
-                        // ZooKeeper's "not running" server: clients try another member.
-                        out.close();
-                        continue;
-                    }
+                    // A member that does not serve closes it (ZooKeeper's "not running"
+                    // server: clients try another member).
                     outs.insert(conn, out);
                     server.input(now, Input::Connect { conn, addr });
                     if !ids.is_empty() {
