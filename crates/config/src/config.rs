@@ -621,8 +621,7 @@ impl ServerConfig {
         let _ = settings.take("sslQuorumReloadCertFiles");
         self.quorum_ssl =
             crate::ssl::SslConfig::take(&mut |k| settings.take(k), "ssl.quorum.", warnings)?;
-        if (self.ssl_quorum || self.quorum_port_unification) && self.quorum_ssl.key_store.is_none()
-        {
+        if self.quorum_tls() && self.quorum_ssl.key_store.is_none() {
             return Err(ConfigError::Missing {
                 location: Location::whole_file(path),
                 key: String::from("ssl.quorum.keyStore.location"),
@@ -633,8 +632,7 @@ impl ServerConfig {
                 ),
             });
         }
-        let wants_tls = self.secure_client_port.is_some() || self.ssl.port_unification;
-        if wants_tls && self.ssl.key_store.is_none() {
+        if self.client_tls() && self.ssl.key_store.is_none() {
             return Err(ConfigError::Missing {
                 location: Location::whole_file(path),
                 key: String::from("ssl.keyStore.location"),
@@ -679,7 +677,7 @@ impl ServerConfig {
             .into_iter()
             .map(|(_, s)| s)
             .collect();
-        let tls = self.secure_client_port.is_some() || self.ssl.port_unification;
+        let tls = self.client_tls();
         self.sasl = crate::sasl::SaslConfig::take(
             &mut |k| settings.take(k),
             supers,
@@ -1031,6 +1029,16 @@ impl ServerConfig {
     /// all interfaces) and `clientPort`. Without `clientPort`, the client
     /// part of this server's `server.N` line (which `my_id` names, else the dataDir's
     /// `myid` file), else 2181.
+    /// Whether clients are served TLS: on a secure port, or on the unified client port.
+    pub fn client_tls(&self) -> bool {
+        self.secure_client_port.is_some() || self.ssl.port_unification
+    }
+
+    /// Whether members talk TLS to each other, or accept it (`portUnification`).
+    pub fn quorum_tls(&self) -> bool {
+        self.ssl_quorum || self.quorum_port_unification
+    }
+
     pub fn client_addr(&self) -> SocketAddr {
         let me = self.my_id.or_else(|| {
             (!self.is_standalone())

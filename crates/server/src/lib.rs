@@ -59,7 +59,6 @@ pub enum StartError {
 
 /// The core's settings, taken from zoo.cfg.
 pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
-    let tls = cfg.secure_client_port.is_some() || cfg.ssl.port_unification;
     let sasl = &cfg.sasl;
     let sasl_server = (sasl.digest_users.is_some() || sasl.provider_registered).then(|| {
         zooid_node::core::SaslServer {
@@ -80,7 +79,7 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
     });
     CoreConfig {
         server_id: 1,
-        cert_scheme: tls.then(|| cfg.ssl.auth_provider.clone()),
+        cert_scheme: cfg.client_tls().then(|| cfg.ssl.auth_provider.clone()),
         sasl: sasl_server,
         required_schemes: sasl.required_schemes.clone(),
         random_seed: rand::random(),
@@ -397,7 +396,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
         listener.local_addr().map_or(addr.port(), |a| a.port()),
     );
     // TLS: the stores are read now, so a problem with them stops the start-up.
-    let tls = if cfg.secure_client_port.is_some() || cfg.ssl.port_unification {
+    let tls = if cfg.client_tls() {
         Some(Arc::new(tls::Tls::load(&cfg.ssl)?))
     } else {
         None
@@ -598,7 +597,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                 .map(|(s, m)| (*s, m.election))
                 .collect();
             // TLS between members: the stores are read now, so a problem stops the start-up.
-            let quorum_tls = if cfg.ssl_quorum || cfg.quorum_port_unification {
+            let quorum_tls = if cfg.quorum_tls() {
                 let t = tls::QuorumTls::load(
                     &cfg.quorum_ssl,
                     cfg.ssl_quorum,
