@@ -950,6 +950,10 @@ impl Member {
 
     // ---- storage jobs -------------------------------------------------------------------------
 
+    fn write_epoch(&mut self, file: EpochFile, epoch: Epoch) {
+        self.start_job(Job::WriteEpoch { file, epoch }, Waiting::Epoch(file, epoch));
+    }
+
     fn start_job(&mut self, job: Job, waiting: Waiting) {
         self.job = Some(waiting);
         self.effects.push(Effect::Storage(job));
@@ -988,13 +992,12 @@ impl Member {
                     nodes = d.tree.node_count(),
                     "reloaded the data from disk"
                 );
-                self.take_tail(d.tail, last);
                 let role = match then {
                     Then::Lead => CoreRole::Leader,
                     Then::Follow(_) => CoreRole::Learner,
                     Then::ReadOnly => CoreRole::ReadOnly,
                 };
-                self.core = self.role_core(d.tree, now, role);
+                self.install(d, last, role, now);
                 match then {
                     Then::Lead => self.lead(now),
                     Then::Follow(l) => self.follow(l, now),
@@ -1003,26 +1006,29 @@ impl Member {
             }
             (Waiting::Truncate(z), Some(d)) => {
                 let got = d.tree.last_zxid();
+                self.install(d, got, CoreRole::Learner, now);
                 if got != z.0 {
                     // What is left on disk ends elsewhere, e.g. the TRUNC point lies inside a
                     // snapshot an earlier SNAP stored. Start over from what the disk holds:
                     // the leader will sync us from there.
-                    self.take_tail(d.tail, got);
-                    self.core = self.role_core(d.tree, now, CoreRole::Learner);
-                    return self.look_again(LookAgain::TruncMismatch { want: z.0, got }, now);
+                    self.look_again(LookAgain::TruncMismatch { want: z.0, got }, now);
                 }
-                self.take_tail(d.tail, got);
-                self.core = self.role_core(d.tree, now, CoreRole::Learner);
             }
             (Waiting::Snapshot(z), Some(d)) => {
                 tracing::info!(
                     nodes = d.tree.node_count(),
                     "SNAP: loaded the leader's snapshot"
                 );
-                self.take_tail(Vec::new(), z.0);
-                self.core = self.role_core(d.tree, now, CoreRole::Learner);
+                self.install(d, z.0, CoreRole::Learner, now);
             }
         }
+    }
+
+    /// Data a job brought becomes the member's: its tree in a core for `role`, its tail the
+    /// recent window, logged through `last`.
+    fn install(&mut self, d: Recovered, last: i64, role: CoreRole, now: Now) {
+        self.take_tail(d.tail, last);
+        self.core = self.role_core(d.tree, now, role);
     }
 
     // ---- carrying out role outputs ------------------------------------------------------------
@@ -1151,14 +1157,8 @@ impl Member {
                     self.effects.push(Effect::CloseLink { link: conn.0 });
                 }
             }
-            LeaderOutput::WriteAcceptedEpoch(epoch) => {
-                let file = EpochFile::Accepted;
-                self.start_job(Job::WriteEpoch { file, epoch }, Waiting::Epoch(file, epoch));
-            }
-            LeaderOutput::WriteCurrentEpoch(epoch) => {
-                let file = EpochFile::Current;
-                self.start_job(Job::WriteEpoch { file, epoch }, Waiting::Epoch(file, epoch));
-            }
+            LeaderOutput::WriteAcceptedEpoch(epoch) => self.write_epoch(EpochFile::Accepted, epoch),
+            LeaderOutput::WriteCurrentEpoch(epoch) => self.write_epoch(EpochFile::Current, epoch),
             LeaderOutput::Established { epoch } => {
                 self.core.set_next_zxid(leader.next_zxid().0);
                 self.serving = true;
@@ -1265,13 +1265,9 @@ impl Member {
         match a {
             LearnerAction::Send(msg) => self.effects.push(Effect::Link { link, msg }),
             LearnerAction::WriteAcceptedEpoch(epoch) => {
-                let file = EpochFile::Accepted;
-                self.start_job(Job::WriteEpoch { file, epoch }, Waiting::Epoch(file, epoch));
+                self.write_epoch(EpochFile::Accepted, epoch)
             }
-            LearnerAction::WriteCurrentEpoch(epoch) => {
-                let file = EpochFile::Current;
-                self.start_job(Job::WriteEpoch { file, epoch }, Waiting::Epoch(file, epoch));
-            }
+            LearnerAction::WriteCurrentEpoch(epoch) => self.write_epoch(EpochFile::Current, epoch),
             LearnerAction::Truncate(zxid) => {
                 tracing::info!(
                     zxid = format_args!("{:#x}", zxid.0),
