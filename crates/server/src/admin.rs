@@ -94,29 +94,15 @@ pub struct Https {
 type HttpStream = Box<dyn crate::peer_net::PeerIo>;
 
 /// TLS when `https` says so for this connection; None when its handshake failed.
-async fn secure(
-    stream: TcpStream,
-    addr: SocketAddr,
-    https: &Option<Https>,
-) -> Option<(HttpStream, bool)> {
+async fn secure(stream: TcpStream, https: &Option<Https>) -> Option<(HttpStream, bool)> {
     let Some(h) = https else {
         return Some((Box::new(stream), false));
     };
-    if !h.only {
-        let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(REQUEST_TIMEOUT, stream.peek(&mut first)).await;
-        if !matches!(peeked, Ok(Ok(1)) if first[0] == 0x16) {
-            return Some((Box::new(stream), false));
-        }
+    if !h.only && !crate::tls::opens_tls(&stream, REQUEST_TIMEOUT).await {
+        return Some((Box::new(stream), false));
     }
-    match tokio::time::timeout(REQUEST_TIMEOUT, h.tls.acceptor().accept(stream)).await {
-        Ok(Ok(s)) => Some((Box::new(s), true)),
-        Ok(Err(e)) => {
-            tracing::warn!(%addr, error = %e, "AdminServer: TLS handshake failed; closing the connection");
-            None
-        }
-        Err(_) => None,
-    }
+    let s = crate::tls::accept(h.tls.acceptor(), stream, REQUEST_TIMEOUT, "AdminServer").await?;
+    Some((Box::new(s), true))
 }
 
 /// Serve `endpoint` on `listener` until `shutdown` flips.
@@ -145,7 +131,7 @@ pub async fn serve(
                         let (id, evicted) = Heads::enter(&heads);
                         // Once its head is in (or it timed out), the connection leaves the
                         // waiting list; an evicted one was taken off it already.
-                        match secure(stream, addr, &https).await {
+                        match secure(stream, &https).await {
                             Some((stream, tls)) => {
                                 handle(stream, tls, addr, endpoint, events, info, evicted, || Heads::leave(&heads, id)).await;
                             }

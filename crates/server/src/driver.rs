@@ -556,7 +556,7 @@ pub async fn serve(
                 let (tx, cfg) = (tx.clone(), cfg.clone());
                 if secure_port {
                     tokio::spawn(async move {
-                        if let Some((rd, wr, ids)) = handshake(stream, addr, &cfg).await {
+                        if let Some((rd, wr, ids)) = handshake(stream, &cfg).await {
                             run_conn(conn, rd, wr, addr, ids, tx, cfg).await;
                         }
                     });
@@ -604,34 +604,21 @@ pub enum ConnReader {
 pub type ConnWriter = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// TLS on an accepted connection, within `ssl.handshakeDetectionTimeoutMillis`: its halves
-/// and the ids its client certificate gives it. A failed handshake is logged with the
-/// client's address and closes this connection only.
+/// and the ids its client certificate gives it.
 async fn handshake(
     stream: TcpStream,
-    addr: SocketAddr,
     cfg: &DriverConfig,
 ) -> Option<(ConnReader, ConnWriter, Vec<zooid_proto::Id>)> {
     let tls = cfg.tls.as_ref()?;
     let limit = Duration::from_millis(tls.config().handshake_timeout_ms);
-    match tokio::time::timeout(limit, tls.acceptor().accept(stream)).await {
-        Ok(Ok(s)) => {
-            let ids = tls.ids(s.get_ref().1.peer_certificates());
-            let (rd, wr) = tokio::io::split(s);
-            Some((ConnReader::Tls(rd), Box::new(wr), ids))
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(%addr, error = %e, "TLS handshake failed; closing the connection");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(%addr, ms = limit.as_millis() as u64, "no TLS handshake in time; closing the connection");
-            None
-        }
-    }
+    let s = crate::tls::accept(tls.acceptor(), stream, limit, "client").await?;
+    let ids = tls.ids(s.get_ref().1.peer_certificates());
+    let (rd, wr) = tokio::io::split(s);
+    Some((ConnReader::Tls(rd), Box::new(wr), ids))
 }
 
-/// `client.portUnification`: a connection whose first byte opens a TLS handshake (0x16) is
-/// served over TLS, any other as plaintext (as ZooKeeper's unified port tells them apart).
+/// `client.portUnification`: a connection whose first byte opens a TLS handshake is served
+/// over TLS, any other as plaintext.
 async fn serve_unified(
     conn: ConnId,
     stream: TcpStream,
@@ -639,18 +626,13 @@ async fn serve_unified(
     tx: mpsc::Sender<Event>,
     cfg: DriverConfig,
 ) {
-    let mut first = [0u8; 1];
     let limit = Duration::from_millis(
         cfg.tls
             .as_ref()
             .map_or(5_000, |t| t.config().handshake_timeout_ms),
     );
-    let tls = matches!(
-        tokio::time::timeout(limit, stream.peek(&mut first)).await,
-        Ok(Ok(1)) if first[0] == 0x16
-    );
-    if tls {
-        if let Some((rd, wr, ids)) = handshake(stream, addr, &cfg).await {
+    if crate::tls::opens_tls(&stream, limit).await {
+        if let Some((rd, wr, ids)) = handshake(stream, &cfg).await {
             run_conn(conn, rd, wr, addr, ids, tx, cfg).await;
         }
     } else {

@@ -227,29 +227,12 @@ async fn accept_stream(stream: TcpStream, tls: &Option<Arc<QuorumTls>>) -> Optio
     let Some(tls) = tls else {
         return Some(Box::new(stream));
     };
-    let peer = stream.peer_addr().ok();
-    if tls.unified {
-        let mut first = [0u8; 1];
-        let peeked = tokio::time::timeout(tls.handshake_timeout(), stream.peek(&mut first)).await;
-        if !matches!(peeked, Ok(Ok(1)) if first[0] == 0x16) {
-            return Some(Box::new(stream));
-        }
+    if tls.unified && !crate::tls::opens_tls(&stream, tls.handshake_timeout()).await {
+        return Some(Box::new(stream));
     }
     let acceptor = tls.current().0;
-    match tokio::time::timeout(tls.handshake_timeout(), acceptor.accept(stream)).await {
-        Ok(Ok(s)) => Some(Box::new(s)),
-        Ok(Err(e)) => {
-            tracing::warn!(?peer, error = %e, "quorum TLS handshake failed; closing the connection");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(
-                ?peer,
-                "no quorum TLS handshake in time; closing the connection"
-            );
-            None
-        }
-    }
+    let s = crate::tls::accept(acceptor, stream, tls.handshake_timeout(), "quorum").await?;
+    Some(Box::new(s))
 }
 
 /// The dialing side: a socket to `addr`, with TLS when `sslQuorum` is on.

@@ -654,6 +654,44 @@ impl Tls {
     }
 }
 
+/// Whether a connection on a unified port opens a TLS handshake: its first byte is 0x16,
+/// as ZooKeeper's unified ports tell TLS from plaintext. Nothing within `limit` is
+/// plaintext.
+pub async fn opens_tls(stream: &tokio::net::TcpStream, limit: std::time::Duration) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(limit, stream.peek(&mut first)).await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
+}
+
+/// The server side of a handshake within `limit`. A failure is logged with the peer's
+/// address and the port (`port`) and closes this connection only.
+pub async fn accept(
+    acceptor: TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    limit: std::time::Duration,
+    port: &'static str,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let peer = stream.peer_addr().ok();
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::warn!(?peer, port, error = %e, "TLS handshake failed; closing the connection");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(
+                ?peer,
+                port,
+                ms = limit.as_millis() as u64,
+                "no TLS handshake in time; closing the connection"
+            );
+            None
+        }
+    }
+}
+
 /// A certificate's subject as Java's `X500Principal.getName()` writes it (RFC 2253): the
 /// last RDN first, commas between, known attribute names, other values as `#` and their DER
 /// in hex.
