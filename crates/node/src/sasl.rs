@@ -90,15 +90,8 @@ fn latin1_or_utf8(parts: &[&str]) -> Vec<u8> {
 
 /// A nonce as the JDK makes one: 30 random bytes in base64 without padding (40 characters).
 pub fn nonce(random: [u8; 30]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(40);
-    for chunk in random.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16) | (u32::from(chunk[1]) << 8) | u32::from(chunk[2]);
-        for shift in [18, 12, 6, 0] {
-            out.push(ALPHABET[((n >> shift) & 63) as usize] as char);
-        }
-    }
-    out
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(random)
 }
 
 /// The first challenge.
