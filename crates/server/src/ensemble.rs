@@ -169,13 +169,19 @@ impl Peer {
     }
 
     fn handle(&mut self, ev: Event, node: &mut Node<'_>) {
+        // `Member::handle` works off pending client inputs first.
         self.member.handle(crate::driver::now(), ev);
-        self.carry_out(node);
+        self.effects(node);
     }
 
-    /// Do what the member asked, in order (after working off the batch's client inputs).
+    /// Work off the batch's client inputs, then do what the member asked, in order.
     pub fn carry_out(&mut self, node: &mut Node<'_>) {
         self.member.flush(crate::driver::now());
+        self.effects(node);
+    }
+
+    /// Do what the member asked, in order.
+    fn effects(&mut self, node: &mut Node<'_>) {
         for e in self.member.take_effects() {
             match e {
                 Effect::Client(Action::Send { conn, frame }) => {
