@@ -769,15 +769,7 @@ impl Core {
         self.wall_ms = wall_ms;
         match input {
             Input::Connect { conn, addr } => self.on_connect(conn, addr, now_ms),
-            Input::Identified { conn, ids } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    for id in ids {
-                        if !c.auth.contains(&id) {
-                            c.auth.push(id);
-                        }
-                    }
-                }
-            }
+            Input::Identified { conn, ids } => self.grant(conn, ids),
             Input::Frame { conn, frame } => self.on_frame(conn, frame, now_ms),
             Input::Throttled { conn, frame } => self.on_throttled(conn, frame, now_ms),
             Input::Disconnect { conn } => self.on_disconnect(conn),
@@ -1491,6 +1483,17 @@ impl Core {
         }
     }
 
+    /// Add identities a connection proved (its TLS certificate, a SASL exchange).
+    fn grant(&mut self, conn: ConnId, ids: Vec<Id>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            for id in ids {
+                if !c.auth.contains(&id) {
+                    c.auth.push(id);
+                }
+            }
+        }
+    }
+
     /// Whether the connection holds an id of a required scheme (or none is required).
     fn authenticated(&self, conn: ConnId) -> bool {
         let required = &self.cfg.required_schemes;
@@ -1548,23 +1551,18 @@ impl Core {
             Step::Success { user, token } => {
                 let id = crate::sasl::authorization_id(&user, cfg.remove_host, cfg.remove_realm);
                 tracing::info!(conn, authorization_id = %id, "adding SASL authorization");
-                let is_super = digest.super_users.contains(&id);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.sasl = Exchange::Done;
-                    let mut ids = vec![Id::new("sasl", &id)];
-                    if let Some(any) = &cfg.let_any {
-                        ids.push(Id::new("sasl", any));
-                    }
-                    if is_super {
-                        tracing::info!(conn, id = %id, "Authenticated Id as super user");
-                        ids.push(Id::new("super", ""));
-                    }
-                    for i in ids {
-                        if !c.auth.contains(&i) {
-                            c.auth.push(i);
-                        }
-                    }
                 }
+                let mut ids = vec![Id::new("sasl", &id)];
+                if let Some(any) = &cfg.let_any {
+                    ids.push(Id::new("sasl", any));
+                }
+                if digest.super_users.contains(&id) {
+                    tracing::info!(conn, id = %id, "Authenticated Id as super user");
+                    ids.push(Id::new("super", ""));
+                }
+                self.grant(conn, ids);
                 (0, Some(token))
             }
             Step::Failure(why) => {
