@@ -199,6 +199,22 @@ class Ensemble:
         self.wait_for_quorum(timeout)
         return self
 
+    def join(self, role="participant"):
+        """Start a new member (the next sid, fresh ports) whose zoo.cfg lists every member so
+        far and itself, as ZooKeeper's guide says a server that a reconfig will add starts.
+        No wait: a reconfig makes it a member."""
+        sid = max(self.members) + 1
+        root = os.path.join(self.root, f"m{sid}")
+        taken = [p for o in self.members.values()
+                 for p in (o.client_port, o.quorum_port, o.election_port)]
+        m = Member(sid, role, root, *pick_ports(3, taken))
+        os.makedirs(m.data_dir, exist_ok=True)
+        self._write_myid(m)
+        self.members[sid] = m
+        self._write_cfg(m)
+        self.launch(sid)
+        return m
+
     def _write_myid(self, m):
         with open(os.path.join(m.data_dir, "myid"), "w") as f:
             f.write(f"{m.sid}\n")

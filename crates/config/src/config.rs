@@ -210,6 +210,70 @@ struct ServerLine {
     setting: Setting,
 }
 
+/// The `server.N` lines and the version of a dynamic config file (`zoo.cfg.dynamic.<hex>`,
+/// as a reconfig writes it), named by `setting`.
+fn read_dynamic_file(
+    setting: &Setting,
+    file: &Path,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Vec<ServerLine>, i64), ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        setting.invalid(
+            format!(
+                "cannot read the dynamic config file {}: {e}",
+                file.display()
+            ),
+            "point dynamicConfigFile at the zoo.cfg.dynamic.<version> file a reconfig wrote \
+             (or remove it and list the server.N lines in zoo.cfg)",
+        )
+    })?;
+    let mut lines = Vec::new();
+    // ZooKeeper writes the version into the file's name (`zoo.cfg.dynamic.100000003`), and
+    // reads a `version=` line too.
+    let mut version = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit_once(".dynamic."))
+        .and_then(|(_, v)| u64::from_str_radix(v, 16).ok())
+        .map_or(0, |v| v as i64);
+    for entry in properties::parse(file, &text, warnings)? {
+        let canonical = canonical_key(&entry.key).to_string();
+        let location = Location::at_line(file, entry.line);
+        if let Some(suffix) = canonical.strip_prefix("server.") {
+            lines.push(ServerLine {
+                suffix: suffix.to_string(),
+                setting: Setting {
+                    key: entry.key,
+                    value: entry.value,
+                    location,
+                },
+            });
+        } else if canonical == "version" {
+            version = u64::from_str_radix(entry.value.trim(), 16).map_err(|_| {
+                Setting {
+                    key: entry.key.clone(),
+                    value: entry.value.clone(),
+                    location,
+                }
+                .invalid(
+                    "is not a hexadecimal config version",
+                    "write it as a reconfig does, e.g. version=100000003",
+                )
+            })? as i64;
+        } else {
+            warnings.push(Warning::at(
+                &location,
+                format!(
+                    "{} does not belong in a dynamic config file (only server.N and version); \
+                     ignored",
+                    entry.key
+                ),
+            ));
+        }
+    }
+    Ok((lines, version))
+}
+
 /// zooid's server configuration, as ZooKeeper 3.8 would understand `zoo.cfg`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
@@ -353,6 +417,15 @@ pub struct ServerConfig {
     pub unknown: BTreeMap<String, String>,
     /// The config file's text, as ZooKeeper's `initial_configuration` command shows it.
     pub initial_config: Option<String>,
+    /// The zoo.cfg this configuration was read from (a reconfig rewrites it to name the new
+    /// dynamic file).
+    pub config_file: Option<PathBuf>,
+    /// `dynamicConfigFile`: where the members came from (the server lines and version a
+    /// reconfig wrote), when zoo.cfg names one.
+    pub dynamic_config_file: Option<PathBuf>,
+    /// The version of the membership: the `version=` of the dynamic file, 0 for server
+    /// lines in zoo.cfg itself.
+    pub config_version: i64,
     /// The Java system properties ZooKeeper would hold from this configuration: the `-D`
     /// properties of `SERVER_JVMFLAGS`, then `zookeeper.<key>` for every zoo.cfg key its
     /// QuorumPeerConfig does not consume itself.
@@ -429,6 +502,9 @@ impl ServerConfig {
             my_id: None,
             unknown: BTreeMap::new(),
             initial_config: None,
+            config_file: None,
+            dynamic_config_file: None,
+            config_version: 0,
             system_properties: BTreeMap::new(),
         }
     }
@@ -545,11 +621,28 @@ impl ServerConfig {
         }
 
         let mut config = ServerConfig::with_defaults(PathBuf::new());
+        if let Some(dynamic) = settings.take("dynamicConfigFile") {
+            let file = PathBuf::from(dynamic.value.trim());
+            let (lines, version) = read_dynamic_file(&dynamic, &file, &mut warnings)?;
+            if !server_lines.is_empty() {
+                warnings.push(dynamic.warning(format!(
+                    "{} names the members' file {}; the server.N lines of {} are ignored (a \
+                     reconfig keeps the members there)",
+                    dynamic.key,
+                    file.display(),
+                    path.display()
+                )));
+            }
+            server_lines = lines;
+            config.dynamic_config_file = Some(file);
+            config.config_version = version;
+        }
         let deferred = config.apply(path, &mut settings, &mut warnings)?;
         config.apply_servers(server_lines, &mut warnings)?;
         config.validate(path, &deferred)?;
         config.collect_unknown(settings, &mut warnings);
         config.initial_config = Some(text.to_string());
+        config.config_file = Some(path.to_path_buf());
         config.system_properties = system_properties;
         // SERVER_JVMFLAGS warnings (no line) first, then in file order.
         warnings.sort_by_key(|w| w.line);
@@ -966,7 +1059,16 @@ impl ServerConfig {
         if self.client_port.is_none() {
             let every_line_has_one =
                 !self.servers.is_empty() && self.servers.values().all(|s| s.client_addr.is_some());
-            if !every_line_has_one {
+            // A reconfig may give only some members' lines a client address: this member's
+            // own line (by its myid) is the one that counts.
+            let mine = || {
+                crate::read_myid(&self.data_dir)
+                    .ok()
+                    .flatten()
+                    .and_then(|id| self.servers.get(&id))
+                    .is_some_and(|s| s.client_addr.is_some())
+            };
+            if !every_line_has_one && !mine() {
                 return Err(ConfigError::Missing {
                     location: Location::whole_file(path),
                     key: "clientPort".to_string(),
@@ -997,12 +1099,6 @@ impl ServerConfig {
         for (canonical, s) in settings.map {
             if canonical.starts_with("ssl.") {
                 tracing::debug!(key = %s.key, "TLS setting kept in `unknown`");
-            } else if canonical == "dynamicConfigFile" {
-                warnings.push(s.warning(format!(
-                    "{} is not supported and was ignored; put the server.N lines into {} itself",
-                    s.key,
-                    s.location.path().map(|p| p.display().to_string()).unwrap_or_default()
-                )));
             } else if UNUSED_KEYS.contains(&canonical.as_str())
                 || UNUSED_PREFIXES.iter().any(|p| canonical.starts_with(p))
             {
@@ -1836,13 +1932,13 @@ authProvider.sasl=org.example.Sasl
     fn unknown_keys_are_kept_and_warned() {
         let (c, w) = parse(&minimal(
             "fooBar=1\nticktime=5\nsyncEnabled=true\nmetricsProvider.exportJvmInfo=true\n\
-             dynamicConfigFile=/etc/zk/dyn.cfg\nserverCnxnFactory=x.Y\nssl.quorum.x=y\n",
+             serverCnxnFactory=x.Y\nssl.quorum.x=y\n",
         ));
         assert_eq!(c.unknown.get("fooBar").map(String::as_str), Some("1"));
-        assert_eq!(c.unknown.len(), 6, "{:?}", c.unknown);
+        assert_eq!(c.unknown.len(), 5, "{:?}", c.unknown);
         assert_eq!(c.tick_ms, 2000);
         let text: Vec<String> = w.iter().map(ToString::to_string).collect();
-        assert_eq!(text.len(), 5, "{text:?}");
+        assert_eq!(text.len(), 4, "{text:?}");
         assert!(text
             .iter()
             .any(|t| t.contains("unknown key fooBar, ignored")));
@@ -1850,9 +1946,38 @@ authProvider.sasl=org.example.Sasl
         assert!(text
             .iter()
             .any(|t| t.contains("syncEnabled is a ZooKeeper setting")));
-        assert!(text
-            .iter()
-            .any(|t| t.contains("dynamicConfigFile is not supported")));
+    }
+
+    #[test]
+    fn a_dynamic_config_file_holds_the_members_and_names_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000003");
+        std::fs::write(
+            &dynamic,
+            "server.1=127.0.0.1:2888:3888:participant;2181\nserver.2=127.0.0.1:2889:3889:observer;2182",
+        )
+        .unwrap();
+        let text = format!(
+            "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=/tmp/d\nreconfigEnabled=true\n\
+             dynamicConfigFile={}\n",
+            dynamic.display()
+        );
+        let (c, w) = ServerConfig::parse(Path::new("zoo.cfg"), &text, None).unwrap();
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(c.config_version, 0x1_0000_0003);
+        assert_eq!(c.servers.len(), 2);
+        assert_eq!(c.dynamic_config_file.as_deref(), Some(dynamic.as_path()));
+        // A missing file names the setting and the fix.
+        let text = text.replace("100000003", "100000009");
+        let e = ServerConfig::parse(Path::new("zoo.cfg"), &text, None).unwrap_err();
+        assert_contains(
+            &e.to_string(),
+            &[
+                "dynamicConfigFile",
+                "zoo.cfg.dynamic.100000009",
+                "cannot read",
+            ],
+        );
     }
 
     #[test]

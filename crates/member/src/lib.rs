@@ -30,17 +30,18 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
+use zooid_node::core::EnsembleView;
 use zooid_node::core::Now;
 use zooid_node::{Action, Core, CoreConfig, Input, Role as CoreRole};
 use zooid_proto::TxnEntry;
 use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_tree::DataTree;
 use zooid_zab::{
-    ConnId as LinkConn, Election, ElectionConfig, ElectionConfigError, Epoch, ForwardedRequest,
-    Leader, LeaderConfig, LeaderOutput, LeaderPhase, LeaderStart, Learner, LearnerAction,
-    LearnerConfig, LearnerKind, LearnerStart, Notification, Output as ElectionOutput, PeerState,
-    QuorumMessage, QuorumVerifier, Role, ServerId, Timing, TxnLogReader, Vote, ZabError, Zxid,
-    DEFAULT_COMMIT_LOG_COUNT,
+    ConfigMember, ConnId as LinkConn, Election, ElectionConfig, ElectionConfigError, Epoch,
+    ForwardedRequest, Leader, LeaderConfig, LeaderOutput, LeaderPhase, LeaderStart, Learner,
+    LearnerAction, LearnerConfig, LearnerKind, LearnerStart, Notification,
+    Output as ElectionOutput, PeerState, QuorumMessage, QuorumVerifier, Role, ServerId, Timing,
+    TxnLogReader, Vote, ZabError, Zxid, DEFAULT_COMMIT_LOG_COUNT,
 };
 
 /// A quorum-port connection. The driver numbers the ones it accepts; the member numbers the
@@ -66,6 +67,11 @@ pub struct MemberConfig {
     pub timing: Timing,
     /// The QuorumVerifier text sent in NEWLEADER and notifications.
     pub config_text: Vec<u8>,
+    /// The members as that text lists them (reconfig requests start from them; empty: the
+    /// leader refuses reconfigs as UNIMPLEMENTED).
+    pub config: Vec<ConfigMember>,
+    /// The config's version: 0 for a static one, the zxid of the reconfig that made it.
+    pub config_version: i64,
     pub core: CoreConfig,
     /// `readonlymode.enabled`: while cut off from a quorum, serve reads to clients that
     /// accept a read-only server.
@@ -131,6 +137,8 @@ pub enum LookAgain {
     Propose(String),
     #[error("a storage job failed: {0}")]
     Storage(String),
+    #[error("a reconfig changed this member's role or leader")]
+    Reconfigured,
     #[error("after TRUNC to {want:#x} the data on disk ends at {got:#x}")]
     TruncMismatch { want: i64, got: i64 },
 }
@@ -244,6 +252,14 @@ pub enum Effect {
     },
     /// Start this job; nothing waits on the member meanwhile except its own progress.
     Storage(Job),
+    /// The ensemble's configuration changed (a reconfig committed, or a newer config was
+    /// heard): record it as ZooKeeper does (the dynamic config file) and reach the members by
+    /// their new addresses.
+    Reconfigured {
+        members: Vec<ConfigMember>,
+        version: i64,
+        text: Vec<u8>,
+    },
 }
 
 /// Figures for srvr / stat / mntr.
@@ -262,6 +278,8 @@ pub struct PeerFacts {
     pub synced_followers: usize,
     pub synced_observers: usize,
     pub quorum_size: usize,
+    /// The current configuration's text (`conf`'s membership).
+    pub membership: String,
 }
 
 /// What this member is doing.
@@ -408,6 +426,10 @@ impl Member {
         &self.core
     }
 
+    pub fn my_id(&self) -> ServerId {
+        self.cfg.my_id
+    }
+
     /// For the commands that read or count (stat, mntr, cons...).
     pub fn core_mut(&mut self) -> &mut Core {
         &mut self.core
@@ -491,6 +513,7 @@ impl Member {
     pub fn facts(&self, now: Now) -> PeerFacts {
         // What ZooKeeper's mntr calls the quorum size: the voting members.
         let quorum_size = self.cfg.voters().len();
+        let membership = String::from_utf8_lossy(&self.cfg.config_text).into_owned();
         let zab_state = match &self.phase {
             Phase::Looking => "",
             _ if self.serving => " - broadcast",
@@ -529,6 +552,7 @@ impl Member {
                     synced_followers: synced.len() - synced_observers,
                     synced_observers,
                     quorum_size,
+                    membership,
                 }
             }
             Phase::Learning { leader, .. } | Phase::Connecting { leader, .. } => PeerFacts {
@@ -540,6 +564,7 @@ impl Member {
                 leader: Some(leader.0),
                 peer_state,
                 quorum_size,
+                membership,
                 ..PeerFacts::default()
             },
             Phase::Looking => PeerFacts {
@@ -550,6 +575,7 @@ impl Member {
                 },
                 peer_state,
                 quorum_size,
+                membership,
                 ..PeerFacts::default()
             },
         }
@@ -562,6 +588,13 @@ impl Member {
         match ev {
             Event::Vote { from, n } => {
                 tracing::debug!(%from, state = n.state.name(), vote = ?n.vote(), "notification");
+                // A looking member takes on a newer config a peer votes with (a reconfig it
+                // missed while away), as ZooKeeper's election does.
+                if self.election.state() == PeerState::Looking {
+                    if let Some(text) = n.config_text().map(|t| t.as_bytes().to_vec()) {
+                        self.activate(&text, None, now);
+                    }
+                }
                 let out = self.election.on_notification(from, n, t);
                 self.election_out(out, now);
             }
@@ -606,6 +639,7 @@ impl Member {
                         links.remove(&link);
                         tracing::info!(link, reason = %why, "learner connection closed");
                         leader.on_disconnect(LinkConn(link), t);
+                        self.refresh_view();
                     }
                     Phase::Connecting {
                         link: l, retry_at, ..
@@ -798,7 +832,8 @@ impl Member {
             commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
             force_snapshot_sync: false,
             config_text: self.cfg.config_text.clone(),
-            config_version: 0,
+            config_version: self.cfg.config_version,
+            reconfig_enabled: self.cfg.core.reconfig_enabled,
         };
         let last = Zxid(self.last_logged);
         let start = LeaderStart {
@@ -853,9 +888,10 @@ impl Member {
     }
 
     /// A core for `role` over `tree`, whose `/zookeeper/config` then holds the membership
-    /// (static configuration: version 0), as every ZooKeeper member's does once loaded.
+    /// (with the config's version as mzxid), as every ZooKeeper member's does once loaded.
     fn role_core(&self, mut tree: DataTree, now: Now, role: CoreRole) -> Core {
-        tree.set_config(&self.cfg.config_text, 0, now.wall_ms);
+        // A fresh tree: nobody watches it yet.
+        let _ = tree.set_config(&self.cfg.config_text, self.cfg.config_version, now.wall_ms);
         Core::with_role(self.cfg.core.clone(), tree, now, role)
     }
 
@@ -1137,7 +1173,11 @@ impl Member {
         match o {
             LeaderOutput::Send { conn, msg } => {
                 if links.contains(&conn.0) {
+                    let synced = matches!(msg, QuorumMessage::UpToDate);
                     self.effects.push(Effect::Link { link: conn.0, msg });
+                    if synced {
+                        self.refresh_view();
+                    }
                 }
             }
             LeaderOutput::StreamSnapshot { conn, .. } => {
@@ -1156,11 +1196,14 @@ impl Member {
                 if links.remove(&conn.0) {
                     self.effects.push(Effect::CloseLink { link: conn.0 });
                 }
+                self.refresh_view();
             }
             LeaderOutput::WriteAcceptedEpoch(epoch) => self.write_epoch(EpochFile::Accepted, epoch),
             LeaderOutput::WriteCurrentEpoch(epoch) => self.write_epoch(EpochFile::Current, epoch),
             LeaderOutput::Established { epoch } => {
                 self.core.set_next_zxid(leader.next_zxid().0);
+                self.core
+                    .set_ensemble(Some(ensemble_view(&self.cfg, leader)));
                 self.serving = true;
                 self.led_since = Some(now.mono_ms);
                 self.answer_with_epoch(PeerState::Leading, epoch);
@@ -1169,6 +1212,12 @@ impl Member {
             LeaderOutput::Commit { zxid } => {
                 self.core.handle(now, Input::Persisted { zxid: zxid.0 });
                 self.drain_core(now);
+            }
+            LeaderOutput::Activate {
+                config, designated, ..
+            } => {
+                self.activate(&config, Some(designated), now);
+                self.refresh_view();
             }
             LeaderOutput::Request { conn, sid, request } => {
                 if request.op_code() == Some(zooid_proto::OpCode::Sync) {
@@ -1239,7 +1288,7 @@ impl Member {
                 LearnerKind::Follower
             },
             timing: self.cfg.timing,
-            config_version: 0,
+            config_version: self.cfg.config_version,
         };
         let last = Zxid(self.last_logged);
         let start = LearnerStart {
@@ -1306,7 +1355,104 @@ impl Member {
                     .handle(now, Input::Revalidated { session_id, valid });
                 self.drain_core(now);
             }
+            LearnerAction::Activate { config, designated } => {
+                self.activate(&config, designated, now)
+            }
         }
+    }
+
+    // ---- reconfiguration ----------------------------------------------------------------------
+
+    /// Take on `text` as the configuration if it is newer than ours (`processReconfig`): the
+    /// election counts by it from now on, the driver records it, and a learner whose role or
+    /// leader it changes looks again (`designated`: the leader the committing leader named;
+    /// without one, the leader must still vote).
+    fn activate(&mut self, text: &[u8], designated: Option<ServerId>, now: Now) {
+        let parsed = std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| zooid_zab::config_text::parse(t).ok());
+        let Some((members, version)) = parsed else {
+            tracing::warn!("a config that does not parse; ignored");
+            return;
+        };
+        // As ZooKeeper's processReconfig: without reconfigEnabled the config never changes.
+        if !self.cfg.core.reconfig_enabled || version <= self.cfg.config_version {
+            return;
+        }
+        let ecfg = ElectionConfig::new(
+            self.cfg.my_id,
+            members
+                .iter()
+                .filter(|m| !m.observer)
+                .map(|m| m.sid)
+                .collect(),
+            members
+                .iter()
+                .filter(|m| m.observer)
+                .map(|m| m.sid)
+                .collect(),
+            text.to_vec(),
+        );
+        let ecfg = match ecfg {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "a config the election cannot use; ignored");
+                return;
+            }
+        };
+        self.election.set_config(ecfg);
+        self.cfg.members = members.iter().map(|m| (m.sid, m.observer)).collect();
+        self.cfg.config = members.clone();
+        self.cfg.config_text = text.to_vec();
+        self.cfg.config_version = version;
+        self.core.install_config(text, version, now);
+        self.drain_core(now);
+        tracing::info!(
+            version = format_args!("{version:x}"),
+            config = %String::from_utf8_lossy(text),
+            "new configuration"
+        );
+        self.effects.push(Effect::Reconfigured {
+            members,
+            version,
+            text: text.to_vec(),
+        });
+        let Phase::Learning {
+            leader, learner, ..
+        } = &self.phase
+        else {
+            return;
+        };
+        let kind = if self.cfg.i_observe() {
+            LearnerKind::Observer
+        } else {
+            LearnerKind::Follower
+        };
+        let leader_votes = self.cfg.voters().contains(leader);
+        let leader_changed = designated.map_or(!leader_votes, |d| d != *leader);
+        if kind != learner.kind() || leader_changed {
+            self.look_again(LookAgain::Reconfigured, now);
+        }
+    }
+
+    /// Keep the core's view of the ensemble current while leading (reconfig requests).
+    fn refresh_view(&mut self) {
+        if let Phase::Leading { leader, .. } = &self.phase {
+            if leader.is_established() {
+                let view = ensemble_view(&self.cfg, leader);
+                self.core.set_ensemble(Some(view));
+            }
+        }
+    }
+}
+
+/// What a leader's core checks reconfig requests against.
+fn ensemble_view(cfg: &MemberConfig, leader: &Leader) -> EnsembleView {
+    EnsembleView {
+        members: cfg.config.clone(),
+        version: cfg.config_version,
+        in_progress: leader.reconfig_pending(),
+        synced: leader.synced_followers(),
     }
 }
 

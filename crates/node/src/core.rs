@@ -9,7 +9,7 @@
 //! connection sent before it, so a session reads its own writes and sees a watch event before
 //! any reply that reveals the change.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
 use rustc_hash::FxHashMap;
@@ -19,6 +19,8 @@ use zooid_proto::{
     STATE_SYNC_CONNECTED,
 };
 use zooid_tree::{acl, DataTree, Fired, TxnResult, WatchKind};
+
+use zooid_zab::{ConfigMember, QuorumVerifier, ServerId};
 
 use crate::auth;
 use crate::prep::{self, Ctx, Overlay, PendingView};
@@ -60,6 +62,25 @@ pub struct CoreConfig {
     pub container_max_never_used_ms: i64,
     pub digest_enabled: bool,
     pub enforce_quota: bool,
+    /// `reconfigEnabled`: the leader carries out reconfig requests.
+    pub reconfig_enabled: bool,
+    /// `standaloneEnabled`: a reconfig must leave at least two voters.
+    pub standalone_enabled: bool,
+}
+
+/// What the leader knows of its ensemble, for reconfig requests (`zooid-member` keeps it
+/// current while it leads; without one a reconfig is UNIMPLEMENTED, as on a standalone
+/// ZooKeeper server).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnsembleView {
+    /// The newest config proposed (committed unless `in_progress`) and its version.
+    pub members: Vec<ConfigMember>,
+    pub version: i64,
+    /// A reconfig is proposed and not committed yet (RECONFIGINPROGRESS).
+    pub in_progress: bool,
+    /// Members connected and synced with the leader, the leader included: a new config needs
+    /// a quorum of them (NEWCONFIGNOQUORUM).
+    pub synced: BTreeSet<ServerId>,
 }
 
 /// SASL settings the core needs.
@@ -102,6 +123,8 @@ impl Default for CoreConfig {
             container_max_never_used_ms: 0,
             digest_enabled: true,
             enforce_quota: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
         }
     }
 }
@@ -500,6 +523,8 @@ pub struct Core {
     /// The wall clock at the latest input: txn times (ctime, mtime), TTL ages, and the
     /// times `cons` shows. Everything else runs on the monotonic clock inputs carry.
     wall_ms: i64,
+    /// Leader: the ensemble, for reconfig requests.
+    ensemble: Option<EnsembleView>,
 }
 
 /// The time an input happens at, on both clocks. Deadlines (session expiry, the
@@ -578,7 +603,24 @@ impl Core {
             revalidating: FxHashMap::default(),
             syncs: VecDeque::new(),
             touched: BTreeMap::new(),
+            ensemble: None,
         }
+    }
+
+    /// A new configuration in `/zookeeper/config` (ZooKeeper's `initConfigInZKDatabase`):
+    /// its watchers hear of it.
+    pub fn install_config(&mut self, text: &[u8], version: i64, now: Now) {
+        let fired = self.tree.set_config(text, version, now.wall_ms);
+        self.deliver(&fired, version);
+    }
+
+    /// Set (leading) or clear the ensemble view reconfig requests are checked against.
+    pub fn set_ensemble(&mut self, view: Option<EnsembleView>) {
+        self.ensemble = view;
+    }
+
+    pub fn ensemble(&self) -> Option<&EnsembleView> {
+        self.ensemble.as_ref()
     }
 
     /// A core for one role in an ensemble (a fresh one for every role, as ZooKeeper reloads
@@ -1756,6 +1798,56 @@ impl Core {
         self.propose(session, cxid, txn, Origin::Internal, changes);
     }
 
+    /// The config text a reconfig asks for, numbered `zxid`, checked in ZooKeeper's order:
+    /// enabled, a leader, none in progress, the expected version, a well-formed membership
+    /// with enough voters, a synced quorum of it. (Write permission on `/zookeeper/config`,
+    /// which only the super user has, is checked last, by `prep_reconfig`.)
+    fn plan_reconfig(
+        &self,
+        joining: Option<&str>,
+        leaving: Option<&str>,
+        new_members: Option<&str>,
+        config_id: i64,
+        zxid: i64,
+    ) -> Result<Vec<u8>, zooid_proto::ErrorCode> {
+        use zooid_proto::ErrorCode as E;
+        if !self.cfg.reconfig_enabled {
+            return Err(E::ReconfigDisabled);
+        }
+        let view = self.ensemble.as_ref().ok_or(E::Unimplemented)?;
+        if view.in_progress {
+            return Err(E::ReconfigInProgress);
+        }
+        if config_id != -1 && config_id != view.version {
+            tracing::warn!(
+                config_id,
+                last_seen = view.version,
+                "reconfig refused: not from the last seen config version"
+            );
+            return Err(E::BadVersion);
+        }
+        let min_voters = if self.cfg.standalone_enabled { 2 } else { 1 };
+        let next = zooid_zab::config_text::reconfigure(
+            &view.members,
+            joining,
+            leaving,
+            new_members,
+            min_voters,
+        )
+        .map_err(|e| {
+            tracing::warn!(error = %e, "reconfig refused");
+            E::BadArguments
+        })?;
+        let quorum = QuorumVerifier::of_members(&next).ok_or(E::BadArguments)?;
+        if !quorum.has_quorum(&view.synced) {
+            tracing::warn!(
+                "Reconfig failed - there must be a connected and synced quorum in new configuration"
+            );
+            return Err(E::NewConfigNoQuorum);
+        }
+        Ok(zooid_zab::config_text::render(&next, zxid).into_bytes())
+    }
+
     /// Check a write against the tree and the pending view, in ZooKeeper's order, and build
     /// its txn: (txn, its changes unless it is an error txn, whether the session closes).
     fn prep_write(
@@ -1801,7 +1893,20 @@ impl Core {
             }
             // Clients may not delete containers themselves (3.8 answers BADARGUMENTS).
             Request::DeleteContainer { .. } => Err(zooid_proto::ErrorCode::BadArguments),
-            Request::Reconfig { .. } => Err(zooid_proto::ErrorCode::ReconfigDisabled),
+            Request::Reconfig {
+                joining,
+                leaving,
+                new_members,
+                config_id,
+            } => self
+                .plan_reconfig(
+                    joining.as_deref(),
+                    leaving.as_deref(),
+                    new_members.as_deref(),
+                    *config_id,
+                    zxid,
+                )
+                .and_then(|text| prep::prep_reconfig(text, &mut ov, &ctx)),
             Request::CloseSession => {
                 close_after = true;
                 if let Some(s) = self.sessions.get_mut(&session) {
@@ -1811,6 +1916,10 @@ impl Core {
             }
             _ => unreachable!("is_write() covers exactly these requests"),
         };
+        if let (Ok(Txn::Reconfig { .. }), Some(view)) = (&txn, self.ensemble.as_mut()) {
+            // Until it commits and the member says so, no other reconfig may start.
+            view.in_progress = true;
+        }
         match txn {
             Ok(t) => (t, Some(ov.into_changes()), close_after),
             Err(e) => (Txn::Error { err: e.code() }, None, close_after),
@@ -2496,6 +2605,13 @@ fn reply_for(xid_: i32, zxid: i64, op: OpCode, txn: &Txn, result: &TxnResult) ->
                 if op != OpCode::Create {
                     stat.write(w);
                 }
+            }
+            // A reconfig answers as getData does: the new config, then the Stat.
+            TxnResult::DataSet { stat } if op == OpCode::Reconfig => {
+                if let Txn::Reconfig { data, .. } = txn {
+                    w.write_opt_buffer(data.as_deref());
+                }
+                stat.write(w);
             }
             TxnResult::DataSet { stat } | TxnResult::AclSet { stat } => stat.write(w),
             TxnResult::Multi(results) => {

@@ -406,6 +406,25 @@ pub fn prep_set_data(
     })
 }
 
+/// A reconfig's txn: `/zookeeper/config` set to the new config `text` with version -1, as
+/// ZooKeeper writes it, once the client may write there (only the super user: its ACL is
+/// read-only for everyone).
+pub fn prep_reconfig(text: Vec<u8>, ov: &mut Overlay, ctx: &Ctx) -> Result<Txn, ErrorCode> {
+    let path_ = zooid_tree::CONFIG_NODE;
+    let mut node = ov.get(path_).ok_or(ErrorCode::NoNode)?;
+    check_perm(&node.acl, perms::WRITE, ctx)?;
+    node.stat.version = -1;
+    node.stat.mzxid = ctx.zxid;
+    node.stat.mtime = ctx.now_ms;
+    node.digest_prefix = digest_prefix(path_, Some(&text));
+    ov.set(path_, Some(node));
+    Ok(Txn::Reconfig {
+        path: path_.to_owned(),
+        data: Some(text),
+        version: -1,
+    })
+}
+
 pub fn prep_check(
     path_: &str,
     version: i32,

@@ -720,7 +720,9 @@ fn configuration(ctx: &mut Ctx<'_>) -> Response {
         r.put("election_port", q.election_port);
         r.put("quorum_port", q.quorum_port);
         r.put("peer_type", u32::from(q.peer_type));
-        r.put("membership", q.membership.clone());
+        // The member's current config (a reconfig changes it), else the one it started with.
+        let membership = ctx.peer.as_ref().map(|p| &p.membership);
+        r.put("membership", membership.unwrap_or(&q.membership).clone());
     }
     r
 }
@@ -743,7 +745,12 @@ fn configuration_text(ctx: &Ctx<'_>, r: &Response) -> String {
     ) + &ctx.info.quorum.as_ref().map_or(String::new(), |q| {
         format!(
             "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={}\nmembership: \n{}\n",
-            q.init_limit, q.sync_limit, q.election_port, q.quorum_port, q.peer_type, q.membership
+            q.init_limit,
+            q.sync_limit,
+            q.election_port,
+            q.quorum_port,
+            q.peer_type,
+            r.str("membership")
         )
     })
 }

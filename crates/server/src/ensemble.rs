@@ -45,7 +45,13 @@ pub struct EnsembleConfig {
     pub cnx_timeout: Duration,
     pub snap_dir: PathBuf,
     pub log_dir: PathBuf,
+    /// The zoo.cfg a reconfig rewrites to name its dynamic file (`reconfigEnabled` only).
+    pub config_file: Option<PathBuf>,
 }
+
+/// Member addresses the election port dials, shared with the driver that learns new ones
+/// from reconfigs.
+pub type ElectionPeers = std::sync::Arc<std::sync::RwLock<BTreeMap<ServerId, SocketAddr>>>;
 
 /// Where the member's files are, for the jobs the log writer thread runs.
 pub struct Storage {
@@ -59,6 +65,8 @@ pub struct Storage {
 pub struct Peer {
     member: Member,
     addrs: BTreeMap<ServerId, MemberAddr>,
+    election_peers: ElectionPeers,
+    config_file: Option<PathBuf>,
     cnx_timeout: Duration,
     to_election: Sender<(ServerId, Notification)>,
     links: Links,
@@ -83,6 +91,7 @@ impl Peer {
         cfg: EnsembleConfig,
         tree: zooid_tree::DataTree,
         to_election: Sender<(ServerId, Notification)>,
+        election_peers: ElectionPeers,
         links: Links,
         storage: Storage,
         now: Now,
@@ -104,6 +113,8 @@ impl Peer {
         Ok(Peer {
             member,
             addrs: cfg.addrs,
+            election_peers,
+            config_file: cfg.config_file,
             cnx_timeout: cfg.cnx_timeout,
             to_election,
             links,
@@ -227,6 +238,11 @@ impl Peer {
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     let _ = node.writer.send(ToWriter::Append { zxid, entry });
                 }
+                Effect::Reconfigured {
+                    members,
+                    version,
+                    text,
+                } => self.reconfigured(&members, version, &text),
                 Effect::Storage(job) => {
                     let quiesce = !matches!(job, Job::WriteEpoch { .. });
                     let storage = self.storage.clone();
@@ -244,6 +260,42 @@ impl Peer {
 }
 
 impl Peer {
+    /// A new configuration: reach its members at their addresses, and record it as
+    /// ZooKeeper does, in `<zoo.cfg>.dynamic.<version>` named by a rewritten zoo.cfg.
+    fn reconfigured(&mut self, members: &[zooid_zab::ConfigMember], version: i64, text: &[u8]) {
+        for m in members {
+            let Some(ip) = resolve(&m.host) else {
+                tracing::warn!(sid = %m.sid, host = %m.host, "a member's host does not resolve");
+                continue;
+            };
+            let addr = MemberAddr {
+                quorum: SocketAddr::new(ip, m.quorum_port),
+                election: SocketAddr::new(ip, m.election_port),
+                observer: m.observer,
+            };
+            if let Ok(mut peers) = self.election_peers.write() {
+                peers.insert(m.sid, addr.election);
+            }
+            self.addrs.insert(m.sid, addr);
+        }
+        let Some(static_file) = &self.config_file else {
+            return;
+        };
+        let my_client = members
+            .iter()
+            .find(|m| m.sid == self.member.my_id())
+            .is_some_and(|m| m.client.is_some());
+        match write_dynamic_config(static_file, version, text, my_client) {
+            Ok(file) => tracing::info!(file = %file.display(), "dynamic config written"),
+            Err(e) => tracing::error!(
+                file = %static_file.display(),
+                error = %e,
+                "cannot record the new configuration; the member runs with it, but a restart \
+                 would start from the old one"
+            ),
+        }
+    }
+
     /// Queue `out` on `link`. A link whose queue is full is closed: its learner does not keep
     /// up, and comes back to be synced again.
     fn queue_on_link(&mut self, link: LinkId, out: LinkOut) {
@@ -259,6 +311,16 @@ impl Peer {
             self.link_out.remove(&link);
         }
     }
+}
+
+/// A member's host as an address (literal, or looked up).
+pub fn resolve(host: &str) -> Option<std::net::IpAddr> {
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(|a| a.ip())
 }
 
 /// Encode a frozen snapshot on a thread of its own, into the slot the link waits on.
@@ -426,15 +488,138 @@ fn read_epochs(dir: &Path, last_zxid: i64) -> Result<(Epoch, Epoch), String> {
 
 /// Write an epoch file atomically and durably (temporary file, fsync, rename, directory fsync).
 fn write_epoch(dir: &Path, name: &str, epoch: Epoch) -> Result<(), String> {
-    use std::io::Write;
     let path = dir.join(name);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let r = (|| -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(epoch.0.to_string().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    r.map_err(|e| format!("cannot write {}: {e}", path.display()))
+    write_durably(&path, epoch.0.to_string().as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Replace `path` with `bytes` atomically and durably: a temporary file beside it, fsynced,
+/// renamed over it, and the directory fsynced.
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = dir.join(tmp_name);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Record a configuration as ZooKeeper's `setQuorumVerifier` does: its `server.N` lines,
+/// sorted, without a version line or a final newline, in `<zoo.cfg>.dynamic.<hex version>`;
+/// then zoo.cfg without its members (`server.*`, `group*`, `weight*`, `peerType`, the old
+/// `dynamicConfigFile`, and `clientPort*` when my server line now carries my client address),
+/// ending with `dynamicConfigFile=<absolute path>`. The first time, zoo.cfg is kept as
+/// `zoo.cfg.bak`. Unlike ZooKeeper, zoo.cfg keeps its order and comments. Returns the
+/// dynamic file's path.
+pub fn write_dynamic_config(
+    static_file: &Path,
+    version: i64,
+    text: &[u8],
+    my_client_in_config: bool,
+) -> std::io::Result<PathBuf> {
+    let static_file = std::path::absolute(static_file)?;
+    let mut name = static_file.file_name().unwrap_or_default().to_owned();
+    name.push(format!(".dynamic.{:x}", version as u64));
+    let dynamic = static_file.with_file_name(name);
+    let text = String::from_utf8_lossy(text);
+    let mut servers: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("server."))
+        .collect();
+    servers.sort_unstable();
+    write_durably(&dynamic, servers.join("\n").as_bytes())?;
+
+    let original = std::fs::read_to_string(&static_file)?;
+    let mut bak = static_file.clone().into_os_string();
+    bak.push(".bak");
+    let bak = PathBuf::from(bak);
+    if !bak.exists() {
+        write_durably(&bak, original.as_bytes())?;
+    }
+    let dropped = |line: &str| {
+        let l = line.trim_start();
+        if l.starts_with('#') || l.starts_with('!') {
+            return false;
+        }
+        let key = l
+            .split(|c: char| c == '=' || c == ':' || c.is_whitespace())
+            .next()
+            .unwrap_or("");
+        [
+            "server.",
+            "group",
+            "weight",
+            "dynamicConfigFile",
+            "peerType",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || (my_client_in_config && key.starts_with("clientPort"))
+    };
+    let mut rewritten: String = original
+        .lines()
+        .filter(|l| !dropped(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    rewritten.push_str(&format!("dynamicConfigFile={}\n", dynamic.display()));
+    write_durably(&static_file, rewritten.as_bytes())?;
+    Ok(dynamic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconfig_is_recorded_as_zookeeper_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("zoo.cfg");
+        let original = "# my ensemble\ntickTime=2000\nclientPort=2181\nreconfigEnabled=true\n\
+                        dataDir=/tmp/d\ninitLimit=5\nsyncLimit=2\nserver.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\n";
+        std::fs::write(&cfg, original).unwrap();
+        let text = "server.2=127.0.0.1:2889:3889:participant\n\
+                    server.1=127.0.0.1:2888:3888:participant\nversion=100000000";
+        let dynamic = write_dynamic_config(&cfg, 0x1_0000_0000, text.as_bytes(), false).unwrap();
+        assert_eq!(dynamic, dir.path().join("zoo.cfg.dynamic.100000000"));
+        assert_eq!(
+            std::fs::read_to_string(&dynamic).unwrap(),
+            "server.1=127.0.0.1:2888:3888:participant\nserver.2=127.0.0.1:2889:3889:participant"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            format!(
+                "# my ensemble\ntickTime=2000\nclientPort=2181\nreconfigEnabled=true\n\
+                 dataDir=/tmp/d\ninitLimit=5\nsyncLimit=2\ndynamicConfigFile={}\n",
+                dynamic.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("zoo.cfg.bak")).unwrap(),
+            original
+        );
+        // The next one replaces the pointer; clientPort goes once my line carries it.
+        let text = "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nversion=100000003";
+        let next = write_dynamic_config(&cfg, 0x1_0000_0003, text.as_bytes(), true).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&cfg).unwrap(),
+            format!(
+                "# my ensemble\ntickTime=2000\nreconfigEnabled=true\ndataDir=/tmp/d\n\
+                 initLimit=5\nsyncLimit=2\ndynamicConfigFile={}\n",
+                next.display()
+            )
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("zoo.cfg.bak")).unwrap(),
+            original
+        );
+        // zoo.cfg as rewritten reads back with its members and version.
+        let (c, _) = zooid_config::ServerConfig::load(&cfg, None).unwrap();
+        assert_eq!(c.config_version, 0x1_0000_0003);
+        assert_eq!(c.servers.len(), 1);
+        assert_eq!(c.dynamic_config_file.as_deref(), Some(next.as_path()));
+    }
 }

@@ -100,6 +100,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         container_max_never_used_ms: cfg.container_max_never_used_interval_ms as i64,
         digest_enabled: cfg.digest_enabled,
         enforce_quota: cfg.enforce_quota,
+        reconfig_enabled: cfg.reconfig_enabled,
+        standalone_enabled: cfg.standalone_enabled,
     }
 }
 
@@ -251,13 +253,7 @@ fn my_id(cfg: &ServerConfig) -> Result<zooid_config::ServerId, StartError> {
 
 /// Resolve a server line's host and port, saying which line when it cannot be.
 fn member_ip(sid: u64, host: &str) -> Result<std::net::IpAddr, StartError> {
-    use std::net::ToSocketAddrs;
-    (host, 0)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .map(|a| a.ip())
-        .ok_or_else(|| {
+    ensemble::resolve(host).ok_or_else(|| {
             StartError::Ensemble(format!(
                 "server.{sid}: the host {host:?} does not resolve to an address (check the spelling, /etc/hosts, and that no space trails the value)"
             ))
@@ -313,7 +309,10 @@ fn ensemble_config(
                 init_limit: cfg.init_limit.max(1),
                 sync_limit: cfg.sync_limit.max(1),
             },
-            config_text: zooid_zab::config_text::render(&text_members, 0).into_bytes(),
+            config_text: zooid_zab::config_text::render(&text_members, cfg.config_version)
+                .into_bytes(),
+            config: text_members,
+            config_version: cfg.config_version,
             core,
             read_only_mode: cfg.read_only_mode_enabled,
             layout,
@@ -322,6 +321,7 @@ fn ensemble_config(
         cnx_timeout: std::time::Duration::from_millis(cfg.cnx_timeout_ms.max(100) as u64),
         snap_dir,
         log_dir,
+        config_file: cfg.config_file.clone().filter(|_| cfg.reconfig_enabled),
     })
 }
 
@@ -590,12 +590,13 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let election_listener = bind_peer(me.election, "election", id).await?;
             let quorum_listener = bind_peer(me.quorum, "quorum", id).await?;
             let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(peer_net::PEER_EVENTS_QUEUED);
-            let peers = ecfg
-                .addrs
-                .iter()
-                .filter(|(s, _)| **s != my_id)
-                .map(|(s, m)| (*s, m.election))
-                .collect();
+            let peers: ensemble::ElectionPeers = Arc::new(std::sync::RwLock::new(
+                ecfg.addrs
+                    .iter()
+                    .filter(|(s, _)| **s != my_id)
+                    .map(|(s, m)| (*s, m.election))
+                    .collect(),
+            ));
             // TLS between members: the stores are read now, so a problem stops the start-up.
             let quorum_tls = if cfg.quorum_tls() {
                 let t = tls::QuorumTls::load(
@@ -616,7 +617,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                 my_id,
                 election_listener,
                 me.election,
-                peers,
+                peers.clone(),
                 ecfg.cnx_timeout,
                 security.clone(),
                 peer_tx.clone(),
@@ -635,7 +636,7 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                 layout: disk.snapshots.layout,
                 snapshots: disk.snapshots.clone(),
             };
-            let peer = ensemble::Peer::start(ecfg, tree, to_election, links, storage, now)
+            let peer = ensemble::Peer::start(ecfg, tree, to_election, peers, links, storage, now)
                 .map_err(StartError::Ensemble)?;
             driver::Server::Member(Box::new(driver::Ensemble {
                 peer,

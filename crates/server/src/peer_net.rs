@@ -17,7 +17,7 @@
 //! Every member listens on its quorum port from the start; a connection that arrives before
 //! this member leads waits for the core task to adopt it (as leader) or close it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -294,7 +294,7 @@ pub fn spawn_election(
     my_id: ServerId,
     listener: TcpListener,
     my_addr: SocketAddr,
-    peers: BTreeMap<ServerId, SocketAddr>,
+    peers: crate::ensemble::ElectionPeers,
     cnx_timeout: Duration,
     sec: Security,
     events: mpsc::Sender<PeerEvent>,
@@ -317,6 +317,7 @@ pub fn spawn_election(
         let conn_tx = conn_tx.clone();
         let mut shutdown = shutdown.clone();
         let sec = sec.clone();
+        let peers = peers.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -324,10 +325,16 @@ pub fn spawn_election(
                         let Ok((stream, _)) = r else { continue };
                         let conn_tx = conn_tx.clone();
                         let sec = sec.clone();
+                        let peers = peers.clone();
                         tokio::spawn(async move {
                             let peer = stream.peer_addr().ok();
                             let Some(stream) = accept_stream(stream, &sec.tls).await else { return };
-                            if let Some((sid, mut stream, mut rest)) = read_initial(stream, cnx_timeout).await {
+                            if let Some((sid, said, mut stream, mut rest)) = read_initial(stream, cnx_timeout).await {
+                                // A member the config did not list (one a reconfig is about to
+                                // add) is called back at the address it gives, as ZooKeeper does.
+                                if let (Some(addr), Ok(mut p)) = (said, peers.write()) {
+                                    p.entry(sid).or_insert(addr);
+                                }
                                 if let Err(e) = authenticate_as_server(&mut stream, &mut rest, &sec, peer).await {
                                     tracing::warn!(?peer, %sid, error = %e, "election connection: SASL authentication failed; closing");
                                     return;
@@ -348,7 +355,8 @@ pub fn spawn_election(
             if slot.dialing {
                 return;
             }
-            if let Some(&addr) = peers.get(&sid) {
+            let addr = peers.read().ok().and_then(|p| p.get(&sid).copied());
+            if let Some(addr) = addr {
                 slot.dialing = true;
                 tokio::spawn(dial_election(
                     sid,
@@ -433,16 +441,21 @@ enum ElectionConn {
     },
 }
 
+/// The peer's initial message: its id, the first address it says it listens on, and the
+/// stream with what it sent after the message.
 async fn read_initial(
     mut stream: PeerStream,
     timeout: Duration,
-) -> Option<(ServerId, PeerStream, Vec<u8>)> {
+) -> Option<(ServerId, Option<SocketAddr>, PeerStream, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 1024];
     let read = async {
         loop {
             match InitialMessage::decode(&buf) {
-                Ok(Some((m, used))) => return Some((m.sid(), used)),
+                Ok(Some((m, used))) => {
+                    let said = m.addresses().first().and_then(|a| a.parse().ok());
+                    return Some((m.sid(), said, used));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::info!(error = %e, "election port: bad initial message; closing");
@@ -455,8 +468,8 @@ async fn read_initial(
             }
         }
     };
-    let (sid, used) = tokio::time::timeout(timeout, read).await.ok()??;
-    Some((sid, stream, buf[used..].to_vec()))
+    let (sid, said, used) = tokio::time::timeout(timeout, read).await.ok()??;
+    Some((sid, said, stream, buf[used..].to_vec()))
 }
 
 async fn dial_election(

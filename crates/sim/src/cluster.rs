@@ -648,7 +648,10 @@ impl Cluster {
             my_id: self.nodes[node].sid,
             members: self.members.clone(),
             timing: TIMING,
+            // The simulated ensemble's membership is fixed: reconfig stays disabled.
             config_text: Vec::new(),
+            config: Vec::new(),
+            config_version: 0,
             core: CoreConfig {
                 server_id: self.nodes[node].sid.0 as u8,
                 ..CoreConfig::default()
@@ -740,6 +743,7 @@ impl Cluster {
                     self.clock.push(at, Ev::ToClient { client, gen, frame });
                 }
             }
+            Effect::Reconfigured { .. } => {}
             Effect::Client(Action::Close { conn }) => {
                 if let Some(to) = self.nodes[node].conns.remove(&conn) {
                     let at = self.clock.now() + 1;

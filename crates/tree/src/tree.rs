@@ -808,13 +808,20 @@ impl DataTree {
     /// member loads its database (`initConfigInZKDatabase`): the QuorumVerifier text, version
     /// -1, mzxid the config's version, mtime now. Outside the digest (below /zookeeper/), so
     /// members may differ here as ZooKeeper's do (mtime).
-    pub fn set_config(&mut self, text: &[u8], config_version: i64, wall_ms: i64) {
+    /// Its data watches fire, as ZooKeeper's setData fires them.
+    pub fn set_config(&mut self, text: &[u8], config_version: i64, wall_ms: i64) -> Vec<Fired> {
+        let mut fired = Vec::new();
         if let Some(n) = self.nodes.get_mut(CONFIG_NODE) {
             n.data = Some(Data::new(text));
             n.stat.version = -1;
             n.stat.mzxid = config_version;
             n.stat.mtime = wall_ms;
+            let acl = self.acls.shared(n.acl);
+            if self.watches.is_watched() {
+                self.watches.data_changed(CONFIG_NODE, &acl, &mut fired);
+            }
         }
+        fired
     }
 
     /// The tree digest as ZooKeeper reports it (a signed long).

@@ -85,45 +85,157 @@ pub fn parse(text: &str) -> Result<(Vec<ConfigMember>, i64), WireError> {
             .strip_prefix("server.")
             .and_then(|n| n.parse::<i64>().ok())
             .ok_or(bad("a key that is neither server.N nor version"))?;
-        let (addr, client) = match value.split_once(';') {
-            Some((a, c)) => (a, Some(c.to_owned())),
-            None => (value, None),
-        };
-        let (host, rest) = if let Some(r) = addr.strip_prefix('[') {
-            let (h, rest) = r.split_once(']').ok_or(bad("unclosed '[' in a host"))?;
-            (
-                h,
-                rest.strip_prefix(':').ok_or(bad("no port after a host"))?,
-            )
-        } else {
-            addr.split_once(':').ok_or(bad("no port after a host"))?
-        };
-        let mut parts = rest.split(':');
-        let port = |p: Option<&str>| {
-            p.and_then(|p| p.parse::<u16>().ok())
-                .ok_or(bad("a port is missing or not a number"))
-        };
-        let quorum_port = port(parts.next())?;
-        let election_port = port(parts.next())?;
-        let observer = match parts.next() {
-            None | Some("participant") => false,
-            Some("observer") => true,
-            Some(_) => return Err(bad("a role that is neither participant nor observer")),
-        };
-        if parts.next().is_some() || host.is_empty() {
-            return Err(bad("a malformed server address"));
-        }
-        members.push(ConfigMember {
-            sid: ServerId(sid),
-            host: host.to_owned(),
-            quorum_port,
-            election_port,
-            observer,
-            client,
-        });
+        members.push(parse_member(ServerId(sid), value)?);
     }
     // Java's QuorumMaj reads a missing version as 0 (an empty text is an empty verifier).
     Ok((members, version.unwrap_or(0)))
+}
+
+/// One member's value, `host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`, as
+/// Java's `QuorumServer` reads it; a client part that is only a port listens on `0.0.0.0`.
+pub fn parse_member(sid: ServerId, value: &str) -> Result<ConfigMember, WireError> {
+    let bad = WireError::BadConfigText;
+    let value = value.trim();
+    let (addr, client) = match value.split_once(';') {
+        Some((a, c)) => {
+            let c = c.trim();
+            let client = match c.rsplit_once(':') {
+                Some((h, p)) if !h.is_empty() && p.parse::<u16>().is_ok() => c.to_owned(),
+                None if c.parse::<u16>().is_ok() => format!("0.0.0.0:{c}"),
+                _ => return Err(bad("a client address that is neither port nor host:port")),
+            };
+            (a.trim(), Some(client))
+        }
+        None => (value, None),
+    };
+    let (host, rest) = if let Some(r) = addr.strip_prefix('[') {
+        let (h, rest) = r.split_once(']').ok_or(bad("unclosed '[' in a host"))?;
+        (
+            h,
+            rest.strip_prefix(':').ok_or(bad("no port after a host"))?,
+        )
+    } else {
+        addr.split_once(':').ok_or(bad("no port after a host"))?
+    };
+    let mut parts = rest.split(':');
+    let port = |p: Option<&str>| {
+        p.and_then(|p| p.parse::<u16>().ok())
+            .ok_or(bad("a port is missing or not a number"))
+    };
+    let quorum_port = port(parts.next())?;
+    let election_port = port(parts.next())?;
+    let observer = match parts.next() {
+        None | Some("participant") => false,
+        Some("observer") => true,
+        Some(_) => return Err(bad("a role that is neither participant nor observer")),
+    };
+    if parts.next().is_some() || host.is_empty() {
+        return Err(bad("a malformed server address"));
+    }
+    Ok(ConfigMember {
+        sid,
+        host: host.to_owned(),
+        quorum_port,
+        election_port,
+        observer,
+        client,
+    })
+}
+
+/// Why a reconfig request is refused with BADARGUMENTS (ZooKeeper's messages, for the log).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigError {
+    #[error("Wrong format of server string: {0:?}")]
+    ServerString(String),
+    #[error("{0:?} is not a server id")]
+    LeavingId(String),
+    #[error("Wrong format of server string - each server should have 3 ports specified: {0:?}")]
+    NoClientPort(String),
+    #[error("server {0}: its address is already used by server {1}")]
+    DuplicateAddress(ServerId, ServerId),
+    #[error("Reconfig failed - new configuration must include at least {0} followers")]
+    TooFewVoters(usize),
+}
+
+/// The membership a reconfig request asks for (`PrepRequestProcessor`'s reconfig case).
+/// Non-incremental when `new_members` is given: its `server.N=` lines (separated by commas or
+/// newlines) are the whole new membership. Otherwise incremental: `current` without the ids
+/// in `leaving` (comma-separated), with the `server.N=spec` entries of `joining`
+/// (comma-separated; each needs its client port) added or replacing. The result must keep
+/// `min_voters` voters (2 when `standaloneEnabled`, else 1).
+pub fn reconfigure(
+    current: &[ConfigMember],
+    joining: Option<&str>,
+    leaving: Option<&str>,
+    new_members: Option<&str>,
+    min_voters: usize,
+) -> Result<Vec<ConfigMember>, ReconfigError> {
+    let entries = |s: &str| -> Vec<String> {
+        s.split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let server_line = |line: &str| -> Result<ConfigMember, ReconfigError> {
+        let wrong = || ReconfigError::ServerString(line.to_owned());
+        let (key, value) = line.split_once('=').ok_or_else(wrong)?;
+        let key = key.trim();
+        let sid = key[key.rfind('.').map_or(0, |i| i + 1)..]
+            .parse::<i64>()
+            .map_err(|_| wrong())?;
+        parse_member(ServerId(sid), value).map_err(|_| wrong())
+    };
+    let next = if let Some(all) = new_members {
+        let mut next: Vec<ConfigMember> = Vec::new();
+        for line in entries(all) {
+            if line.starts_with("version") {
+                continue;
+            }
+            let m = server_line(&line)?;
+            next.retain(|o| o.sid != m.sid);
+            next.push(m);
+        }
+        check_addresses(&next)?;
+        next
+    } else {
+        let mut next = current.to_vec();
+        for id in leaving.map(entries).unwrap_or_default() {
+            let sid = id
+                .parse::<i64>()
+                .map_err(|_| ReconfigError::LeavingId(id.clone()))?;
+            next.retain(|m| m.sid.0 != sid);
+        }
+        for line in joining.map(entries).unwrap_or_default() {
+            let m = server_line(&line)?;
+            if m.client.is_none() {
+                return Err(ReconfigError::NoClientPort(line));
+            }
+            next.retain(|o| o.sid != m.sid);
+            next.push(m);
+        }
+        check_addresses(&next)?;
+        next
+    };
+    if next.iter().filter(|m| !m.observer).count() < min_voters.max(1) {
+        return Err(ReconfigError::TooFewVoters(min_voters.max(1)));
+    }
+    Ok(next)
+}
+
+/// No two members may share a quorum or election address (`checkAddressDuplicate`).
+fn check_addresses(members: &[ConfigMember]) -> Result<(), ReconfigError> {
+    for (i, a) in members.iter().enumerate() {
+        for b in &members[..i] {
+            let ports_a = [a.quorum_port, a.election_port];
+            let clash = a.host == b.host
+                && (ports_a.contains(&b.quorum_port) || ports_a.contains(&b.election_port));
+            if clash {
+                return Err(ReconfigError::DuplicateAddress(a.sid, b.sid));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `members` in the order a `java.util.HashMap<Long, _>` filled in that order iterates them:
@@ -210,5 +322,74 @@ mod tests {
         assert!(parse("server.x=h:1:2\nversion=0").is_err());
         assert_eq!(parse("server.1=h:1:2").unwrap().1, 0);
         assert_eq!(parse("").unwrap(), (vec![], 0));
+    }
+
+    #[test]
+    fn reconfig_plans_follow_zookeeper_rules() {
+        let current = [member(1, false), member(2, false), member(3, false)];
+        // Incremental: remove one, add one with its client port (a bare port listens on all).
+        let next = reconfigure(
+            &current,
+            Some("server.4=127.0.0.1:22214:22224:observer;2184"),
+            Some("3"),
+            None,
+            2,
+        )
+        .unwrap();
+        let sids: Vec<i64> = next.iter().map(|m| m.sid.0).collect();
+        assert_eq!(sids, [1, 2, 4]);
+        assert_eq!(next[2].client.as_deref(), Some("0.0.0.0:2184"));
+        assert!(next[2].observer);
+        // A joiner must name its client port; a server string must parse.
+        assert!(matches!(
+            reconfigure(
+                &current,
+                Some("server.4=127.0.0.1:22214:22224"),
+                None,
+                None,
+                2
+            ),
+            Err(ReconfigError::NoClientPort(_))
+        ));
+        assert!(matches!(
+            reconfigure(&current, Some("some thing"), None, None, 2),
+            Err(ReconfigError::ServerString(_))
+        ));
+        assert!(matches!(
+            reconfigure(&current, None, Some("x"), None, 2),
+            Err(ReconfigError::LeavingId(_))
+        ));
+        // Address clashes and too few voters.
+        assert!(matches!(
+            reconfigure(
+                &current,
+                Some("server.4=127.0.0.1:22211:9:participant;1"),
+                None,
+                None,
+                2
+            ),
+            Err(ReconfigError::DuplicateAddress(..))
+        ));
+        assert_eq!(
+            reconfigure(&current, None, Some("2,3"), None, 2),
+            Err(ReconfigError::TooFewVoters(2))
+        );
+        assert_eq!(
+            reconfigure(&current, None, Some("2,3"), None, 1)
+                .unwrap()
+                .len(),
+            1
+        );
+        // Non-incremental: the list is the membership; commas or newlines separate.
+        let next = reconfigure(
+            &current,
+            None,
+            None,
+            Some("server.1=127.0.0.1:22211:22221:participant;2181,server.2=127.0.0.1:22212:22222;2182\nversion=5"),
+            2,
+        )
+        .unwrap();
+        assert_eq!(next.len(), 2);
+        assert_eq!(next[1].client.as_deref(), Some("0.0.0.0:2182"));
     }
 }

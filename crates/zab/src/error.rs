@@ -126,9 +126,6 @@ pub enum ZabError {
     /// Nothing from the leader for longer than initLimit (before NEWLEADER) or syncLimit.
     #[error("no packet from the leader for {silent_ms} ms")]
     LeaderSilent { silent_ms: u64 },
-    /// COMMITANDACTIVATE / INFORMANDACTIVATE: dynamic reconfig is not supported.
-    #[error("reconfig packets are not supported")]
-    ReconfigUnsupported,
     /// A learner call that needs UPTODATE first (forwarding, revalidation).
     #[error("the learner is not serving yet")]
     NotServing,

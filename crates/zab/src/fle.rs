@@ -7,7 +7,8 @@
 //! the last message to a peer on every new connection (`election.md` §2.4); none of that is here.
 //!
 //! ```text
-//!  start / look_again: round += 1, proposal = own vote (observer: MIN_VALUE vote), Send to voters
+//!  start / look_again: round += 1, proposal = own vote (observer, or a server outside the
+//!     config: MIN_VALUE vote), Send to voters
 //!     │
 //!     ▼                        LOOKING n, higher round: round = n.round, forget votes,
 //!  LOOKING ◄──────────────────  proposal = best(n, own vote), Send to voters
@@ -72,8 +73,6 @@ pub struct ElectionConfig {
 pub enum ElectionConfigError {
     #[error("the ensemble has no voting member")]
     NoVoters,
-    #[error("server {0} is neither a voter nor an observer of this ensemble")]
-    NotAMember(ServerId),
     #[error("server {0} is both a voter and an observer")]
     VoterAndObserver(ServerId),
     #[error("server id {0} is reserved: votes use it for \"no leader\"")]
@@ -112,9 +111,6 @@ impl ElectionConfig {
         }
         if self.voters.contains(&ServerId::NONE) || self.observers.contains(&ServerId::NONE) {
             return Err(ElectionConfigError::ReservedId(ServerId::NONE));
-        }
-        if !self.is_voter(self.my_id) && !self.observers.contains(&self.my_id) {
-            return Err(ElectionConfigError::NotAMember(self.my_id));
         }
         let (min_ms, max_ms) = (
             self.min_notification_interval_ms,
@@ -417,6 +413,17 @@ impl Election {
         &self.cfg
     }
 
+    /// Take on a new membership (a reconfig committed, or a newer config heard): it counts
+    /// from the next round on. Panics if `cfg` does not pass [`ElectionConfig::validate`] or
+    /// names another server.
+    pub fn set_config(&mut self, cfg: ElectionConfig) {
+        if let Err(e) = cfg.validate() {
+            panic!("Election::set_config needs a valid config: {e}");
+        }
+        assert_eq!(cfg.my_id, self.cfg.my_id, "a config for another server");
+        self.cfg = cfg;
+    }
+
     fn me_votes(&self) -> bool {
         self.cfg.is_voter(self.cfg.my_id)
     }
@@ -589,7 +596,8 @@ impl Election {
     fn decide(&mut self, vote: Vote, by: DecidedBy, out: &mut Vec<Output>) {
         let role = if vote.leader == self.cfg.my_id {
             Role::Leading
-        } else if self.me_votes() {
+        } else if !self.cfg.observers.contains(&self.cfg.my_id) {
+            // A voter, or a participant outside the config (Java's non-voting follower).
             Role::Following
         } else {
             Role::Observing
@@ -678,10 +686,8 @@ mod tests {
             ElectionConfig::new(sid(1), set(&[]), set(&[]), vec![]),
             Err(ElectionConfigError::NoVoters)
         );
-        assert_eq!(
-            ElectionConfig::new(sid(9), set(&[1, 2]), set(&[3]), vec![]),
-            Err(ElectionConfigError::NotAMember(sid(9)))
-        );
+        // A server outside the config (removed by a reconfig) takes part without a vote.
+        assert!(ElectionConfig::new(sid(9), set(&[1, 2]), set(&[3]), vec![]).is_ok());
         assert_eq!(
             ElectionConfig::new(sid(1), set(&[1, 2]), set(&[2]), vec![]),
             Err(ElectionConfigError::VoterAndObserver(sid(2)))

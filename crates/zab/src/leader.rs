@@ -19,6 +19,15 @@
 //!                  voters ACKed (me after my fsync) ─► COMMIT to followers, INFORM to
 //!                  observers, Output::Commit; PING every tick/2; SYNC after the outstanding
 //!                  proposals commit; REQUEST/REVALIDATE/PING touches go to the caller
+//! config version   with reconfigEnabled, a static config (version 0) gets the epoch's first
+//!                  zxid as its version: NEWLEADER carries it, Established is followed by
+//!                  Output::Activate
+//! reconfig         a proposal whose txn is a reconfig makes its config pending: it and every
+//!                  later proposal then need a quorum of the old and of the new voters. Its
+//!                  commit goes to followers as COMMITANDACTIVATE and to observers as
+//!                  INFORMANDACTIVATE, both naming the designated leader (me if I vote in
+//!                  the new config, else the new voter that ACKed the most), then
+//!                  Output::Activate; a leader that is not designated then steps down
 //! every tick       a learner silent for initLimit (before UPTODATE) or syncLimit,
 //!                  or with a proposal un-ACKed for syncLimit, is closed; fewer than a quorum
 //!                  of voters connected ─► StepDown; a discovery phase longer than initLimit
@@ -61,6 +70,9 @@ pub struct LeaderConfig {
     pub config_text: Vec<u8>,
     /// Our committed config version; a learner with a higher one is refused.
     pub config_version: i64,
+    /// `reconfigEnabled`: a config of version 0 (a static one) takes the new epoch's first
+    /// zxid as its version, through NEWLEADER, as ZooKeeper's does (ZOOKEEPER-1783).
+    pub reconfig_enabled: bool,
 }
 
 /// What the leader has on disk when it starts leading.
@@ -91,6 +103,8 @@ pub enum StepDownReason {
     LostQuorum,
     /// The zxid counter of this epoch is used up.
     ZxidExhausted,
+    /// A committed reconfig made another member the leader (this one no longer votes).
+    Reconfigured { designated: ServerId },
 }
 
 /// Why a learner connection is closed.
@@ -143,6 +157,14 @@ pub enum Output {
     /// Apply this proposed txn to the tree and answer its client (zxid order).
     Commit {
         zxid: Zxid,
+    },
+    /// The reconfig committed at `zxid` (just output as `Commit`) is the configuration now:
+    /// `config` is its text (the new `/zookeeper/config` data), `designated` the leader the
+    /// learners were told to follow.
+    Activate {
+        zxid: Zxid,
+        config: Vec<u8>,
+        designated: ServerId,
     },
     /// A client request forwarded by a learner: turn it into a txn (or answer a sync with
     /// [`Leader::sync`]).
@@ -220,7 +242,30 @@ impl Peer {
 #[derive(Debug, Clone)]
 struct Proposal {
     entry: TxnEntry,
+    /// Followers that ACKed it (each quorum counts its own voters among them).
     acks: BTreeSet<ServerId>,
+    /// The pending config's voters must ACK it too (proposed while a reconfig was pending).
+    also: Option<QuorumVerifier>,
+}
+
+/// A proposed reconfig, not committed yet (Java's `lastSeenQuorumVerifier`).
+#[derive(Debug, Clone)]
+struct PendingConfig {
+    zxid: Zxid,
+    quorum: QuorumVerifier,
+    text: Vec<u8>,
+}
+
+/// The config text a reconfig txn sets, and its verifier (None for any other txn).
+fn reconfig_of(entry: &TxnEntry) -> Option<(QuorumVerifier, Vec<u8>)> {
+    let zooid_proto::Txn::Reconfig {
+        data: Some(text), ..
+    } = &entry.txn
+    else {
+        return None;
+    };
+    let (members, _) = crate::config_text::parse(std::str::from_utf8(text).ok()?).ok()?;
+    Some((QuorumVerifier::of_members(&members)?, text.clone()))
 }
 
 /// One leadership; see the module docs. Make a new one for each election won.
@@ -243,6 +288,9 @@ pub struct Leader {
     last_processed: Zxid,
     outstanding: BTreeMap<Zxid, Proposal>,
     last_proposed: Zxid,
+    pending_config: Option<PendingConfig>,
+    /// The versioned static config NEWLEADER carries, activated once established.
+    versioned_config: Option<Vec<u8>>,
     peers: BTreeMap<ConnId, Peer>,
     max_accepted: Epoch,
     info_sids: BTreeSet<ServerId>,
@@ -295,6 +343,8 @@ impl Leader {
             last_processed: start.last_zxid,
             outstanding: BTreeMap::new(),
             last_proposed: start.last_zxid,
+            pending_config: None,
+            versioned_config: None,
             peers: BTreeMap::new(),
             max_accepted: start.accepted_epoch,
             info_sids: BTreeSet::new(),
@@ -352,6 +402,22 @@ impl Leader {
             .values()
             .filter(|p| p.stage >= Stage::AwaitEstablished)
             .filter_map(|p| p.sid)
+            .collect()
+    }
+
+    /// Whether a proposed reconfig has not committed yet (`ReconfigInProgress`).
+    pub fn reconfig_pending(&self) -> bool {
+        self.pending_config.is_some()
+    }
+
+    /// The followers connected and synced (past UPTODATE), and me: a new config needs a
+    /// quorum of them before it is proposed (`isQuorumSynced`).
+    pub fn synced_followers(&self) -> BTreeSet<ServerId> {
+        self.peers
+            .values()
+            .filter(|p| p.stage == Stage::Synced && p.kind == LearnerKind::Follower)
+            .filter_map(|p| p.sid)
+            .chain([self.cfg.my_id])
             .collect()
     }
 
@@ -612,7 +678,9 @@ impl Leader {
                 while peer.unacked.front().is_some_and(|(z, _)| *z <= zxid) {
                     peer.unacked.pop_front();
                 }
-                let counts = peer.kind == LearnerKind::Follower && self.cfg.quorum.is_voter(sid);
+                // Every follower's ACK is kept: the old and the pending config's quorums each
+                // count their own voters.
+                let counts = peer.kind == LearnerKind::Follower;
                 if let (true, Some(p)) = (counts, self.outstanding.get_mut(&zxid)) {
                     p.acks.insert(sid);
                     self.try_commit(now_ms, out);
@@ -665,6 +733,7 @@ impl Leader {
             self.epoch = Some(epoch);
             self.accepted_epoch = epoch;
             self.last_proposed = Zxid::epoch_start(epoch);
+            self.version_static_config(Zxid::epoch_start(epoch));
             out.push(Output::WriteAcceptedEpoch(epoch));
             self.phase = LeaderPhase::AwaitEpochAcks;
             self.phase_deadline_ms = now_ms.saturating_add(self.cfg.timing.init_ms());
@@ -716,6 +785,13 @@ impl Leader {
             self.last_processed = Zxid::epoch_start(epoch);
             self.next_check_ms = now_ms.saturating_add(self.cfg.timing.tick_ms);
             out.push(Output::Established { epoch });
+            if let Some(config) = self.versioned_config.take() {
+                out.push(Output::Activate {
+                    zxid: Zxid::epoch_start(epoch),
+                    config,
+                    designated: me,
+                });
+            }
             for (&conn, peer) in self.peers.iter_mut() {
                 if peer.stage == Stage::AwaitEstablished {
                     peer.up_to_date(now_ms);
@@ -726,6 +802,21 @@ impl Leader {
                 }
             }
         }
+    }
+
+    /// ZOOKEEPER-1783: a static config's version becomes `zxid` (NEWLEADER's).
+    fn version_static_config(&mut self, zxid: Zxid) {
+        if !self.cfg.reconfig_enabled || self.cfg.config_version != 0 {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.cfg.config_text);
+        let Ok((members, _)) = crate::config_text::parse(&text) else {
+            return;
+        };
+        let versioned = crate::config_text::render(&members, zxid.0).into_bytes();
+        self.cfg.config_text = versioned.clone();
+        self.cfg.config_version = zxid.0;
+        self.versioned_config = Some(versioned);
     }
 
     fn step_down(&mut self, reason: StepDownReason, out: &mut Vec<Output>) {
@@ -770,11 +861,20 @@ impl Leader {
             }
         }
         self.last_proposed = got;
+        if let Some((quorum, text)) = reconfig_of(&entry) {
+            self.pending_config = Some(PendingConfig {
+                zxid: got,
+                quorum,
+                text,
+            });
+        }
+        let also = self.pending_config.as_ref().map(|p| p.quorum.clone());
         self.outstanding.insert(
             got,
             Proposal {
                 entry,
                 acks: BTreeSet::new(),
+                also,
             },
         );
         // A single voter commits on its own fsync.
@@ -800,14 +900,30 @@ impl Leader {
         while let Some(entry) = self.outstanding.first_entry() {
             let zxid = *entry.key();
             let me_durable = self.durable >= zxid;
-            let acks = entry.get().acks.iter().chain(me_durable.then_some(&me));
+            let acks: BTreeSet<ServerId> = entry
+                .get()
+                .acks
+                .iter()
+                .copied()
+                .chain(me_durable.then_some(me))
+                .collect();
+            let quorums = self.cfg.quorum.has_quorum(&acks)
+                && entry
+                    .get()
+                    .also
+                    .as_ref()
+                    .is_none_or(|q| q.has_quorum(&acks));
             // The fault harness's detection run builds a leader that commits on its own
             // durability alone (`--features fault-commit-alone`): its checks must catch it.
             let alone = cfg!(feature = "fault-commit-alone") && me_durable;
-            if !alone && !self.cfg.quorum.has_quorum(acks) {
+            if !alone && !quorums {
                 return;
             }
             let p = entry.remove();
+            let activated = self
+                .pending_config
+                .take_if(|c| c.zxid == zxid)
+                .map(|c| (self.designated_leader(&c.quorum, &acks, zxid), c));
             assert!(
                 zxid > self.last_committed,
                 "commit order: {zxid} after {}",
@@ -819,12 +935,25 @@ impl Leader {
                 if !peer.forwarding() {
                     continue;
                 }
-                let msg = match peer.kind {
-                    LearnerKind::Follower => QuorumMessage::Commit { zxid },
-                    LearnerKind::Observer => QuorumMessage::Inform {
+                let msg = match (peer.kind, &activated) {
+                    (LearnerKind::Follower, None) => QuorumMessage::Commit { zxid },
+                    (LearnerKind::Observer, None) => QuorumMessage::Inform {
                         zxid,
                         entry: p.entry.clone(),
                     },
+                    (LearnerKind::Follower, Some((designated, _))) => {
+                        QuorumMessage::CommitAndActivate {
+                            zxid,
+                            designated_leader: *designated,
+                        }
+                    }
+                    (LearnerKind::Observer, Some((designated, _))) => {
+                        QuorumMessage::InformAndActivate {
+                            zxid,
+                            designated_leader: *designated,
+                            entry: p.entry.clone(),
+                        }
+                    }
                 };
                 out.push(Output::Send { conn, msg });
             }
@@ -833,11 +962,55 @@ impl Leader {
                 self.committed.pop_front();
             }
             out.push(Output::Commit { zxid });
+            if let Some((designated, config)) = activated {
+                self.cfg.quorum = config.quorum;
+                self.cfg.config_version = zxid.0;
+                self.cfg.config_text = config.text.clone();
+                out.push(Output::Activate {
+                    zxid,
+                    config: config.text,
+                    designated,
+                });
+                if designated != me {
+                    return self.step_down(StepDownReason::Reconfigured { designated }, out);
+                }
+            }
             while self.pending_syncs.front().is_some_and(|(z, _)| *z <= zxid) {
                 let (_, conn) = self.pending_syncs.pop_front().expect("checked");
                 Self::send(out, conn, QuorumMessage::Sync);
             }
         }
+    }
+
+    /// Who leads under the reconfig committed at `zxid` with `acks` (`getDesignatedLeader`):
+    /// me if I vote in it; else, of its voters that ACKed it, the one that also ACKed the
+    /// longest run of the proposals after it (the most up to date), the lowest id on a tie.
+    fn designated_leader(
+        &self,
+        next: &QuorumVerifier,
+        acks: &BTreeSet<ServerId>,
+        zxid: Zxid,
+    ) -> ServerId {
+        let me = self.cfg.my_id;
+        if next.is_voter(me) {
+            return me;
+        }
+        let mut candidates: BTreeSet<ServerId> = acks
+            .iter()
+            .copied()
+            .filter(|s| *s != me && next.is_voter(*s))
+            .collect();
+        let Some(mut best) = candidates.first().copied() else {
+            return me;
+        };
+        for p in self.outstanding.range(Zxid(zxid.0 + 1)..).map(|(_, p)| p) {
+            candidates.retain(|s| p.acks.contains(s));
+            match candidates.first() {
+                None => break,
+                Some(&c) => best = c,
+            }
+        }
+        best
     }
 
     /// Answer a learner's forwarded `sync` (`processSync`): SYNC now if nothing is
@@ -932,7 +1105,11 @@ impl Leader {
                 .filter_map(|p| p.sid)
                 .chain([me])
                 .collect();
-            if !self.cfg.quorum.has_quorum(&connected) {
+            let pending_ok = self
+                .pending_config
+                .as_ref()
+                .is_none_or(|c| c.quorum.has_quorum(&connected));
+            if !self.cfg.quorum.has_quorum(&connected) || !pending_ok {
                 self.step_down(StepDownReason::LostQuorum, &mut out);
             }
         }
@@ -952,7 +1129,7 @@ mod tests {
     use super::*;
     use crate::message::LearnerInfo;
     use crate::sync::NoTxnLog;
-    use crate::testkit::{entry, z};
+    use crate::testkit::{entry, reconfig_entry, z};
     use zooid_proto::OpCode;
 
     const TICK: u64 = 100;
@@ -973,6 +1150,7 @@ mod tests {
             force_snapshot_sync: false,
             config_text: b"version=0".to_vec(),
             config_version: 0,
+            reconfig_enabled: false,
         }
     }
 
@@ -1540,5 +1718,94 @@ mod tests {
                 reason: CloseReason::NotALearner
             }]
         );
+    }
+
+    fn config(voters: &[i64], observers: &[i64]) -> String {
+        let line = |sid: i64, role: &str| format!("server.{sid}=h:{sid}1:{sid}2:{role}\n");
+        let mut text: String = voters.iter().map(|&s| line(s, "participant")).collect();
+        text.extend(observers.iter().map(|&s| line(s, "observer")));
+        text + "version=0"
+    }
+
+    fn kinds(out: &[Output]) -> Vec<String> {
+        out.iter()
+            .map(|o| match o {
+                Output::Send { conn, msg } => format!("{}>{}", msg.packet_type().name(), conn.0),
+                Output::Commit { .. } => "Commit".into(),
+                Output::Activate { designated, .. } => format!("Activate({designated})"),
+                Output::StepDown(r) => format!("{r:?}"),
+                other => format!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reconfig_needs_both_quorums_and_commits_as_commit_and_activate() {
+        let mut l = established(&[], 0);
+        // Observer 4 and a joining, not yet voting, follower 5.
+        msg(&mut l, 4, observer_info(4, 0), 0);
+        msg(&mut l, 4, ack_epoch(Zxid::ZERO, Some(0)), 0);
+        msg(&mut l, 4, ack(z(1, 0)), 0);
+        msg(&mut l, 5, follower_info(5, 0), 0);
+        msg(&mut l, 5, ack_epoch(Zxid::ZERO, Some(0)), 0);
+        msg(&mut l, 5, ack(z(1, 0)), 0);
+        let next = |v: &[i64]| {
+            QuorumVerifier::new(v.iter().map(|&s| ServerId(s)).collect(), BTreeSet::new())
+        };
+        assert!(next(&[1, 5, 6]).has_quorum(&l.synced_followers()));
+        assert!(!next(&[1, 6, 7]).has_quorum(&l.synced_followers()));
+        let text = config(&[1, 5, 6], &[4]);
+        let out = l.propose(reconfig_entry(z(1, 1), &text), 1).unwrap();
+        assert_eq!(
+            types(&sent(&out, 5)),
+            ["PROPOSAL"],
+            "a joiner gets proposals"
+        );
+        assert!(l.reconfig_pending());
+        l.on_persisted(z(1, 1), 1);
+        // The old quorum alone ({1, 2, 3}) is not enough: the new one needs 5 too.
+        assert!(msg(&mut l, 2, ack(z(1, 1)), 2).is_empty());
+        assert!(msg(&mut l, 3, ack(z(1, 1)), 2).is_empty());
+        let out = msg(&mut l, 5, ack(z(1, 1)), 3);
+        assert_eq!(
+            kinds(&out),
+            [
+                "COMMITANDACTIVATE>2",
+                "COMMITANDACTIVATE>3",
+                "INFORMANDACTIVATE>4",
+                "COMMITANDACTIVATE>5",
+                "Commit",
+                "Activate(1)"
+            ]
+        );
+        assert!(!l.reconfig_pending());
+        // From now on the new voters alone commit.
+        l.propose(entry(z(1, 2)), 4).unwrap();
+        l.on_persisted(z(1, 2), 4);
+        let out = msg(&mut l, 5, ack(z(1, 2)), 5);
+        assert!(kinds(&out).contains(&"Commit".to_string()));
+    }
+
+    #[test]
+    fn a_leader_removed_by_a_reconfig_designates_the_most_up_to_date_voter_and_steps_down() {
+        let mut l = established(&[], 0);
+        let out = l
+            .propose(reconfig_entry(z(1, 1), &config(&[2, 3], &[])), 1)
+            .unwrap();
+        assert_eq!(types(&sent(&out, 2)), ["PROPOSAL"]);
+        l.propose(entry(z(1, 2)), 1).unwrap();
+        l.on_persisted(z(1, 2), 1);
+        // 3 also ACKed the proposal after the reconfig: it is the more up to date.
+        msg(&mut l, 3, ack(z(1, 1)), 2);
+        msg(&mut l, 3, ack(z(1, 2)), 2);
+        let out = msg(&mut l, 2, ack(z(1, 1)), 2);
+        let k = kinds(&out);
+        assert_eq!(k[..2], ["COMMITANDACTIVATE>2", "COMMITANDACTIVATE>3"]);
+        assert!(k.contains(&"Activate(3)".to_string()), "{k:?}");
+        assert_eq!(
+            k.last().unwrap(),
+            "Reconfigured { designated: ServerId(3) }"
+        );
+        assert_eq!(l.phase(), LeaderPhase::Stopped);
     }
 }

@@ -17,6 +17,9 @@
 //! serving: PROPOSAL ─► Append; ACK once durable, in zxid order (followers only)
 //!          COMMIT ─► Apply (head of pending, else error)   INFORM ─► Append + Apply (observers)
 //!          PING ─► PING with the sessions touched since the last one; SYNC ─► SyncDone
+//! reconfig COMMITANDACTIVATE (followers) / INFORMANDACTIVATE (observers): as COMMIT / INFORM,
+//!          then Activate with the txn's config and the designated leader; NEWLEADER's config
+//!          is offered as Activate (no designated leader) at UPTODATE
 //! ```
 //!
 //! Contract with the caller: at `new` its tree reflects exactly the log through `last_zxid`
@@ -97,6 +100,12 @@ pub enum Action {
         session_id: i64,
         valid: bool,
     },
+    /// A configuration to take on if it is newer than ours (`processReconfig`): a committed
+    /// reconfig's (after its Apply) with the leader to follow, or NEWLEADER's (at UPTODATE).
+    Activate {
+        config: Vec<u8>,
+        designated: Option<ServerId>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +169,8 @@ pub struct Learner {
     touches: BTreeMap<i64, i32>,
     last_heard_ms: u64,
     newleader_seen: bool,
+    /// NEWLEADER's config text, offered at UPTODATE.
+    leader_config: Option<Vec<u8>>,
 }
 
 impl Learner {
@@ -186,6 +197,7 @@ impl Learner {
             touches: BTreeMap::new(),
             last_heard_ms: now_ms,
             newleader_seen: false,
+            leader_config: None,
             cfg,
         };
         let zxid = Zxid::epoch_start(learner.accepted_epoch);
@@ -353,11 +365,52 @@ impl Learner {
                 let entry = self.uncommitted.pop_front().expect("checked above");
                 self.apply(entry, &mut out);
             }
-            QuorumMessage::Inform { zxid, entry } => {
-                if !observer {
-                    // Java's follower logs an unknown packet and goes on.
-                    return Ok(out);
+            QuorumMessage::CommitAndActivate {
+                zxid,
+                designated_leader,
+            } if !observer => {
+                let pending = self.uncommitted.front().map(|e| Zxid(e.header.zxid));
+                if pending != Some(zxid) {
+                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
                 }
+                let entry = self.uncommitted.pop_front().expect("checked above");
+                let config = config_of(&entry);
+                self.apply(entry, &mut out);
+                out.extend(config.map(|config| Action::Activate {
+                    config,
+                    designated: Some(designated_leader),
+                }));
+            }
+            QuorumMessage::Inform { zxid, entry }
+            | QuorumMessage::InformAndActivate { zxid, entry, .. }
+                if !observer =>
+            {
+                // Java's follower logs an unknown packet and goes on.
+                let _ = (zxid, entry);
+            }
+            QuorumMessage::InformAndActivate {
+                zxid,
+                designated_leader,
+                entry,
+            } => {
+                self.check_next(PacketType::InformAndActivate, zxid, &entry)?;
+                if let Some(p) = self.uncommitted.front() {
+                    let pending = Some(Zxid(p.header.zxid));
+                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
+                }
+                if before_newleader {
+                    self.unlogged.push(entry.clone());
+                } else {
+                    self.append(&entry, &mut out);
+                }
+                let config = config_of(&entry);
+                self.apply(entry, &mut out);
+                out.extend(config.map(|config| Action::Activate {
+                    config,
+                    designated: Some(designated_leader),
+                }));
+            }
+            QuorumMessage::Inform { zxid, entry } => {
                 self.check_next(PacketType::Inform, zxid, &entry)?;
                 if let Some(p) = self.uncommitted.front() {
                     let pending = Some(Zxid(p.header.zxid));
@@ -370,7 +423,8 @@ impl Learner {
                 }
                 self.apply(entry, &mut out);
             }
-            QuorumMessage::NewLeader { zxid, .. } if before_newleader => {
+            QuorumMessage::NewLeader { zxid, config } if before_newleader => {
+                self.leader_config = config;
                 let epoch = self.new_epoch.expect("LEADERINFO came first");
                 if zxid != Zxid::epoch_start(epoch) {
                     return self.fail(ZabError::BadNewLeader { zxid, epoch });
@@ -388,6 +442,12 @@ impl Learner {
                 out.push(Action::Send(QuorumMessage::Ack {
                     zxid: Zxid::epoch_start(epoch),
                 }));
+                if let Some(config) = self.leader_config.take() {
+                    out.push(Action::Activate {
+                        config,
+                        designated: None,
+                    });
+                }
                 out.push(Action::UpToDate { epoch });
                 self.flush_acks(&mut out);
             }
@@ -408,9 +468,6 @@ impl Learner {
             QuorumMessage::Sync if serving => out.push(Action::SyncDone),
             QuorumMessage::RevalidateReply { session_id, valid } if serving => {
                 out.push(Action::Revalidated { session_id, valid })
-            }
-            QuorumMessage::CommitAndActivate { .. } | QuorumMessage::InformAndActivate { .. } => {
-                return self.fail(ZabError::ReconfigUnsupported)
             }
             other => return self.unexpected(other.packet_type()),
         }
@@ -570,6 +627,14 @@ impl Learner {
             session_id,
             timeout_ms,
         })])
+    }
+}
+
+/// The config text a reconfig txn sets (None for any other txn).
+fn config_of(entry: &TxnEntry) -> Option<Vec<u8>> {
+    match &entry.txn {
+        zooid_proto::Txn::Reconfig { data, .. } => data.clone(),
+        _ => None,
     }
 }
 
@@ -1071,17 +1136,67 @@ mod tests {
     }
 
     #[test]
-    fn reconfig_packets_are_refused() {
+    fn a_committed_reconfig_is_applied_then_activated() {
+        let text = "server.1=h:1:2:participant\nserver.2=h:3:4:participant\nversion=100000001";
         let mut l = serving(LearnerKind::Follower, 1, Zxid::ZERO);
-        assert_eq!(
-            l.on_message(
+        let e = crate::testkit::reconfig_entry(z(1, 1), text);
+        let p = QuorumMessage::Proposal {
+            zxid: z(1, 1),
+            entry: e.clone(),
+        };
+        l.on_message(p, 1).unwrap();
+        let out = l
+            .on_message(
                 QuorumMessage::CommitAndActivate {
                     zxid: z(1, 1),
-                    designated_leader: ServerId(1)
+                    designated_leader: ServerId(2),
                 },
-                1
-            ),
-            Err(ZabError::ReconfigUnsupported)
+                1,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            [
+                Action::Apply(e.clone()),
+                Action::Activate {
+                    config: text.as_bytes().to_vec(),
+                    designated: Some(ServerId(2)),
+                }
+            ]
         );
+        // An observer hears INFORMANDACTIVATE: append, apply, activate.
+        let mut o = serving(LearnerKind::Observer, 1, Zxid::ZERO);
+        let out = o
+            .on_message(
+                QuorumMessage::InformAndActivate {
+                    zxid: z(1, 1),
+                    designated_leader: ServerId(1),
+                    entry: e.clone(),
+                },
+                1,
+            )
+            .unwrap();
+        assert!(matches!(
+            &out[..],
+            [Action::Append(_), Action::Apply(_), Action::Activate { .. }]
+        ));
+        // NEWLEADER's config is offered at UPTODATE.
+        let mut l = learner(LearnerKind::Follower, 0, 0, Zxid::ZERO);
+        l.on_message(leader_info(1), 0).unwrap();
+        l.on_message(QuorumMessage::Diff { zxid: Zxid::ZERO }, 0)
+            .unwrap();
+        let newleader = QuorumMessage::NewLeader {
+            zxid: z(1, 0),
+            config: Some(text.as_bytes().to_vec()),
+        };
+        l.on_message(newleader, 0).unwrap();
+        let out = l.on_message(QuorumMessage::UpToDate, 0).unwrap();
+        assert!(out.iter().any(|a| matches!(
+            a,
+            Action::Activate {
+                designated: None,
+                ..
+            }
+        )));
     }
 }

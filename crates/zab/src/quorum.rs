@@ -30,6 +30,14 @@ impl QuorumVerifier {
         QuorumVerifier { voters, observers }
     }
 
+    /// The verifier of a config's members; `None` when none of them votes.
+    pub fn of_members(members: &[crate::ConfigMember]) -> Option<QuorumVerifier> {
+        let (observers, voters): (Vec<_>, Vec<_>) = members.iter().partition(|m| m.observer);
+        let voters: BTreeSet<ServerId> = voters.iter().map(|m| m.sid).collect();
+        let observers = observers.iter().map(|m| m.sid).collect();
+        (!voters.is_empty()).then(|| QuorumVerifier::new(voters, observers))
+    }
+
     pub fn voters(&self) -> &BTreeSet<ServerId> {
         &self.voters
     }

@@ -22,3 +22,22 @@ pub fn entry(zxid: Zxid) -> TxnEntry {
         digest: None,
     }
 }
+
+/// A reconfig txn for `zxid` setting `/zookeeper/config` to `text`.
+pub fn reconfig_entry(zxid: Zxid, text: &str) -> TxnEntry {
+    TxnEntry {
+        header: TxnHeader {
+            session_id: 7,
+            cxid: zxid.counter() as i32,
+            zxid: zxid.0,
+            time_ms: 0,
+            op: OpCode::Reconfig.code(),
+        },
+        txn: Txn::Reconfig {
+            path: "/zookeeper/config".into(),
+            data: Some(text.as_bytes().to_vec()),
+            version: -1,
+        },
+        digest: None,
+    }
+}

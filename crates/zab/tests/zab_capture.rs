@@ -211,6 +211,8 @@ fn run_learner(c: &Conn) -> LearnerRun {
                     LearnerAction::Truncate(z) => panic!("no TRUNC in this capture ({z})"),
                     LearnerAction::UpToDate { .. } => run.uptodate = true,
                     LearnerAction::SyncDone => run.sync_done += 1,
+                    // The captured ensemble's config is static: nothing newer to take on.
+                    LearnerAction::Activate { .. } => {}
                     LearnerAction::Revalidated { session_id, valid } => {
                         run.revalidated.push((session_id, valid))
                     }
@@ -503,6 +505,7 @@ fn a_leader_in_sid_2_s_place_sends_what_the_java_leader_sent() {
         force_snapshot_sync: false,
         config_text: config_text(),
         config_version: 0,
+        reconfig_enabled: false,
     };
     assert!(String::from_utf8_lossy(&cfg.config_text).ends_with("observer\nversion=0"));
     let start = LeaderStart {
