@@ -227,3 +227,59 @@ def test_grow_to_five_and_shrink_back_under_writes(ensemble):
     assert set(acked) <= present, f"lost {sorted(set(acked) - present)[:10]}"
     zk.stop()
     zk.close()
+
+
+def cli_script(ens, gone):
+    """A zkCli session over the reconfig commands and their error cases; it leaves the
+    membership as it found it."""
+    m = ens.member(gone)
+    add = (f"reconfig -add server.{gone}=127.0.0.1:{m.quorum_port}:{m.election_port}:"
+           f"participant;127.0.0.1:{m.client_port}")
+    return [
+        f"reconfig -remove {gone}",
+        f"addauth digest {SUPER_USER}:{SUPER_PASSWORD}",
+        add,  # the same membership for every run from here on
+        "config",
+        f"reconfig -remove {gone}",
+        add,
+        "reconfig -v 1 -remove 2",
+        "reconfig -add some.thing",
+        "reconfig -remove abc",
+        "reconfig",
+        "config -c",
+    ]
+
+
+def normalise_versions(lines):
+    import re
+    return [re.sub(r"version=[0-9a-f]+", "version=<v>", re.sub(r"^([0-9a-f]+) ", "<v> ", line))
+            for line in lines]
+
+
+@pytest.mark.skipif(not os.access("/usr/share/zookeeper/bin/zkCli.sh", os.X_OK),
+                    reason="Debian's zkCli.sh is not installed")
+def test_cli_reconfig_output_matches_zkcli(tmp_path):
+    from test_cli import Output, finish, start_cli
+    ens = Ensemble(str(tmp_path), extra_cfg=RECONFIG_CFG).start(3)
+    try:
+        leader = ens.leader_sid()
+        gone = ens.followers()[0]
+        hosts = ens.member(leader).hosts
+        script = "".join(f"{c}\n" for c in cli_script(ens, gone))
+        runs = {}
+        # One after the other: each run removes the member and adds it back.
+        for kind in ("zooid", "oracle"):
+            proc = start_cli(kind, hosts, stdin=True)
+            runs[kind] = Output(*finish(proc, script), ens.member(leader).client_port)
+        z, o = runs["zooid"], runs["oracle"]
+        assert normalise_versions(z.out) == normalise_versions(o.out), (z.out, o.out)
+        assert z.err == o.err, (z.err, o.err)
+        assert z.rc == o.rc
+        # What zkCli printed, so a shared mistake cannot pass unnoticed.
+        assert "Committed new configuration:" in z.out
+        for line in ("Insufficient permission : ", "version No is not valid : ",
+                     "Arguments are not valid : ", "KeeperErrorCode = MarshallingError"):
+            assert line in [e.rstrip() + (" " if e.endswith(": ") else "") for e in z.err] \
+                or any(e.startswith(line.rstrip()) for e in z.err), (line, z.err)
+    finally:
+        ens.stop_all()

@@ -186,17 +186,18 @@ impl SaslConfig {
                 )?);
             }
             match jaas.sections.get(&section) {
+                // ZooKeeper starts without SASL for clients then (it refuses only a JAAS file
+                // it cannot read); say what SASL clients will meet.
                 None if needs_server_section || section_setting.is_some() => {
-                    return Err(ConfigError::Jaas {
-                        location: crate::error::Location::whole_file(&path),
-                        problem: format!(
-                            "No JAAS configuration section named '{section}' was found"
+                    warnings.push(Warning::at(
+                        &crate::error::Location::whole_file(&path),
+                        format!(
+                            "No JAAS configuration section named '{section}' was found, so \
+                             clients cannot authenticate with SASL; add {section} {{ \
+                             {DIGEST_MODULE} required user_bob=\"bobsecret\"; }}; or name the \
+                             section with zookeeper.sasl.serverconfig"
                         ),
-                        hint: format!(
-                            "add {section} {{ {DIGEST_MODULE} required user_bob=\"bobsecret\"; }}; \
-                             or name the section with zookeeper.sasl.serverconfig"
-                        ),
-                    })
+                    ))
                 }
                 None => {}
                 Some(modules) => {

@@ -1836,7 +1836,12 @@ impl Core {
         )
         .map_err(|e| {
             tracing::warn!(error = %e, "reconfig refused");
-            E::BadArguments
+            match e {
+                // ZooKeeper fails parsing the id outside its checks: the request is
+                // answered as one it could not read.
+                zooid_zab::config_text::ReconfigError::LeavingId(_) => E::MarshallingError,
+                _ => E::BadArguments,
+            }
         })?;
         let quorum = QuorumVerifier::of_members(&next).ok_or(E::BadArguments)?;
         if !quorum.has_quorum(&view.synced) {

@@ -403,7 +403,8 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
             let roots = roots(cfg)?;
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let verifier = if auth == ClientAuth::Want {
                 verifier.allow_unauthenticated()
             } else {
@@ -418,13 +419,33 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    builder.with_single_cert(chain, key).map_err(|e| {
+    let unusable = |e: rustls::Error| {
         store_error(
             key_store,
             format!("its key and certificate cannot be used: {e}"),
             "give the key entry's full chain, server certificate first, with its matching key",
         )
-    })
+    };
+    let signing = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(unusable)?;
+    let certified = rustls::sign::CertifiedKey::new(chain, signing);
+    // rustls checks that the key matches the certificate by parsing it with webpki, which
+    // reads only X.509 v3; Java serves v1 certificates too (kazoo's test harness makes them),
+    // so a v1 certificate is served unchecked.
+    if !is_x509_v1(&certified.cert[0]) {
+        certified.keys_match().map_err(unusable)?;
+    }
+    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
+        certified,
+    ))))
+}
+
+/// Whether a certificate is X.509 version 1 (no extensions).
+fn is_x509_v1(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .is_ok_and(|(_, c)| c.version() == x509_parser::x509::X509Version::V1)
 }
 
 /// The dialing side of a quorum connection: the member's certificate as client

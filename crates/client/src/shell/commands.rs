@@ -812,11 +812,12 @@ impl Shell {
     }
 }
 
-/// `ConfigUtils.getClientConfigStr`: the config version, a space, and the client addresses of
-/// the `server.N` entries (`host:port` after the `;`), comma separated, by server id.
+/// `ConfigUtils.getClientConfigStr`: the config version, a space, and each `server.N`
+/// entry's client address (`host:port` after the `;`; empty for an entry without one), comma
+/// separated, in the order `java.util.Properties` (a `ConcurrentHashMap`) iterates the keys.
 fn client_config_string(config: &str) -> String {
     let mut version = String::new();
-    let mut servers: Vec<(i64, String)> = Vec::new();
+    let mut keys: Vec<(&str, String)> = Vec::new();
     for line in config.lines() {
         let Some((k, v)) = line.split_once('=') else {
             continue;
@@ -828,17 +829,33 @@ fn client_config_string(config: &str) -> String {
         let Some(id) = k.strip_prefix("server.") else {
             continue;
         };
-        let Some((_, client)) = v.split_once(';') else {
+        if id.parse::<i64>().is_err() {
             continue;
+        }
+        let addr = match v.split_once(';') {
+            None => String::new(),
+            Some((_, client)) => match client.rsplit_once(':') {
+                Some((h, p)) => format!("{h}:{p}"),
+                None => format!("0.0.0.0:{client}"),
+            },
         };
-        let addr = match client.rsplit_once(':') {
-            Some((h, p)) => format!("{h}:{p}"),
-            None => format!("0.0.0.0:{client}"),
-        };
-        servers.push((id.parse().unwrap_or(i64::MAX), addr));
+        keys.retain(|(old, _)| *old != k);
+        keys.push((k, addr));
     }
-    servers.sort();
-    let list: Vec<String> = servers.into_iter().map(|(_, a)| a).collect();
+    // A ConcurrentHashMap of Properties' initial size: 16 bins, doubled past 3/4 full (the
+    // version key counts too); bins in index order, a bin's keys in insertion order.
+    let mut bins: u32 = 16;
+    while (keys.len() + 1) as u32 >= bins * 3 / 4 {
+        bins *= 2;
+    }
+    let bin = |key: &str| {
+        let h = key
+            .encode_utf16()
+            .fold(0u32, |h, c| h.wrapping_mul(31).wrapping_add(u32::from(c)));
+        ((h ^ (h >> 16)) & 0x7fff_ffff) & (bins - 1)
+    };
+    keys.sort_by_key(|(k, _)| bin(k));
+    let list: Vec<String> = keys.into_iter().map(|(_, a)| a).collect();
     format!("{version} {}", list.join(","))
 }
 
@@ -859,9 +876,14 @@ mod tests {
     fn client_config_strings_list_client_addresses() {
         assert_eq!(client_config_string(""), " ");
         let cfg = "server.2=h2:2888:3888:participant;0.0.0.0:2182\nserver.1=h1:2888:3888:participant;127.0.0.1:2181\nversion=100000000";
+        // zkCli's order: server.2 hashes to an earlier bin than server.1.
         assert_eq!(
             client_config_string(cfg),
-            "100000000 127.0.0.1:2181,0.0.0.0:2182"
+            "100000000 0.0.0.0:2182,127.0.0.1:2181"
         );
+        // Entries without a client address leave an empty place (as zkCli printed it).
+        let cfg = "server.1=h:1:2:participant;127.0.0.1:2181\nserver.2=h:3:4:participant\n\
+                   server.3=h:5:6:participant\nversion=1";
+        assert_eq!(client_config_string(cfg), "1 ,127.0.0.1:2181,");
     }
 }
