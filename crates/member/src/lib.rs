@@ -361,6 +361,9 @@ pub struct Member {
     effects: Vec<Effect>,
     /// Reads DIFF ranges older than the in-memory window from the leader's log.
     older: Box<dyn TxnLogReader + Send>,
+    /// The newest reconfig txn logged (its zxid and config text): a leader announces it if
+    /// it is newer than the config (it may have committed unheard).
+    last_seen: Option<(i64, Vec<u8>)>,
 }
 
 impl Member {
@@ -408,6 +411,7 @@ impl Member {
             deferred: VecDeque::new(),
             effects: Vec::new(),
             older,
+            last_seen: None,
             cfg,
         };
         member.take_tail(data.tail, last);
@@ -834,6 +838,11 @@ impl Member {
             config_text: self.cfg.config_text.clone(),
             config_version: self.cfg.config_version,
             reconfig_enabled: self.cfg.core.reconfig_enabled,
+            last_seen: self
+                .last_seen
+                .as_ref()
+                .filter(|(v, _)| self.cfg.core.reconfig_enabled && *v > self.cfg.config_version)
+                .map(|(_, text)| text.clone()),
         };
         let last = Zxid(self.last_logged);
         let start = LeaderStart {
@@ -937,6 +946,9 @@ impl Member {
     /// A txn was handed to the log.
     fn remember(&mut self, entry: TxnEntry) {
         self.last_logged = entry.header.zxid;
+        if let Some(c) = reconfig_text(&entry) {
+            self.last_seen = Some(c);
+        }
         self.appended += 1;
         if self.recent.len() == RECENT_TXNS {
             self.recent.pop_front();
@@ -955,6 +967,8 @@ impl Member {
             .collect();
         self.recent_since = self.recent.is_empty().then_some(last);
         self.last_logged = last;
+        // What the log now holds (a TRUNC may have dropped a reconfig).
+        self.last_seen = self.recent.iter().rev().find_map(reconfig_text);
     }
 
     /// The remembered txns after `from`, if memory holds all of them.
@@ -1443,6 +1457,14 @@ impl Member {
                 self.core.set_ensemble(Some(view));
             }
         }
+    }
+}
+
+/// The zxid and config text of a reconfig txn.
+fn reconfig_text(e: &TxnEntry) -> Option<(i64, Vec<u8>)> {
+    match &e.txn {
+        zooid_proto::Txn::Reconfig { data: Some(d), .. } => Some((e.header.zxid, d.clone())),
+        _ => None,
     }
 }
 

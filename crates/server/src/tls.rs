@@ -437,9 +437,7 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
     if !is_x509_v1(&certified.cert[0]) {
         certified.keys_match().map_err(unusable)?;
     }
-    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(
-        certified,
-    ))))
+    Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
 }
 
 /// Whether a certificate is X.509 version 1 (no extensions).

@@ -22,6 +22,11 @@
 //!           check and setData) on 3 registers,
 //!           sequential creates, an ephemeral per session and checks that it is there;
 //!           reconnect elsewhere (a new session) when the member closes them
+//! reconfig  in half the runs (`reconfigEnabled`), client 0 is the super user and now and then
+//!           asks to remove a member, add one back (as participant or observer) or flip a
+//!           member's role, never below two voters. A member keeps the configs it activates
+//!           on its disk, as the dynamic config file, and starts from the last; a member a
+//!           config left out starts as a joiner does, from the first config
 //! ```
 //!
 //! Checked: at most one established leader per epoch; one zxid names one txn in every log;
@@ -30,7 +35,10 @@
 //! session's ephemeral is there; the registers' histories are linearizable (a final
 //! sync+read of each is part of them, so an acknowledged write lost shows as a violation);
 //! sequential names are unique, increase in real time, and every acknowledged one exists at
-//! the end; after the faults, a leader emerges and serves (liveness).
+//! the end; after the faults, a leader emerges and serves (liveness). With reconfigs: every
+//! member that activates a config version activates the same config; a reconfig's config is
+//! activated only once its txn is durable on a quorum of the old config's voters and one of
+//! the new config's.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -46,7 +54,10 @@ use zooid_proto::{
 };
 use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_tree::DataTree;
-use zooid_zab::{Epoch, Notification, QuorumMessage, Sender, ServerId, Timing, TxnLogReader};
+use zooid_zab::{
+    ConfigMember, Epoch, Notification, QuorumMessage, QuorumVerifier, Sender, ServerId, Timing,
+    TxnLogReader,
+};
 
 use crate::clock::Clock;
 use crate::linear::{check_register, check_sequential, Call, Created, Op, Ret, Verdict};
@@ -68,6 +79,8 @@ const CLIENT_PATIENCE_MS: u64 = 6_000;
 /// After the faults: how long the ensemble has to serve the final reads.
 const FINAL_WITHIN_MS: u64 = 60_000;
 const MAX_EVENTS: u64 = 2_000_000;
+/// The super user of the runs with reconfigs (`super:sim`).
+const SUPER: (&str, &str) = ("super", "sim");
 const SEARCH_BUDGET: u64 = 2_000_000;
 
 // ---- members ----------------------------------------------------------------------------------
@@ -83,6 +96,8 @@ struct Disk {
     snapshot: Option<(i64, Vec<u8>)>,
     accepted: Epoch,
     current: Epoch,
+    /// The last config activated (members, version, text): the dynamic config file.
+    config: Option<(Vec<ConfigMember>, i64, Vec<u8>)>,
 }
 
 impl Disk {
@@ -181,6 +196,8 @@ enum Want {
     CheckEphemeral,
     /// The final check's listing of the sequential nodes.
     List,
+    /// A reconfig by the super user (its change is drawn when it is sent).
+    Reconfig,
 }
 
 struct Client {
@@ -294,7 +311,25 @@ pub struct Cluster {
     /// A fault switched on to prove the checks catch it: fsync reports success and keeps
     /// nothing (a disk that acknowledges before the data is durable).
     lying_fsync: bool,
+    /// `reconfigEnabled`, and client 0 reconfigures.
+    reconfig: bool,
+    /// The first config: every member starts from it (or from its disk's).
+    first_config: Vec<ConfigMember>,
+    /// Every config version activated anywhere: a hash of its text, and its members.
+    configs: BTreeMap<i64, (u64, Vec<ConfigMember>)>,
     stats: Stats,
+}
+
+/// A member's line in the configs of runs with reconfigs (the addresses are never dialed).
+fn sim_member(sid: ServerId, observer: bool) -> ConfigMember {
+    ConfigMember {
+        sid,
+        host: format!("10.0.0.{}", sid.0),
+        quorum_port: 2888,
+        election_port: 3888,
+        observer,
+        client: Some(String::from("0.0.0.0:2181")),
+    }
 }
 
 fn client_addr(client: usize) -> SocketAddr {
@@ -368,6 +403,7 @@ impl Cluster {
                     snapshot: Some(snapshot.clone()),
                     accepted: Epoch(0),
                     current: Epoch(0),
+                    config: None,
                 },
                 job: None,
                 fsync_pending: false,
@@ -395,6 +431,11 @@ impl Cluster {
         let port = ElectionPort::new(max_delay_ms, rng.below(3) * 30, rng.below(3) * 20);
         let fault_end_ms = rng.range(3_000, 15_000);
         let fsync_fail_permille = rng.below(2) * 2;
+        let reconfig = rng.below(2) == 0;
+        let first_config: Vec<ConfigMember> = members
+            .iter()
+            .map(|(&sid, &observer)| sim_member(sid, observer))
+            .collect();
         let clients = (0..CLIENTS)
             .map(|_| Client {
                 at: None,
@@ -434,6 +475,9 @@ impl Cluster {
             digests: BTreeMap::new(),
             txns: BTreeMap::new(),
             lying_fsync: false,
+            reconfig,
+            first_config,
+            configs: BTreeMap::new(),
             stats: Stats::default(),
         };
         for node in 0..total {
@@ -644,16 +688,39 @@ impl Cluster {
             return;
         }
         let data = self.nodes[node].disk.recover();
+        let sid = self.nodes[node].sid;
+        // The last config activated, if this member is in it; else the first, as a server a
+        // reconfig will add starts (ZooKeeper refuses to start outside its config).
+        let (config, version, text) = match &self.nodes[node].disk.config {
+            Some((m, v, t)) if self.reconfig && m.iter().any(|m| m.sid == sid) => {
+                (m.clone(), *v, t.clone())
+            }
+            _ if self.reconfig => {
+                let text = zooid_zab::config_text::render(&self.first_config, 0).into_bytes();
+                (self.first_config.clone(), 0, text)
+            }
+            // Without reconfigs the membership is fixed and not announced.
+            _ => (Vec::new(), 0, Vec::new()),
+        };
+        let members = if config.is_empty() {
+            self.members.clone()
+        } else {
+            config.iter().map(|m| (m.sid, m.observer)).collect()
+        };
         let cfg = MemberConfig {
-            my_id: self.nodes[node].sid,
-            members: self.members.clone(),
+            my_id: sid,
+            members,
             timing: TIMING,
-            // The simulated ensemble's membership is fixed: reconfig stays disabled.
-            config_text: Vec::new(),
-            config: Vec::new(),
-            config_version: 0,
+            config_text: text,
+            config,
+            config_version: version,
             core: CoreConfig {
-                server_id: self.nodes[node].sid.0 as u8,
+                server_id: sid.0 as u8,
+                reconfig_enabled: self.reconfig,
+                super_digest: self.reconfig.then(|| {
+                    let (user, password) = SUPER;
+                    zooid_node::auth::digest_id(&format!("{user}:{password}"))
+                }),
                 ..CoreConfig::default()
             },
             read_only_mode: false,
@@ -743,7 +810,11 @@ impl Cluster {
                     self.clock.push(at, Ev::ToClient { client, gen, frame });
                 }
             }
-            Effect::Reconfigured { .. } => {}
+            Effect::Reconfigured {
+                members,
+                version,
+                text,
+            } => self.reconfigured(node, members, version, text),
             Effect::Client(Action::Close { conn }) => {
                 if let Some(to) = self.nodes[node].conns.remove(&conn) {
                     let at = self.clock.now() + 1;
@@ -1281,6 +1352,100 @@ impl Cluster {
 
     // ---- clients ----------------------------------------------------------------------------
 
+    /// A member activated a config: the same text for one version everywhere, and a
+    /// reconfig's only once durable on a quorum of the old voters and of the new.
+    fn reconfigured(
+        &mut self,
+        node: usize,
+        members: Vec<ConfigMember>,
+        version: i64,
+        text: Vec<u8>,
+    ) {
+        let hash = fnv(&text);
+        let sid = self.nodes[node].sid;
+        self.log(|| format!("{sid} activates config {version:#x}"));
+        match self.configs.get(&version) {
+            Some((h, _)) if *h != hash => self.fail(format!(
+                "two configs with version {version:#x}; {sid} activates {}",
+                String::from_utf8_lossy(&text)
+            )),
+            Some(_) => {}
+            None => {
+                let is_txn = version & 0xffff_ffff != 0;
+                let old = self
+                    .configs
+                    .range(..version)
+                    .next_back()
+                    .map(|(_, (_, m))| m.clone())
+                    .unwrap_or_else(|| self.first_config.clone());
+                if is_txn {
+                    let holders: BTreeSet<ServerId> = self
+                        .nodes
+                        .iter()
+                        .filter(|n| {
+                            n.disk.log[..n.disk.durable]
+                                .iter()
+                                .any(|(z, _)| *z == version)
+                                || n.disk.snapshot.as_ref().is_some_and(|(z, _)| *z >= version)
+                        })
+                        .map(|n| n.sid)
+                        .collect();
+                    for (which, m) in [("old", &old), ("new", &members)] {
+                        let q = QuorumVerifier::of_members(m).expect("configs keep voters");
+                        if !q.has_quorum(&holders) {
+                            self.fail(format!(
+                                "config {version:#x} activated by {sid} while its txn is durable \
+                                 only on {holders:?}, not a quorum of the {which} voters {:?}",
+                                q.voters()
+                            ));
+                        }
+                    }
+                    self.stats.reconfigs += 1;
+                }
+                self.configs.insert(version, (hash, members.clone()));
+            }
+        }
+        self.nodes[node].disk.config = Some((members, version, text));
+    }
+
+    /// The next reconfig's change, from the newest config activated: remove a member, add
+    /// one back, or flip one's role, keeping two voters.
+    fn draw_reconfig(&mut self) -> (Option<String>, Option<String>) {
+        let current = self
+            .configs
+            .values()
+            .next_back()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| self.first_config.clone());
+        let voters = current.iter().filter(|m| !m.observer).count();
+        let sid = ServerId(self.rng.range(1, self.nodes.len() as u64) as i64);
+        let line = |observer: bool| {
+            let m = sim_member(sid, observer);
+            let role = if observer { "observer" } else { "participant" };
+            format!(
+                "server.{}={}:{}:{}:{role};{}",
+                sid.0,
+                m.host,
+                m.quorum_port,
+                m.election_port,
+                m.client.unwrap_or_default()
+            )
+        };
+        match current.iter().find(|m| m.sid == sid) {
+            None => (Some(line(self.rng.below(3) == 0)), None),
+            Some(m) if m.observer || voters > 2 => {
+                if self.rng.below(2) == 0 {
+                    (None, Some(sid.0.to_string()))
+                } else {
+                    (Some(line(!m.observer)), None)
+                }
+            }
+            // One of the last two voters: the same line again, a new version of the same
+            // membership.
+            Some(_) => (Some(line(false)), None),
+        }
+    }
+
     fn client_step(&mut self, client: usize) {
         let c = &self.clients[client];
         if c.pending.is_some() {
@@ -1303,6 +1468,8 @@ impl Cluster {
             }
         } else if !self.clients[client].ephemeral_asked {
             Want::CreateEphemeral
+        } else if client == 0 && self.reconfig && self.rng.below(12) == 0 {
+            Want::Reconfig
         } else {
             let key = self.rng.below(KEYS as u64) as usize;
             match self.rng.below(22) {
@@ -1368,15 +1535,35 @@ impl Cluster {
             read_only: Some(false),
         }
         .encode();
-        if self.nodes[node].conns.contains_key(&conn) {
-            let m = self.nodes[node].member.as_mut().unwrap();
-            m.client(
-                now,
-                Input::Frame {
-                    conn,
-                    frame: &frame,
-                },
-            );
+        let mut frames = vec![frame];
+        if client == 0 && self.reconfig {
+            // The super user, right after the ConnectRequest (its answer has xid -4).
+            let mut w = Writer::new();
+            RequestHeader {
+                xid: -4,
+                op: OpCode::Auth as i32,
+            }
+            .write(&mut w);
+            let (user, password) = SUPER;
+            Request::Auth(zooid_proto::AuthPacket {
+                auth_type: 0,
+                scheme: String::from("digest"),
+                auth: format!("{user}:{password}").into_bytes(),
+            })
+            .encode_body(&mut w);
+            frames.push(w.into_inner());
+        }
+        for frame in frames {
+            if self.nodes[node].conns.contains_key(&conn) {
+                let m = self.nodes[node].member.as_mut().unwrap();
+                m.client(
+                    now,
+                    Input::Frame {
+                        conn,
+                        frame: &frame,
+                    },
+                );
+            }
         }
         self.after(node);
     }
@@ -1387,6 +1574,10 @@ impl Cluster {
         };
         let now_ms = self.clock.now();
         let mut frames = Vec::new();
+        let change = match want {
+            Want::Reconfig => self.draw_reconfig(),
+            _ => (None, None),
+        };
         let c = &mut self.clients[client];
         let mut req = |r: Request, c: &mut Client| {
             let xid = c.xid;
@@ -1461,6 +1652,16 @@ impl Cluster {
                 let r = Request::GetChildren {
                     path: String::from("/q"),
                     watch: false,
+                };
+                (req(r, c), None)
+            }
+            Want::Reconfig => {
+                let (joining, leaving) = change;
+                let r = Request::Reconfig {
+                    joining,
+                    leaving,
+                    new_members: None,
+                    config_id: -1,
                 };
                 (req(r, c), None)
             }
@@ -1620,6 +1821,12 @@ impl Cluster {
                     ));
                 }
                 self.stats.ops_checked += 1;
+                None
+            }
+            Want::Reconfig => {
+                if err == ErrorCode::Ok as i32 {
+                    self.stats.reconfigs_asked += 1;
+                }
                 None
             }
             Want::List => {

@@ -53,6 +53,10 @@ pub struct Stats {
     pub elections: u64,
 
     // The cluster simulation (production members, clients).
+    /// Reconfigs a client was told committed.
+    pub reconfigs_asked: u64,
+    /// Reconfig txns' configs activated (each counted once, checked against its quorums).
+    pub reconfigs: u64,
     /// Learners told to TRUNC their log.
     pub trunc: u64,
     /// SNAP streams sent.
@@ -100,6 +104,8 @@ impl Stats {
             snapshots,
             ops_checked,
             undecided,
+            reconfigs_asked,
+            reconfigs,
         } = o;
         self.runs += runs;
         self.sim_ms += sim_ms;
@@ -127,6 +133,8 @@ impl Stats {
         self.snapshots += snapshots;
         self.ops_checked += ops_checked;
         self.undecided += undecided;
+        self.reconfigs_asked += reconfigs_asked;
+        self.reconfigs += reconfigs;
     }
 
     /// Faults injected, all kinds together.
@@ -207,6 +215,13 @@ impl fmt::Display for Stats {
                 self.snapshots,
                 self.snap,
                 self.trunc
+            )?;
+        }
+        if self.reconfigs > 0 {
+            write!(
+                f,
+                "\n  reconfigs        {} activated and checked ({} answered OK to a client)",
+                self.reconfigs, self.reconfigs_asked
             )?;
         }
         Ok(())

@@ -19,9 +19,10 @@
 //!                  voters ACKed (me after my fsync) ─► COMMIT to followers, INFORM to
 //!                  observers, Output::Commit; PING every tick/2; SYNC after the outstanding
 //!                  proposals commit; REQUEST/REVALIDATE/PING touches go to the caller
-//! config version   with reconfigEnabled, a static config (version 0) gets the epoch's first
-//!                  zxid as its version: NEWLEADER carries it, Established is followed by
-//!                  Output::Activate
+//! config version   a reconfig in my log newer than my config (last seen), or with
+//!                  reconfigEnabled a static config (version 0) versioned by the epoch's first
+//!                  zxid, is announced: NEWLEADER carries it, its voters' quorum must ACK
+//!                  NEWLEADER too, and Established is followed by Output::Activate
 //! reconfig         a proposal whose txn is a reconfig makes its config pending: it and every
 //!                  later proposal then need a quorum of the old and of the new voters. Its
 //!                  commit goes to followers as COMMITANDACTIVATE and to observers as
@@ -73,6 +74,11 @@ pub struct LeaderConfig {
     /// `reconfigEnabled`: a config of version 0 (a static one) takes the new epoch's first
     /// zxid as its version, through NEWLEADER, as ZooKeeper's does (ZOOKEEPER-1783).
     pub reconfig_enabled: bool,
+    /// The text of the newest reconfig in my log, if newer than `config_version` (Java's
+    /// `lastSeenQuorumVerifier`): it may have committed without my hearing, so NEWLEADER
+    /// carries it, a quorum of its voters must ACK NEWLEADER too, and it is activated once
+    /// established.
+    pub last_seen: Option<Vec<u8>>,
 }
 
 /// What the leader has on disk when it starts leading.
@@ -289,8 +295,8 @@ pub struct Leader {
     outstanding: BTreeMap<Zxid, Proposal>,
     last_proposed: Zxid,
     pending_config: Option<PendingConfig>,
-    /// The versioned static config NEWLEADER carries, activated once established.
-    versioned_config: Option<Vec<u8>>,
+    /// The config NEWLEADER carries, activated once established (see the module docs).
+    announced: Option<PendingConfig>,
     peers: BTreeMap<ConnId, Peer>,
     max_accepted: Epoch,
     info_sids: BTreeSet<ServerId>,
@@ -344,7 +350,7 @@ impl Leader {
             outstanding: BTreeMap::new(),
             last_proposed: start.last_zxid,
             pending_config: None,
-            versioned_config: None,
+            announced: None,
             peers: BTreeMap::new(),
             max_accepted: start.accepted_epoch,
             info_sids: BTreeSet::new(),
@@ -355,6 +361,7 @@ impl Leader {
             next_check_ms: now_ms,
             cfg,
         };
+        leader.announce_last_seen();
         let mut out = Vec::new();
         leader.advance(now_ms, &mut out);
         (leader, out)
@@ -648,7 +655,8 @@ impl Leader {
     fn on_newleader_ack(&mut self, conn: ConnId, now_ms: u64, out: &mut Vec<Output>) {
         let peer = self.peers.get_mut(&conn).expect("registered");
         let sid = peer.sid.expect("identified");
-        if peer.kind == LearnerKind::Follower && self.cfg.quorum.is_voter(sid) {
+        // Every follower's: the current and an announced config each count their voters.
+        if peer.kind == LearnerKind::Follower {
             self.newleader_ack_sids.insert(sid);
         }
         if self.phase == LeaderPhase::Broadcast {
@@ -776,7 +784,12 @@ impl Leader {
                 .newleader_ack_sids
                 .iter()
                 .chain(me_durable.then_some(&me));
-            if !self.cfg.quorum.has_quorum(acks) {
+            let acks: BTreeSet<ServerId> = acks.copied().collect();
+            let announced_ok = self
+                .announced
+                .as_ref()
+                .is_none_or(|c| c.quorum.has_quorum(&acks));
+            if !self.cfg.quorum.has_quorum(&acks) || !announced_ok {
                 return;
             }
             let epoch = self.epoch.expect("chosen");
@@ -785,13 +798,6 @@ impl Leader {
             self.last_processed = Zxid::epoch_start(epoch);
             self.next_check_ms = now_ms.saturating_add(self.cfg.timing.tick_ms);
             out.push(Output::Established { epoch });
-            if let Some(config) = self.versioned_config.take() {
-                out.push(Output::Activate {
-                    zxid: Zxid::epoch_start(epoch),
-                    config,
-                    designated: me,
-                });
-            }
             for (&conn, peer) in self.peers.iter_mut() {
                 if peer.stage == Stage::AwaitEstablished {
                     peer.up_to_date(now_ms);
@@ -801,12 +807,50 @@ impl Leader {
                     });
                 }
             }
+            if let Some(c) = self.announced.take() {
+                let designated = self.designated_leader(&c.quorum, &acks, c.zxid);
+                self.cfg.quorum = c.quorum;
+                out.push(Output::Activate {
+                    zxid: c.zxid,
+                    config: c.text,
+                    designated,
+                });
+                if designated != me {
+                    self.step_down(StepDownReason::Reconfigured { designated }, out);
+                }
+            }
         }
+    }
+
+    /// Announce the last seen config (`LeaderConfig::last_seen`) if it is newer than mine.
+    fn announce_last_seen(&mut self) {
+        let Some(text) = self.cfg.last_seen.take() else {
+            return;
+        };
+        let parsed = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| crate::config_text::parse(t).ok());
+        let Some((members, version)) = parsed else {
+            return;
+        };
+        let Some(quorum) = QuorumVerifier::of_members(&members) else {
+            return;
+        };
+        if version <= self.cfg.config_version {
+            return;
+        }
+        self.cfg.config_text = text.clone();
+        self.cfg.config_version = version;
+        self.announced = Some(PendingConfig {
+            zxid: Zxid(version),
+            quorum,
+            text,
+        });
     }
 
     /// ZOOKEEPER-1783: a static config's version becomes `zxid` (NEWLEADER's).
     fn version_static_config(&mut self, zxid: Zxid) {
-        if !self.cfg.reconfig_enabled || self.cfg.config_version != 0 {
+        if !self.cfg.reconfig_enabled || self.cfg.config_version != 0 || self.announced.is_some() {
             return;
         }
         let text = String::from_utf8_lossy(&self.cfg.config_text);
@@ -816,7 +860,11 @@ impl Leader {
         let versioned = crate::config_text::render(&members, zxid.0).into_bytes();
         self.cfg.config_text = versioned.clone();
         self.cfg.config_version = zxid.0;
-        self.versioned_config = Some(versioned);
+        self.announced = Some(PendingConfig {
+            zxid,
+            quorum: self.cfg.quorum.clone(),
+            text: versioned,
+        });
     }
 
     fn step_down(&mut self, reason: StepDownReason, out: &mut Vec<Output>) {
@@ -1151,6 +1199,7 @@ mod tests {
             config_text: b"version=0".to_vec(),
             config_version: 0,
             reconfig_enabled: false,
+            last_seen: None,
         }
     }
 

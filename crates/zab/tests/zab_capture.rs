@@ -506,6 +506,7 @@ fn a_leader_in_sid_2_s_place_sends_what_the_java_leader_sent() {
         config_text: config_text(),
         config_version: 0,
         reconfig_enabled: false,
+        last_seen: None,
     };
     assert!(String::from_utf8_lossy(&cfg.config_text).ends_with("observer\nversion=0"));
     let start = LeaderStart {
