@@ -2,7 +2,8 @@
 # Runs every zooid test. Installs what the tests need first: Apache ZooKeeper 3.8 and its
 # C client and Curator from Debian (the oracle and third-party clients), libfaketime, nftables
 # (the fault harness's partitions and loss), ZooKeeper 3.9.3
-# (the second oracle, scripts/zookeeper-3.9.sh), kazoo, pure-sasl (kazoo's SASL) and pytest from PyPI.
+# (the second oracle, scripts/zookeeper-3.9.sh), kazoo, pure-sasl (kazoo's SASL), pyOpenSSL and
+# pyjks (kazoo's own test harness) and pytest from PyPI.
 # Each install step is skipped when its tool is already there, so re-runs start at once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! python3 -c 'import kazoo, pytest, puresasl' 2>/dev/null; then
+if ! python3 -c 'import kazoo, pytest, puresasl, OpenSSL, jks' 2>/dev/null; then
   python3 -m pip install -q -r tests/py/requirements.txt
 fi
 # ZooKeeper 3.9.3, the second oracle, into a cache folder (once).

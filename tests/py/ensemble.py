@@ -199,11 +199,13 @@ class Ensemble:
         self.wait_for_quorum(timeout)
         return self
 
-    def join(self, role="participant"):
-        """Start a new member (the next sid, fresh ports) whose zoo.cfg lists every member so
-        far and itself, as ZooKeeper's guide says a server that a reconfig will add starts.
-        No wait: a reconfig makes it a member."""
+    def join(self, role="participant", kind=None):
+        """Start a new member (the next sid, fresh ports; `kind` as `replace` takes it) whose
+        zoo.cfg lists every member so far and itself, as ZooKeeper's guide says a server that
+        a reconfig will add starts. No wait: a reconfig makes it a member."""
         sid = max(self.members) + 1
+        if kind is not None:
+            self.kinds[sid] = kind
         root = os.path.join(self.root, f"m{sid}")
         taken = [p for o in self.members.values()
                  for p in (o.client_port, o.quorum_port, o.election_port)]

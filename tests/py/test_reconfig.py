@@ -283,3 +283,41 @@ def test_cli_reconfig_output_matches_zkcli(tmp_path):
                 or any(e.startswith(line.rstrip()) for e in z.err), (line, z.err)
     finally:
         ens.stop_all()
+
+
+@pytest.mark.parametrize("kind,joiner", [("zooid", "oracle39"), ("oracle39", "zooid")])
+def test_reconfig_with_zookeeper_members(kind, joiner, tmp_path):
+    """A ZooKeeper 3.9.3 member added to a zooid ensemble by reconfig, and a zooid member
+    added to a ZooKeeper ensemble; then the original members go, and the joiner stays with
+    every write."""
+    other = "zooid" if kind == "oracle39" else "oracle39"
+    ens = Ensemble(str(tmp_path), kind=kind, oracle_sids=(2,) if kind == "zooid" else (),
+                   oracle_kind="oracle39", extra_cfg=RECONFIG_CFG).start(3)
+    zk = client(ens.hosts)
+    try:
+        zk.create("/before", b"1")
+        j = ens.join(kind=joiner)
+        ens.wait_for_mode(j.sid, ("follower",))
+        data, _ = zk.reconfig(joining=spec(j), leaving=None, new_members=None)
+        assert sorted(parse_config(data)[0]) == [1, 2, 3, 4]
+        k = ens.join(kind=other)
+        ens.wait_for_mode(k.sid, ("follower",))
+        data, _ = zk.reconfig(joining=spec(k, "observer"), leaving="1", new_members=None)
+        members, version = parse_config(data)
+        assert sorted(members) == [2, 3, 4, 5] and members[5].split(";")[0].endswith("observer")
+        poll(lambda: ens.mode(k.sid) == "observer", "the added observer observing")
+        zk.create("/after", b"2")
+        # Every member in the config agrees on it and on the data.
+        for sid in (2, 3, 4, 5):
+            c = client(ens.member(sid).hosts, auth=False)
+            try:
+                c.sync("/")
+                assert parse_config(c.get("/zookeeper/config")[0])[1] == version, sid
+                assert c.get("/before")[0] == b"1" and c.get("/after")[0] == b"2", sid
+            finally:
+                c.stop()
+                c.close()
+    finally:
+        zk.stop()
+        zk.close()
+        ens.stop_all()
