@@ -66,6 +66,12 @@ pub struct CoreConfig {
     pub reconfig_enabled: bool,
     /// `standaloneEnabled`: a reconfig must leave at least two voters.
     pub standalone_enabled: bool,
+    /// `localSessionsEnabled`: in an ensemble, a new session lives on its member only (no
+    /// createSession txn) until it creates an ephemeral.
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session that creates an ephemeral becomes
+    /// global first; without it, the create fails with EPHEMERALONLOCALSESSION.
+    pub local_sessions_upgrading: bool,
 }
 
 /// What the leader knows of its ensemble, for reconfig requests (`zooid-member` keeps it
@@ -125,6 +131,8 @@ impl Default for CoreConfig {
             enforce_quota: false,
             reconfig_enabled: false,
             standalone_enabled: true,
+            local_sessions: false,
+            local_sessions_upgrading: false,
         }
     }
 }
@@ -407,6 +415,9 @@ struct Session {
     /// Leader: which member the session's client is attached to. Requests from any other
     /// member get SESSIONMOVED (ZooKeeper's `checkSession`).
     owner: SessionOwner,
+    /// Known to this member only (a local session, or a read-only server's): it expires and
+    /// closes here, without a txn.
+    local: bool,
 }
 
 impl Session {
@@ -417,6 +428,7 @@ impl Session {
             conn,
             closing: false,
             owner,
+            local: false,
         }
     }
 }
@@ -709,8 +721,17 @@ impl Core {
         self.inflight.len()
     }
 
+    /// Sessions the ensemble knows (all of them on a standalone server).
     pub fn session_count(&self) -> usize {
-        self.sessions.len()
+        self.sessions.len() - self.local_session_count()
+    }
+
+    /// Sessions that live on this member only (`localSessionsEnabled`, read-only mode).
+    pub fn local_session_count(&self) -> usize {
+        if self.role == Role::ReadOnly {
+            return self.sessions.len();
+        }
+        self.sessions.values().filter(|s| s.local).count()
     }
 
     pub fn connection_count(&self) -> usize {
@@ -986,14 +1007,19 @@ impl Core {
                 session,
                 Session::new(timeout, deadline, Some(conn), SessionOwner::Here),
             );
-            if self.role == Role::ReadOnly {
-                // A local session: nobody else ever hears of it.
+            let local = self.role == Role::ReadOnly
+                || (self.cfg.local_sessions && matches!(self.role, Role::Learner | Role::Leader));
+            if local {
+                // A local session: nobody else hears of it unless it creates an ephemeral.
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.local = true;
+                }
                 return self.open_session(
                     conn,
                     session,
                     timeout,
                     req.read_only,
-                    "read-only session",
+                    "local session",
                     now_ms,
                 );
             }
@@ -1035,7 +1061,11 @@ impl Core {
             }
         }
         let password_ok = req.passwd.as_slice() == auth::session_password(session).as_slice();
-        if password_ok && self.role == Role::Learner {
+        let local_here = self
+            .sessions
+            .get(&session)
+            .is_some_and(|s| s.local && !s.closing);
+        if password_ok && self.role == Role::Learner && !local_here {
             // Only the leader knows whether the session is still alive.
             if let Some(c) = self.conns.get_mut(&conn) {
                 c.state = ConnState::Connecting(Vec::new());
@@ -1147,12 +1177,47 @@ impl Core {
 
     /// Push a session's expiry out by its timeout. A learner also notes the session for its
     /// next PING, which keeps it alive at the leader.
+    /// Whether `session` lives on this member only.
+    fn is_local(&self, session: i64) -> bool {
+        self.role == Role::ReadOnly || self.sessions.get(&session).is_some_and(|s| s.local)
+    }
+
+    /// A local session about to create an ephemeral becomes global (ZooKeeper's
+    /// `checkUpgradeSession`): its createSession goes to the leader (or is proposed here)
+    /// ahead of the request, so the ensemble knows the ephemeral's owner.
+    fn upgrade_session(&mut self, session: i64) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.local = false;
+        let timeout = s.timeout_ms;
+        tracing::info!(
+            session = format_args!("{session:#x}"),
+            "upgrading a local session to global"
+        );
+        if self.role == Role::Learner {
+            self.actions.push(Action::Forward {
+                session_id: session,
+                cxid: 0,
+                op: OpCode::CreateSession.code(),
+                body: timeout.to_be_bytes().to_vec(),
+                auth: None,
+            });
+        } else {
+            let txn = Txn::CreateSession {
+                timeout_ms: timeout,
+            };
+            let changes = Some(prep::Changes::default());
+            self.propose(session, 0, txn, Origin::Internal, changes);
+        }
+    }
+
     fn touch(&mut self, session: i64, now_ms: i64) {
         let tick = self.cfg.tick_ms;
         if let Some(s) = self.sessions.get_mut(&session) {
             let t = now_ms + s.timeout_ms as i64;
             s.deadline_ms = (t / tick + 1) * tick;
-            if self.role == Role::Learner {
+            if self.role == Role::Learner && !s.local {
                 self.touched.insert(session, s.timeout_ms);
             }
         }
@@ -1345,10 +1410,25 @@ impl Core {
                 });
                 self.reply_in_order(conn, frame);
             }
-            Request::CloseSession if self.role == Role::ReadOnly => {
-                self.sessions.remove(&session);
+            Request::CloseSession if self.is_local(session) => {
+                self.forget_session(session);
                 self.header_reply(conn, h.xid, zooid_proto::ErrorCode::Ok);
                 self.close_conn(conn);
+            }
+            req if self.role != Role::ReadOnly
+                && self.is_local(session)
+                && creates_ephemeral(&req) =>
+            {
+                if !self.cfg.local_sessions_upgrading {
+                    let err = zooid_proto::ErrorCode::EphemeralOnLocalSession;
+                    return self.header_reply(conn, h.xid, err);
+                }
+                self.upgrade_session(session);
+                if self.role == Role::Learner {
+                    self.forward(conn, session, h, body, &req, now_ms)
+                } else {
+                    self.on_write(conn, session, h.xid, req, now_ms)
+                }
             }
             req if (req.is_write() || matches!(req, Request::Sync { .. }))
                 && self.role == Role::ReadOnly =>
@@ -1764,6 +1844,26 @@ impl Core {
                     timeout_ms: timeout,
                 };
                 (txn, Some(prep::Changes::default()))
+            }
+            // A learner's local session (its id carries the learner's server id): the
+            // learner vouches for it, as ZooKeeper's LeaderSessionTracker lets it.
+            _ if !known
+                && self.cfg.local_sessions
+                && !self.sessions.contains_key(&session)
+                && (session >> 56) as u64 == from =>
+            {
+                match Request::decode(op, body) {
+                    Ok(req) if req.is_write() && !matches!(req, Request::CloseSession) => {
+                        let (txn, changes, _) = self.prep_write(session, &req, &auth);
+                        (txn, changes)
+                    }
+                    _ => (
+                        Txn::Error {
+                            err: zooid_proto::ErrorCode::MarshallingError.code(),
+                        },
+                        None,
+                    ),
+                }
             }
             // ZooKeeper's checkSession: a session the leader does not know has expired, and
             // one attached to another member has moved.
@@ -2517,8 +2617,26 @@ impl Core {
             tracing::debug!(conn, "no ConnectRequest within 10 s; closing");
             self.close_conn(conn);
         }
-        if self.role == Role::Learner {
-            // The leader expires sessions and deletes containers and TTL nodes.
+        // Local sessions (all of a read-only server's) expire here, without a txn: nobody
+        // else knows them.
+        let local_expired: Vec<i64> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| (s.local || self.role == Role::ReadOnly) && s.deadline_ms <= now_ms)
+            .map(|(&id, _)| id)
+            .collect();
+        for session in local_expired {
+            tracing::info!(
+                session = format_args!("{session:#x}"),
+                "local session expired"
+            );
+            if let Some(conn) = self.sessions.get(&session).and_then(|s| s.conn) {
+                self.close_conn(conn);
+            }
+            self.forget_session(session);
+        }
+        if matches!(self.role, Role::Learner | Role::ReadOnly) {
+            // The leader expires the global sessions and deletes containers and TTL nodes.
             return;
         }
         let expired: Vec<i64> = self
@@ -2527,19 +2645,6 @@ impl Core {
             .filter(|(_, s)| !s.closing && s.deadline_ms <= now_ms)
             .map(|(&id, _)| id)
             .collect();
-        if self.role == Role::ReadOnly {
-            // Sessions expire here without a txn; the tree is left as the quorum left it.
-            for session in expired {
-                tracing::info!(
-                    session = format_args!("{session:#x}"),
-                    "read-only session expired"
-                );
-                if let Some(conn) = self.sessions.remove(&session).and_then(|s| s.conn) {
-                    self.close_conn(conn);
-                }
-            }
-            return;
-        }
         for session in expired {
             tracing::info!(session = format_args!("{session:#x}"), "session expired");
             let conn = self.sessions.get_mut(&session).and_then(|s| {
@@ -2665,6 +2770,18 @@ fn write_multi_result(w: &mut Writer, sub_op: OpCode, r: &TxnResult) {
             w.write_i32(e.code());
         }
         _ => head(w, -1, 0),
+    }
+}
+
+/// Whether a write creates an ephemeral node (alone or in a multi).
+fn creates_ephemeral(req: &Request) -> bool {
+    let ephemeral = |c: &zooid_proto::CreateRequest| c.flags & 1 == 1;
+    match req {
+        Request::Create(c) => ephemeral(c),
+        Request::Multi(ops) => ops
+            .iter()
+            .any(|op| matches!(op, zooid_proto::MultiOp::Create(c) if ephemeral(c))),
+        _ => false,
     }
 }
 

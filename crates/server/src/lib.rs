@@ -102,6 +102,8 @@ pub fn core_config(cfg: &ServerConfig) -> CoreConfig {
         enforce_quota: cfg.enforce_quota,
         reconfig_enabled: cfg.reconfig_enabled,
         standalone_enabled: cfg.standalone_enabled,
+        local_sessions: cfg.local_sessions_enabled,
+        local_sessions_upgrading: cfg.local_sessions_upgrading_enabled,
     }
 }
 

@@ -477,6 +477,7 @@ fn gauge(name: &str, core: &Core, reg: &Registry, extra_connections: usize) -> V
         // ZooKeeper counts the root twice (as "" and "/").
         "znode_count" => int(tree.node_count() as i64 + 1),
         "global_sessions" => int(core.session_count() as i64),
+        "local_sessions" => int(core.local_session_count() as i64),
         "packets_sent" => int(s.packets_sent as i64),
         "packets_received" => int(s.packets_received as i64),
         "last_client_response_size" => int(reg.response_sizes.last),
