@@ -918,3 +918,26 @@ def test_rolling_replacement_zookeeper39_to_zooid_and_back(make_ensemble, make_c
                    f"{len(acked)} acknowledged writes ({writer.failures} failed attempts), "
                    f"zooid wrote {len(zooid_snaps)} snapshots in the 3.9 layout, "
                    f"{time.monotonic() - t_start:.1f}s")
+
+
+@pytest.mark.parametrize("kind", ["zooid", "oracle39"])
+@pytest.mark.parametrize("all_ips", [True, False], ids=["all-ips", "configured-ip"])
+def test_quorum_listen_on_all_ips(kind, all_ips, tmp_path):
+    """quorumListenOnAllIPs=true: the election and quorum ports listen on every address
+    (here 127.0.0.2 reaches a member configured on 127.0.0.1); false: only the configured
+    one."""
+    import socket
+    ens = Ensemble(str(tmp_path), kind=kind,
+                   extra_cfg={"quorumListenOnAllIPs": str(all_ips).lower()}).start(3)
+    try:
+        # (ZooKeeper opens the quorum port only while it leads.)
+        leader = ens.member(ens.leader_sid())
+        for port in (ens.member(1).election_port, leader.election_port, leader.quorum_port):
+            try:
+                socket.create_connection(("127.0.0.2", port), timeout=5).close()
+                reached = True
+            except OSError:
+                reached = False
+            assert reached == all_ips, (port, reached)
+    finally:
+        ens.stop_all()

@@ -43,6 +43,7 @@ const FILE_KEYS: &[&str] = &[
     "localSessionsUpgradingEnabled",
     "standaloneEnabled",
     "reconfigEnabled",
+    "quorumListenOnAllIPs",
     "peerType",
     "autopurge.snapRetainCount",
     "autopurge.purgeInterval",
@@ -112,7 +113,6 @@ const UNUSED_KEYS: &[&str] = &[
     "syncEnabled",
     "electionAlg",
     "electionPortBindRetry",
-    "quorumListenOnAllIPs",
     "leaderServes",
     "skipACL",
     "clientPortListenBacklog",
@@ -134,7 +134,6 @@ const UNUSED_KEYS: &[&str] = &[
 const UNUSED_FILE_KEYS: &[&str] = &[
     "syncEnabled",
     "electionAlg",
-    "quorumListenOnAllIPs",
     "clientPortListenBacklog",
     "maxCnxns",
     "connectToLearnerMasterLimit",
@@ -337,6 +336,8 @@ pub struct ServerConfig {
     pub standalone_enabled: bool,
     /// `reconfigEnabled`.
     pub reconfig_enabled: bool,
+    /// `quorumListenOnAllIPs`: the quorum and election ports listen on every address.
+    pub quorum_listen_on_all_ips: bool,
     /// The `server.N` lines.
     pub servers: BTreeMap<ServerId, ServerSpec>,
     /// `peerType`.
@@ -466,6 +467,7 @@ impl ServerConfig {
             local_sessions_upgrading_enabled: false,
             standalone_enabled: true,
             reconfig_enabled: false,
+            quorum_listen_on_all_ips: false,
             servers: BTreeMap::new(),
             peer_type: PeerRole::Participant,
             cnx_timeout_ms: 5000,
@@ -805,6 +807,9 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("reconfigEnabled") {
             self.reconfig_enabled = s.parse_bool(true)?;
+        }
+        if let Some(s) = settings.take("quorumListenOnAllIPs") {
+            self.quorum_listen_on_all_ips = s.parse_bool(false)?;
         }
         if let Some(s) = settings.take("peerType") {
             self.peer_type = PeerRole::parse(&s.value).ok_or_else(|| {

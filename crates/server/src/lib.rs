@@ -589,8 +589,21 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let my_id = ecfg.member.my_id;
             let id = my_id.0 as u64;
             let me = ecfg.addrs[&my_id].clone();
-            let election_listener = bind_peer(me.election, "election", id).await?;
-            let quorum_listener = bind_peer(me.quorum, "quorum", id).await?;
+            // quorumListenOnAllIPs: the same ports on every address of the machine.
+            let listen = |a: SocketAddr| {
+                if cfg.quorum_listen_on_all_ips {
+                    let any: std::net::IpAddr = if a.is_ipv6() {
+                        std::net::Ipv6Addr::UNSPECIFIED.into()
+                    } else {
+                        std::net::Ipv4Addr::UNSPECIFIED.into()
+                    };
+                    SocketAddr::new(any, a.port())
+                } else {
+                    a
+                }
+            };
+            let election_listener = bind_peer(listen(me.election), "election", id).await?;
+            let quorum_listener = bind_peer(listen(me.quorum), "quorum", id).await?;
             let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(peer_net::PEER_EVENTS_QUEUED);
             let peers: ensemble::ElectionPeers = Arc::new(std::sync::RwLock::new(
                 ecfg.addrs
