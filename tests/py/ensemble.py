@@ -143,8 +143,9 @@ class Member:
     def alive(self):
         return self.server is not None and self.server.alive()
 
-    def server_line(self, with_client=False):
-        line = f"server.{self.sid}=127.0.0.1:{self.quorum_port}:{self.election_port}"
+    def server_line(self, with_client=False, peer_hosts=("127.0.0.1",)):
+        line = f"server.{self.sid}=" + "|".join(
+            f"{h}:{self.quorum_port}:{self.election_port}" for h in peer_hosts)
         line += ":observer" if self.role == "observer" else ""
         # the 3.5+ form: the client address at the end of the line, instead of clientPort
         return line + (f";127.0.0.1:{self.client_port}" if with_client else "")
@@ -158,7 +159,8 @@ class Ensemble:
     """Members server.1..N (participants first, then observers)."""
 
     def __init__(self, root, kind="zooid", tick_ms=TICK_MS, extra_cfg=None, oracle_sids=(),
-                 oracle_kind="oracle", oracle_props=None, client_in_server_lines=False):
+                 oracle_kind="oracle", oracle_props=None, client_in_server_lines=False,
+                 peer_hosts=("127.0.0.1",)):
         """`kind`: every member's kind ("zooid", "oracle", "oracle39"); `oracle_sids`:
         members that run Apache ZooKeeper `oracle_kind` whatever `kind` is (a mixed
         ensemble)."""
@@ -175,6 +177,8 @@ class Ensemble:
         self.oracle_props = dict(oracle_props or {})
         # `server.N=...;host:clientPort` lines instead of clientPort / clientPortAddress
         self.client_in_server_lines = client_in_server_lines
+        # the members' quorum and election addresses: several make `a|b` server lines
+        self.peer_hosts = tuple(peer_hosts)
         self.members = {}
 
     # ------------------------------------------------------------ setup
@@ -241,7 +245,8 @@ class Ensemble:
         if self.client_in_server_lines:
             del cfg["clientPort"], cfg["clientPortAddress"]
         lines = [f"{k}={v}" for k, v in cfg.items()]
-        lines += [o.server_line(self.client_in_server_lines) for o in self.members.values()]
+        lines += [o.server_line(self.client_in_server_lines, self.peer_hosts)
+                  for o in self.members.values()]
         with open(m.cfg_path, "w") as f:
             f.write("\n".join(lines) + "\n")
 

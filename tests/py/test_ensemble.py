@@ -941,3 +941,51 @@ def test_quorum_listen_on_all_ips(kind, all_ips, tmp_path):
             assert reached == all_ips, (port, reached)
     finally:
         ens.stop_all()
+
+
+@pytest.mark.parametrize("kind", ["zooid", "oracle39"])
+def test_multiple_addresses_fail_over(kind, tmp_path):
+    """multiAddress.enabled: every member on two networks (127.0.2.x and 127.0.1.x). With
+    the first network dropped (nftables), killing the leader still elects a new one over the
+    second, writes go on, and the old leader rejoins."""
+    import subprocess
+    if os.geteuid() != 0:
+        pytest.fail("this test drops a loopback network with nftables: run the tests as root")
+    table = f"zmulti{os.getpid()}"
+    # ZooKeeper reads multiAddress.enabled only as a system property when it parses the
+    # server lines; zooid takes it either way.
+    ens = Ensemble(str(tmp_path), kind=kind, peer_hosts=("127.0.2.1", "127.0.1.1"),
+                   extra_cfg={"multiAddress.enabled": "true", "cnxTimeout": "1000",
+                              "multiAddress.reachabilityCheckTimeoutMs": "500"},
+                   oracle_props={"zookeeper.multiAddress.enabled": "true"})
+    try:
+        ens.start(3)
+        from kazoo.client import KazooClient
+        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
+        zk.start(timeout=30)
+        try:
+            zk.create("/before", b"1")
+            for rule in (f"add table inet {table}",
+                         f"add chain inet {table} out {{ type filter hook output priority 0 ; }}",
+                         f"add rule inet {table} out ip daddr 127.0.2.0/24 drop"):
+                subprocess.run(["nft", rule], check=True)
+            old = ens.leader_sid()
+            ens.kill9(old)
+            ens.wait_for_quorum(timeout=60)
+            assert ens.leader_sid() != old
+            zk.create("/during", b"2")
+            ens.restart(old, timeout=60)
+            c = KazooClient(hosts=ens.member(old).hosts, timeout=10.0)
+            c.start(timeout=30)
+            try:
+                c.sync("/")
+                assert c.get("/before")[0] == b"1" and c.get("/during")[0] == b"2"
+            finally:
+                c.stop()
+                c.close()
+        finally:
+            zk.stop()
+            zk.close()
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
+        ens.stop_all()

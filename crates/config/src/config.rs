@@ -59,6 +59,9 @@ const JVM_KEYS: &[&str] = &[
     "extendedTypesEnabled",
     "DigestAuthenticationProvider.superDigest",
     "readonlymode.enabled",
+    "multiAddress.enabled",
+    "multiAddress.reachabilityCheckEnabled",
+    "multiAddress.reachabilityCheckTimeoutMs",
     "digest.enabled",
     "serializeLastProcessedZxid.enabled",
     "forceSync",
@@ -155,7 +158,7 @@ fn is_quorum_peer_config_key(key: &str) -> bool {
         .any(|p| key.starts_with(p))
 }
 
-const UNUSED_PREFIXES: &[&str] = &["multiAddress.", "group.", "weight.", "metricsProvider."];
+const UNUSED_PREFIXES: &[&str] = &["group.", "weight.", "metricsProvider."];
 
 /// Strips one leading `zookeeper.`.
 fn canonical_key(key: &str) -> &str {
@@ -338,6 +341,9 @@ pub struct ServerConfig {
     pub reconfig_enabled: bool,
     /// `quorumListenOnAllIPs`: the quorum and election ports listen on every address.
     pub quorum_listen_on_all_ips: bool,
+    /// `multiAddress.enabled`: a server line may list several addresses (`a|b`); members
+    /// listen on all of theirs and reach others on the first that answers.
+    pub multi_address_enabled: bool,
     /// The `server.N` lines.
     pub servers: BTreeMap<ServerId, ServerSpec>,
     /// `peerType`.
@@ -468,6 +474,7 @@ impl ServerConfig {
             standalone_enabled: true,
             reconfig_enabled: false,
             quorum_listen_on_all_ips: false,
+            multi_address_enabled: false,
             servers: BTreeMap::new(),
             peer_type: PeerRole::Participant,
             cnx_timeout_ms: 5000,
@@ -640,7 +647,7 @@ impl ServerConfig {
             config.config_version = version;
         }
         let deferred = config.apply(path, &mut settings, &mut warnings)?;
-        config.apply_servers(server_lines, &mut warnings)?;
+        config.apply_servers(server_lines)?;
         config.validate(path, &deferred)?;
         config.collect_unknown(settings, &mut warnings);
         config.initial_config = Some(text.to_string());
@@ -810,6 +817,17 @@ impl ServerConfig {
         }
         if let Some(s) = settings.take("quorumListenOnAllIPs") {
             self.quorum_listen_on_all_ips = s.parse_bool(false)?;
+        }
+        if let Some(s) = settings.take("multiAddress.enabled") {
+            self.multi_address_enabled = s.parse_bool(true)?;
+        }
+        // Addresses are tried in order, each for cnxTimeout; the reachability probe that
+        // orders them in ZooKeeper is not needed for that.
+        for key in [
+            "multiAddress.reachabilityCheckEnabled",
+            "multiAddress.reachabilityCheckTimeoutMs",
+        ] {
+            settings.take(key);
         }
         if let Some(s) = settings.take("peerType") {
             self.peer_type = PeerRole::parse(&s.value).ok_or_else(|| {
@@ -1016,11 +1034,7 @@ impl ServerConfig {
     }
 
     /// Parses the `server.N` lines into `self.servers`.
-    fn apply_servers(
-        &mut self,
-        lines: Vec<ServerLine>,
-        warnings: &mut Vec<Warning>,
-    ) -> Result<(), ConfigError> {
+    fn apply_servers(&mut self, lines: Vec<ServerLine>) -> Result<(), ConfigError> {
         let mut defined_at: BTreeMap<ServerId, Setting> = BTreeMap::new();
         for ServerLine { suffix, setting } in lines {
             let id = server_spec::parse_server_id(&suffix)
@@ -1043,15 +1057,16 @@ impl ServerConfig {
                     hint: "give each server its own id, the number in its myid file".to_string(),
                 });
             }
-            if !parsed.ignored_addresses.is_empty() {
-                warnings.push(setting.warning(format!(
-                    "{} lists {} addresses separated by '|'; zooid uses only the first ({}) and \
-                     ignores {}",
-                    setting.key,
-                    parsed.ignored_addresses.len() + 1,
-                    setting.value.split('|').next().unwrap_or("").trim(),
-                    parsed.ignored_addresses.join(", ")
-                )));
+            if !parsed.spec.more_addresses.is_empty() && !self.multi_address_enabled {
+                return Err(setting.invalid(
+                    format!(
+                        "lists {} addresses, but the multiple address feature is disabled \
+                         (ZooKeeper: \"Multiple address feature is disabled, but multiple \
+                         addresses were specified for sid {id}\")",
+                        parsed.spec.more_addresses.len() + 1
+                    ),
+                    "add multiAddress.enabled=true, or keep one address per server line",
+                ));
             }
             self.servers.insert(id, parsed.spec);
             defined_at.insert(id, setting);
@@ -1877,14 +1892,23 @@ authProvider.sasl=org.example.Sasl
     }
 
     #[test]
-    fn multiple_addresses_warn() {
-        let (c, w) = parse(&minimal("server.1=a:1:2|b:1:2\nserver.2=c:1:2\n"));
-        assert_eq!(c.servers[&ServerId(1)].host, "a");
-        assert_eq!(w.len(), 1);
+    fn multiple_addresses_need_the_feature() {
+        let e = error(&minimal("server.1=a:1:2|b:3:4\nserver.2=c:1:2\n"));
         assert_contains(
-            &w[0].to_string(),
-            &["zoo.cfg:3:", "server.1", "'|'", "b:1:2"],
+            &e,
+            &[
+                "zoo.cfg:3:",
+                "server.1",
+                "2 addresses",
+                "multiAddress.enabled=true",
+            ],
         );
+        let (c, w) = parse(&minimal(
+            "multiAddress.enabled=true\nserver.1=a:1:2|b:3:4\nserver.2=c:1:2\n",
+        ));
+        assert!(w.is_empty(), "{w:?}");
+        let s = &c.servers[&ServerId(1)];
+        assert_eq!((s.host.as_str(), s.more_addresses.len()), ("a", 1));
     }
 
     #[test]

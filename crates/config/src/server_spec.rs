@@ -1,7 +1,7 @@
 //! Ensemble membership: [`ServerId`], [`PeerRole`], [`ServerSpec`] and the
 //! parsing of `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`
-//! lines (IPv6 hosts in brackets; extra `|` addresses dropped). Host names are
-//! checked for shape only, never resolved here.
+//! lines (IPv6 hosts in brackets; more addresses after `|`, `multiAddress.enabled`). Host
+//! names are checked for shape only, never resolved here.
 
 use std::fmt;
 use std::net::Ipv6Addr;
@@ -68,6 +68,9 @@ pub struct ServerSpec {
     pub role: PeerRole,
     /// From a `;[clientHost:]clientPort` suffix; the host defaults to `0.0.0.0`.
     pub client_addr: Option<(String, u16)>,
+    /// The addresses after the first (`a:1:2|b:3:4`, `multiAddress.enabled`): host, quorum
+    /// port, election port, in the order written.
+    pub more_addresses: Vec<(String, u16, u16)>,
 }
 
 /// The full form of a server line, shown in hints.
@@ -93,11 +96,10 @@ fn use_the_form() -> String {
     format!("use the form {SERVER_FORM}")
 }
 
-/// A parsed server line plus the `|`-separated addresses that were dropped.
+/// A parsed server line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ParsedServer {
     pub spec: ServerSpec,
-    pub ignored_addresses: Vec<String>,
 }
 
 /// Parses the `N` of `server.N`.
@@ -285,12 +287,16 @@ pub(crate) fn parse_server_value(value: &str) -> Result<ParsedServer, LineProble
     };
     let mut list = addresses.split('|');
     let first = list.next().unwrap_or("").trim();
-    let ignored_addresses: Vec<String> = list
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(str::to_string)
-        .collect();
-    let (host, quorum_port, election_port, role) = parse_address(first)?;
+    let (host, quorum_port, election_port, mut role) = parse_address(first)?;
+    let mut more_addresses = Vec::new();
+    for a in list.map(str::trim).filter(|a| !a.is_empty()) {
+        let (h, q, e, r) = parse_address(a)?;
+        // As ZooKeeper reads them, the last address that names a role sets it.
+        if a.rsplit(':').next().and_then(PeerRole::parse).is_some() {
+            role = r;
+        }
+        more_addresses.push((h, q, e));
+    }
     let client_addr = match client {
         Some(c) => Some(parse_client(c)?),
         None => None,
@@ -302,8 +308,8 @@ pub(crate) fn parse_server_value(value: &str) -> Result<ParsedServer, LineProble
             election_port,
             role,
             client_addr,
+            more_addresses,
         },
-        ignored_addresses,
     })
 }
 
@@ -366,10 +372,12 @@ mod tests {
     }
 
     #[test]
-    fn multiple_addresses_keep_the_first() {
-        let p = parse_server_value("a:1:2|b:1:2").expect("parses");
+    fn multiple_addresses_are_kept_in_order() {
+        let p = parse_server_value("a:1:2|b:3:4:observer;2181").expect("parses");
         assert_eq!(p.spec.host, "a");
-        assert_eq!(p.ignored_addresses, vec!["b:1:2".to_string()]);
+        assert_eq!(p.spec.more_addresses, vec![("b".to_string(), 3, 4)]);
+        assert_eq!(p.spec.role, PeerRole::Observer);
+        assert!(parse_server_value("a:1:2|b:x:4").is_err());
     }
 
     #[test]

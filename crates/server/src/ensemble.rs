@@ -31,8 +31,10 @@ pub use zooid_member::PeerFacts;
 /// One member of the ensemble as zoo.cfg lists it.
 #[derive(Debug, Clone)]
 pub struct MemberAddr {
-    pub quorum: SocketAddr,
-    pub election: SocketAddr,
+    /// Its addresses in the order written (several with `multiAddress.enabled`): dialed in
+    /// turn until one answers.
+    pub quorum: Vec<SocketAddr>,
+    pub election: Vec<SocketAddr>,
     pub observer: bool,
 }
 
@@ -51,7 +53,7 @@ pub struct EnsembleConfig {
 
 /// Member addresses the election port dials, shared with the driver that learns new ones
 /// from reconfigs.
-pub type ElectionPeers = std::sync::Arc<std::sync::RwLock<BTreeMap<ServerId, SocketAddr>>>;
+pub type ElectionPeers = std::sync::Arc<std::sync::RwLock<BTreeMap<ServerId, Vec<SocketAddr>>>>;
 
 /// Where the member's files are, for the jobs the log writer thread runs.
 pub struct Storage {
@@ -219,7 +221,9 @@ impl Peer {
                     let _ = self.to_election.try_send((to, msg));
                 }
                 Effect::Dial { link, to } => match self.addrs.get(&to) {
-                    Some(a) => self.links.dial_leader(link, a.quorum, self.cnx_timeout),
+                    Some(a) => self
+                        .links
+                        .dial_leader(link, a.quorum.clone(), self.cnx_timeout),
                     None => tracing::error!(%to, "asked to dial a member with no address"),
                 },
                 Effect::Link { link, msg } => self.queue_on_link(link, LinkOut::Msg(msg)),
@@ -264,17 +268,24 @@ impl Peer {
     /// ZooKeeper does, in `<zoo.cfg>.dynamic.<version>` named by a rewritten zoo.cfg.
     fn reconfigured(&mut self, members: &[zooid_zab::ConfigMember], version: i64, text: &[u8]) {
         for m in members {
-            let Some(ip) = resolve(&m.host) else {
-                tracing::warn!(sid = %m.sid, host = %m.host, "a member's host does not resolve");
-                continue;
-            };
-            let addr = MemberAddr {
-                quorum: SocketAddr::new(ip, m.quorum_port),
-                election: SocketAddr::new(ip, m.election_port),
+            let mut addr = MemberAddr {
+                quorum: Vec::new(),
+                election: Vec::new(),
                 observer: m.observer,
             };
+            for (host, quorum, election) in m.addresses() {
+                let Some(ip) = resolve(host) else {
+                    tracing::warn!(sid = %m.sid, host, "a member's host does not resolve");
+                    continue;
+                };
+                addr.quorum.push(SocketAddr::new(ip, quorum));
+                addr.election.push(SocketAddr::new(ip, election));
+            }
+            if addr.quorum.is_empty() {
+                continue;
+            }
             if let Ok(mut peers) = self.election_peers.write() {
-                peers.insert(m.sid, addr.election);
+                peers.insert(m.sid, addr.election.clone());
             }
             self.addrs.insert(m.sid, addr);
         }

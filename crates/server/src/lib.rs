@@ -277,24 +277,28 @@ fn ensemble_config(
     for (sid, s) in &cfg.servers {
         let id = zooid_zab::ServerId(sid.0 as i64);
         let observer = s.role == PeerRole::Observer;
-        // One lookup per member: both its ports are on the same host.
-        let ip = member_ip(sid.0, &s.host)?;
-        members.insert(
-            id,
-            ensemble::MemberAddr {
-                quorum: SocketAddr::new(ip, s.quorum_port),
-                election: SocketAddr::new(ip, s.election_port),
-                observer,
-            },
-        );
-        text_members.push(zooid_zab::ConfigMember {
+        let member = zooid_zab::ConfigMember {
             sid: id,
             host: s.host.clone(),
             quorum_port: s.quorum_port,
             election_port: s.election_port,
             observer,
             client: s.client_addr.as_ref().map(|(h, p)| format!("{h}:{p}")),
-        });
+            more: s.more_addresses.clone(),
+        };
+        let mut addr = ensemble::MemberAddr {
+            quorum: Vec::new(),
+            election: Vec::new(),
+            observer,
+        };
+        // One lookup per address: both its ports are on the same host.
+        for (host, quorum, election) in member.addresses() {
+            let ip = member_ip(sid.0, host)?;
+            addr.quorum.push(SocketAddr::new(ip, quorum));
+            addr.election.push(SocketAddr::new(ip, election));
+        }
+        members.insert(id, addr);
+        text_members.push(member);
     }
     if cfg.servers[&my_id].role == PeerRole::Observer && cfg.peer_type != PeerRole::Observer {
         tracing::warn!(
@@ -521,8 +525,8 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             fourlw::QuorumInfo {
                 init_limit: cfg.init_limit,
                 sync_limit: cfg.sync_limit,
-                election_port: me.election.port(),
-                quorum_port: me.quorum.port(),
+                election_port: me.election[0].port(),
+                quorum_port: me.quorum[0].port(),
                 peer_type: u8::from(me.observer),
                 membership: String::from_utf8_lossy(&e.member.config_text).into_owned(),
             }
@@ -602,14 +606,25 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
                     a
                 }
             };
-            let election_listener = bind_peer(listen(me.election), "election", id).await?;
-            let quorum_listener = bind_peer(listen(me.quorum), "quorum", id).await?;
+            // Every address of this member (several with multiAddress.enabled).
+            let mut election_listeners = Vec::new();
+            let mut quorum_listeners = Vec::new();
+            let mut bound = std::collections::BTreeSet::new();
+            for (&e, &q) in me.election.iter().zip(&me.quorum) {
+                let (e, q) = (listen(e), listen(q));
+                if bound.insert(e) {
+                    election_listeners.push(bind_peer(e, "election", id).await?);
+                }
+                if bound.insert(q) {
+                    quorum_listeners.push(bind_peer(q, "quorum", id).await?);
+                }
+            }
             let (peer_tx, peer_rx) = tokio::sync::mpsc::channel(peer_net::PEER_EVENTS_QUEUED);
             let peers: ensemble::ElectionPeers = Arc::new(std::sync::RwLock::new(
                 ecfg.addrs
                     .iter()
                     .filter(|(s, _)| **s != my_id)
-                    .map(|(s, m)| (*s, m.election))
+                    .map(|(s, m)| (*s, m.election.clone()))
                     .collect(),
             ));
             // TLS between members: the stores are read now, so a problem stops the start-up.
@@ -627,11 +642,12 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let security = peer_net::Security {
                 tls: quorum_tls,
                 sasl: cfg.sasl.quorum.clone().map(Arc::new),
+                fail_fast: cfg.multi_address_enabled,
             };
             let to_election = peer_net::spawn_election(
                 my_id,
-                election_listener,
-                me.election,
+                election_listeners,
+                &me.election,
                 peers.clone(),
                 ecfg.cnx_timeout,
                 security.clone(),
@@ -644,7 +660,9 @@ pub async fn start(cfg: &ServerConfig) -> Result<ServerHandle, StartError> {
             let max = cfg.jute_max_buffer as usize;
             let limits = zooid_zab::QuorumLimits::from_jute(max, max.max(1024));
             let links = peer_net::Links::new(limits, peer_tx, security);
-            links.spawn_listener(quorum_listener, rx.clone());
+            for listener in quorum_listeners {
+                links.spawn_listener(listener, rx.clone());
+            }
             let storage = ensemble::Storage {
                 snap_dir: snap_dir.clone(),
                 log_dir: log_dir.clone(),

@@ -34,11 +34,29 @@ use zooid_zab::{
 use crate::tls::QuorumTls;
 
 /// How members prove who they are to each other: TLS (`sslQuorum`) and SASL
-/// (`quorum.auth.enableSasl`), each when configured.
+/// (`quorum.auth.enableSasl`), each when configured; and how fast they give up on a path.
 #[derive(Clone, Default)]
 pub struct Security {
     pub tls: Option<Arc<QuorumTls>>,
     pub sasl: Option<Arc<zooid_config::QuorumSasl>>,
+    /// `multiAddress.enabled`: a connection whose path goes silent fails within seconds
+    /// (TCP keepalive and user timeout), so the member's next address is tried.
+    pub fail_fast: bool,
+}
+
+/// With `fail_fast`, a silent path: keepalive probes after 2 s idle, every second, three
+/// times; data unacknowledged for 5 s.
+fn fail_fast(stream: &TcpStream, on: bool) {
+    if !on {
+        return;
+    }
+    let sock = socket2::SockRef::from(stream);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(2))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(3);
+    let _ = sock.set_tcp_keepalive(&keepalive);
+    let _ = sock.set_tcp_user_timeout(Some(Duration::from_secs(5)));
 }
 
 /// `QuorumAuthPacket`'s magic, which opens every quorum SASL packet (and tells a server
@@ -222,9 +240,10 @@ pub type PeerStream = Box<dyn PeerIo>;
 /// The accepting side of a member's connection: TLS when the quorum uses it (a first byte
 /// that opens a handshake, 0x16, when `portUnification` lets plaintext in too). A failed
 /// handshake is logged with the peer's address and closes this connection only.
-async fn accept_stream(stream: TcpStream, tls: &Option<Arc<QuorumTls>>) -> Option<PeerStream> {
+async fn accept_stream(stream: TcpStream, sec: &Security) -> Option<PeerStream> {
     let _ = stream.set_nodelay(true);
-    let Some(tls) = tls else {
+    fail_fast(&stream, sec.fail_fast);
+    let Some(tls) = &sec.tls else {
         return Some(Box::new(stream));
     };
     if tls.unified && !crate::tls::opens_tls(&stream, tls.handshake_timeout()).await {
@@ -235,11 +254,28 @@ async fn accept_stream(stream: TcpStream, tls: &Option<Arc<QuorumTls>>) -> Optio
     Some(Box::new(s))
 }
 
+/// A connection to the first of `addrs` that answers (a member with several addresses,
+/// `multiAddress.enabled`), each given `timeout`; the last error if none does.
+async fn dial_first(
+    addrs: &[SocketAddr],
+    timeout: Duration,
+    sec: &Security,
+) -> Result<(SocketAddr, PeerStream), String> {
+    let mut last = String::from("no address to dial");
+    for &addr in addrs {
+        match dial_stream(addr, timeout, sec).await {
+            Ok(s) => return Ok((addr, s)),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// The dialing side: a socket to `addr`, with TLS when `sslQuorum` is on.
 async fn dial_stream(
     addr: SocketAddr,
     timeout: Duration,
-    tls: &Option<Arc<QuorumTls>>,
+    sec: &Security,
 ) -> Result<PeerStream, String> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
@@ -247,7 +283,8 @@ async fn dial_stream(
         Err(_) => return Err(format!("no answer from {addr} within {timeout:?}")),
     };
     let _ = stream.set_nodelay(true);
-    let Some(tls) = tls.as_ref().filter(|t| t.dial_tls) else {
+    fail_fast(&stream, sec.fail_fast);
+    let Some(tls) = sec.tls.as_ref().filter(|t| t.dial_tls) else {
         return Ok(Box::new(stream));
     };
     let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
@@ -292,8 +329,8 @@ const READ_CHUNK: usize = 64 * 1024;
 #[allow(clippy::too_many_arguments)]
 pub fn spawn_election(
     my_id: ServerId,
-    listener: TcpListener,
-    my_addr: SocketAddr,
+    listeners: Vec<TcpListener>,
+    my_addrs: &[SocketAddr],
     peers: crate::ensemble::ElectionPeers,
     cnx_timeout: Duration,
     sec: Security,
@@ -306,14 +343,19 @@ pub fn spawn_election(
         let mut b = Vec::new();
         InitialMessage::V2 {
             sid: my_id,
-            addresses: my_addr.to_string(),
+            // Every address, as ZooKeeper's multi-address members announce them.
+            addresses: my_addrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("|"),
         }
         .encode(&mut b);
         debug_assert_eq!(i64::from_be_bytes(b[..8].try_into().unwrap()), PROTOCOL_V2);
         b
     };
     // Accept: read the initial message; keep the connection only if the peer has the higher sid.
-    {
+    for listener in listeners {
         let conn_tx = conn_tx.clone();
         let mut shutdown = shutdown.clone();
         let sec = sec.clone();
@@ -328,12 +370,12 @@ pub fn spawn_election(
                         let peers = peers.clone();
                         tokio::spawn(async move {
                             let peer = stream.peer_addr().ok();
-                            let Some(stream) = accept_stream(stream, &sec.tls).await else { return };
+                            let Some(stream) = accept_stream(stream, &sec).await else { return };
                             if let Some((sid, said, mut stream, mut rest)) = read_initial(stream, cnx_timeout).await {
                                 // A member the config did not list (one a reconfig is about to
                                 // add) is called back at the address it gives, as ZooKeeper does.
-                                if let (Some(addr), Ok(mut p)) = (said, peers.write()) {
-                                    p.entry(sid).or_insert(addr);
+                                if let (false, Ok(mut p)) = (said.is_empty(), peers.write()) {
+                                    p.entry(sid).or_insert(said);
                                 }
                                 if let Err(e) = authenticate_as_server(&mut stream, &mut rest, &sec, peer).await {
                                     tracing::warn!(?peer, %sid, error = %e, "election connection: SASL authentication failed; closing");
@@ -355,12 +397,12 @@ pub fn spawn_election(
             if slot.dialing {
                 return;
             }
-            let addr = peers.read().ok().and_then(|p| p.get(&sid).copied());
-            if let Some(addr) = addr {
+            let addrs = peers.read().ok().and_then(|p| p.get(&sid).cloned());
+            if let Some(addrs) = addrs {
                 slot.dialing = true;
                 tokio::spawn(dial_election(
                     sid,
-                    addr,
+                    addrs,
                     hello.clone(),
                     my_id,
                     cnx_timeout,
@@ -441,19 +483,23 @@ enum ElectionConn {
     },
 }
 
-/// The peer's initial message: its id, the first address it says it listens on, and the
-/// stream with what it sent after the message.
+/// The peer's initial message: its id, the addresses it says it listens on, and the stream
+/// with what it sent after the message.
 async fn read_initial(
     mut stream: PeerStream,
     timeout: Duration,
-) -> Option<(ServerId, Option<SocketAddr>, PeerStream, Vec<u8>)> {
+) -> Option<(ServerId, Vec<SocketAddr>, PeerStream, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 1024];
     let read = async {
         loop {
             match InitialMessage::decode(&buf) {
                 Ok(Some((m, used))) => {
-                    let said = m.addresses().first().and_then(|a| a.parse().ok());
+                    let said = m
+                        .addresses()
+                        .iter()
+                        .filter_map(|a| a.parse().ok())
+                        .collect();
                     return Some((m.sid(), said, used));
                 }
                 Ok(None) => {}
@@ -474,7 +520,7 @@ async fn read_initial(
 
 async fn dial_election(
     sid: ServerId,
-    addr: SocketAddr,
+    addrs: Vec<SocketAddr>,
     hello: Vec<u8>,
     my_id: ServerId,
     timeout: Duration,
@@ -482,7 +528,7 @@ async fn dial_election(
     conn_tx: mpsc::UnboundedSender<ElectionConn>,
 ) {
     let stream = async {
-        let mut s = dial_stream(addr, timeout, &sec.tls).await.ok()?;
+        let (addr, mut s) = dial_first(&addrs, timeout, &sec).await.ok()?;
         s.write_all(&hello).await.ok()?;
         // As ZooKeeper's learner side: authenticate, even on a connection about to be
         // dropped for the peer's to own.
@@ -596,7 +642,7 @@ impl Links {
                         let links = links.clone();
                         tokio::spawn(async move {
                             let peer = stream.peer_addr().ok();
-                            let Some(mut stream) = accept_stream(stream, &links.sec.tls).await else { return };
+                            let Some(mut stream) = accept_stream(stream, &links.sec).await else { return };
                             let mut buf = Vec::new();
                             match authenticate_as_server(&mut stream, &mut buf, &links.sec, peer).await {
                                 Ok(()) => links.run(links.next_id(), stream, Sender::Learner, buf),
@@ -612,11 +658,11 @@ impl Links {
 
     /// Dial the leader's quorum port as `link` (a number the member chose, above every
     /// accepted one); the result arrives as LinkUp or LinkDown.
-    pub fn dial_leader(&self, link: LinkId, addr: SocketAddr, timeout: Duration) {
+    pub fn dial_leader(&self, link: LinkId, addrs: Vec<SocketAddr>, timeout: Duration) {
         let links = self.clone();
         tokio::spawn(async move {
-            let dialed = match dial_stream(addr, timeout, &links.sec.tls).await {
-                Ok(mut stream) => authenticate_as_learner(&mut stream, &links.sec, addr)
+            let dialed = match dial_first(&addrs, timeout, &links.sec).await {
+                Ok((addr, mut stream)) => authenticate_as_learner(&mut stream, &links.sec, addr)
                     .await
                     .map(|rest| (stream, rest)),
                 Err(e) => Err(e),

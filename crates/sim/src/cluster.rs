@@ -329,6 +329,7 @@ fn sim_member(sid: ServerId, observer: bool) -> ConfigMember {
         election_port: 3888,
         observer,
         client: Some(String::from("0.0.0.0:2181")),
+        more: Vec::new(),
     }
 }
 

@@ -31,22 +31,42 @@ pub struct ConfigMember {
     pub observer: bool,
     /// `clientHost:clientPort` when the client address came from a dynamic config.
     pub client: Option<String>,
+    /// More addresses (`multiAddress.enabled`): host, quorum port, election port.
+    pub more: Vec<(String, u16, u16)>,
 }
 
 impl ConfigMember {
+    /// Every address: (host, quorum port, election port), the first one first.
+    pub fn addresses(&self) -> Vec<(&str, u16, u16)> {
+        std::iter::once((self.host.as_str(), self.quorum_port, self.election_port))
+            .chain(self.more.iter().map(|(h, q, e)| (h.as_str(), *q, *e)))
+            .collect()
+    }
+
     fn render_value(&self, out: &mut String) {
         use std::fmt::Write;
-        if self.host.contains(':') {
-            let _ = write!(out, "[{}]", self.host);
-        } else {
-            out.push_str(&self.host);
+        // Java's QuorumServer.toString: the addresses sorted by host, joined by '|'.
+        let mut addresses = self.addresses();
+        if addresses.len() > 1 {
+            addresses.sort_by(|a, b| a.0.cmp(b.0));
+        }
+        for (i, (host, quorum, election)) in addresses.into_iter().enumerate() {
+            if i > 0 {
+                out.push('|');
+            }
+            if host.contains(':') {
+                let _ = write!(out, "[{host}]");
+            } else {
+                out.push_str(host);
+            }
+            let _ = write!(out, ":{quorum}:{election}");
         }
         let role = if self.observer {
             "observer"
         } else {
             "participant"
         };
-        let _ = write!(out, ":{}:{}:{}", self.quorum_port, self.election_port, role);
+        let _ = write!(out, ":{role}");
         if let Some(c) = &self.client {
             out.push(';');
             out.push_str(c);
@@ -108,6 +128,31 @@ pub fn parse_member(sid: ServerId, value: &str) -> Result<ConfigMember, WireErro
         }
         None => (value, None),
     };
+    let mut addresses = Vec::new();
+    let mut observer = false;
+    for one in addr.split('|') {
+        let (host, quorum, election, role) = parse_address(one.trim())?;
+        if let Some(o) = role {
+            observer = o;
+        }
+        addresses.push((host.to_owned(), quorum, election));
+    }
+    let (host, quorum_port, election_port) = addresses.remove(0);
+    Ok(ConfigMember {
+        sid,
+        host,
+        quorum_port,
+        election_port,
+        observer,
+        client,
+        more: addresses,
+    })
+}
+
+/// One address of a member: `host:quorumPort:electionPort[:role]` (the role as
+/// `Some(observer)`).
+fn parse_address(addr: &str) -> Result<(&str, u16, u16, Option<bool>), WireError> {
+    let bad = WireError::BadConfigText;
     let (host, rest) = if let Some(r) = addr.strip_prefix('[') {
         let (h, rest) = r.split_once(']').ok_or(bad("unclosed '[' in a host"))?;
         (
@@ -124,22 +169,16 @@ pub fn parse_member(sid: ServerId, value: &str) -> Result<ConfigMember, WireErro
     };
     let quorum_port = port(parts.next())?;
     let election_port = port(parts.next())?;
-    let observer = match parts.next() {
-        None | Some("participant") => false,
-        Some("observer") => true,
+    let role = match parts.next() {
+        None => None,
+        Some("participant") => Some(false),
+        Some("observer") => Some(true),
         Some(_) => return Err(bad("a role that is neither participant nor observer")),
     };
     if parts.next().is_some() || host.is_empty() {
         return Err(bad("a malformed server address"));
     }
-    Ok(ConfigMember {
-        sid,
-        host: host.to_owned(),
-        quorum_port,
-        election_port,
-        observer,
-        client,
-    })
+    Ok((host, quorum_port, election_port, role))
 }
 
 /// Why a reconfig request is refused with BADARGUMENTS (ZooKeeper's messages, for the log).
@@ -227,11 +266,12 @@ pub fn reconfigure(
 fn check_addresses(members: &[ConfigMember]) -> Result<(), ReconfigError> {
     for (i, a) in members.iter().enumerate() {
         for b in &members[..i] {
-            let ports_a = [a.quorum_port, a.election_port];
-            let clash = a.host == b.host
-                && (ports_a.contains(&b.quorum_port) || ports_a.contains(&b.election_port));
-            if clash {
-                return Err(ReconfigError::DuplicateAddress(a.sid, b.sid));
+            for (ha, qa, ea) in a.addresses() {
+                for (hb, qb, eb) in b.addresses() {
+                    if ha == hb && [qa, ea].iter().any(|p| *p == qb || *p == eb) {
+                        return Err(ReconfigError::DuplicateAddress(a.sid, b.sid));
+                    }
+                }
             }
         }
     }
@@ -274,6 +314,7 @@ mod tests {
             election_port: 22220 + sid as u16,
             observer,
             client: None,
+            more: Vec::new(),
         }
     }
 
@@ -311,6 +352,7 @@ mod tests {
             election_port: 3888,
             observer: false,
             client: Some("0.0.0.0:2181".into()),
+            more: Vec::new(),
         };
         let text = render(std::slice::from_ref(&m), 0x1_0000_0000);
         assert_eq!(
@@ -391,5 +433,21 @@ mod tests {
         .unwrap();
         assert_eq!(next.len(), 2);
         assert_eq!(next[1].client.as_deref(), Some("0.0.0.0:2182"));
+    }
+
+    #[test]
+    fn several_addresses_render_sorted_by_host_as_java_does() {
+        let (members, _) =
+            parse("server.1=127.0.1.1:2889:3889|127.0.0.1:2888:3888:observer;2181\nversion=0")
+                .unwrap();
+        let m = &members[0];
+        assert_eq!(
+            (m.host.as_str(), m.more.len(), m.observer),
+            ("127.0.1.1", 1, true)
+        );
+        assert_eq!(
+            render(&members, 0),
+            "server.1=127.0.0.1:2888:3888|127.0.1.1:2889:3889:observer;0.0.0.0:2181\nversion=0"
+        );
     }
 }
