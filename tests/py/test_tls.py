@@ -160,6 +160,36 @@ def test_client_auth_need_refuses_a_client_without_a_certificate(certs):
             assert "TLS handshake failed" in f.read()
 
 
+def make_v1_cert(d, name, subject, ca, days="30"):
+    """A version 1 certificate (no extensions), as kazoo's test harness makes them."""
+    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+       "-out", f"{name}.csr", "-subj", subject, cwd=d)
+    sh("openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key",
+       "-CAcreateserial", "-out", f"{name}.pem", "-days", days, cwd=d)
+    assert "Version: 1 (0x0)" in sh("openssl", "x509", "-in", f"{name}.pem", "-noout", "-text",
+                                    cwd=d)
+
+
+@pytest.mark.parametrize("kind", ["zooid", "oracle"])
+def test_version_1_client_certificates_are_checked_as_java_checks_them(certs, kind):
+    """webpki reads only X.509 v3; Java takes v1 client certificates. A v1 certificate of
+    the trusted CA is accepted (with its x509 id); one of another CA, or expired, is not."""
+    make_v1_cert(certs, "v1client", "/CN=old school", "ca")
+    make_v1_cert(certs, "v1stranger", "/CN=old mallory", "other-ca")
+    port, cfg = with_secure_port(certs, client_auth="need")
+    cfg["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+    with running_server(kind, extra_cfg=cfg):
+        with tls_socket(certs, port, cert="v1client") as s:
+            s.sendall(b"ruok")
+            assert s.recv(16) == b"imok"
+        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+            with tls_socket(certs, port, cert="v1stranger") as s:
+                s.sendall(b"ruok")
+                if not s.recv(16):
+                    raise ConnectionResetError("closed")
+        assert four_letter_tls(certs, port, "ruok") == "imok"
+
+
 def test_a_plaintext_client_on_the_tls_port_takes_nothing_down(certs, make_client):
     port, cfg = with_secure_port(certs)
     with running_server("zooid", extra_cfg=cfg):

@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use tokio_rustls::TlsAcceptor;
 use zooid_config::{ClientAuth, SslConfig, Store};
 use zooid_proto::Id;
@@ -337,13 +337,24 @@ fn provider(cfg: &SslConfig) -> Result<rustls::crypto::CryptoProvider, TlsError>
 
 /// The trust roots of `cfg`'s trust store (or Debian's public CAs when none is set).
 fn roots(cfg: &SslConfig) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    let certs = match &cfg.trust_store {
+    roots_of(cfg, trust_certs(cfg)?)
+}
+
+/// The trust store's certificates (the system's CAs without one).
+fn trust_certs(cfg: &SslConfig) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    Ok(match &cfg.trust_store {
         Some(ts) => load_trust_store(ts)?,
         None => CertificateDer::pem_file_iter(SYSTEM_CAS)
             .map(|it| it.filter_map(Result::ok).collect())
             .unwrap_or_default(),
-    };
+    })
+}
+
+fn roots_of(
+    cfg: &SslConfig,
+    certs: Vec<CertificateDer<'static>>,
+) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(certs);
     if added == 0 {
         return Err(TlsError {
@@ -402,7 +413,8 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
     let builder = match cfg.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         auth => {
-            let roots = roots(cfg)?;
+            let anchors = trust_certs(cfg)?;
+            let roots = roots_of(cfg, anchors.clone())?;
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let verifier = if auth == ClientAuth::Want {
@@ -416,7 +428,11 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
                 problem: format!("cannot check clients with it: {e}"),
                 fix: String::from("check the trust store"),
             })?;
-            builder.with_client_cert_verifier(verifier)
+            builder.with_client_cert_verifier(Arc::new(V1Tolerant {
+                inner: verifier,
+                anchors,
+                algorithms: provider.signature_verification_algorithms,
+            }))
         }
     };
     let unusable = |e: rustls::Error| {
@@ -438,6 +454,130 @@ fn build(cfg: &SslConfig) -> Result<rustls::ServerConfig, TlsError> {
         certified.keys_match().map_err(unusable)?;
     }
     Ok(builder.with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(certified))))
+}
+
+/// Client certificates as Java checks them: webpki reads only X.509 v3, so a version 1
+/// certificate (kazoo's test harness makes them) is checked here instead: within its
+/// validity, issued and signed by a certificate of the trust store, and its handshake
+/// signature made with its key. Everything else is webpki's.
+#[derive(Debug)]
+struct V1Tolerant {
+    inner: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+    anchors: Vec<CertificateDer<'static>>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl V1Tolerant {
+    fn verify_v1(&self, end_entity: &CertificateDer<'_>, now: UnixTime) -> Result<(), String> {
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(end_entity.as_ref()).map_err(|e| e.to_string())?;
+        let now = x509_parser::time::ASN1Time::from_timestamp(now.as_secs() as i64)
+            .map_err(|e| e.to_string())?;
+        if !cert.validity().is_valid_at(now) {
+            return Err(String::from("the certificate is expired or not yet valid"));
+        }
+        let issued = self.anchors.iter().any(|a| {
+            x509_parser::parse_x509_certificate(a.as_ref()).is_ok_and(|(_, ca)| {
+                ca.subject().as_raw() == cert.issuer().as_raw()
+                    && cert.verify_signature(Some(ca.public_key())).is_ok()
+            })
+        });
+        if issued {
+            Ok(())
+        } else {
+            Err(String::from("no certificate of the trust store signed it"))
+        }
+    }
+
+    /// A handshake signature, checked against a v1 certificate's key.
+    fn verify_signed(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+        let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).map_err(|_| bad())?;
+        let key = &parsed.public_key().subject_public_key.data;
+        let algs = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algs)| *algs)
+            .ok_or(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ))?;
+        if algs
+            .iter()
+            .any(|alg| alg.verify_signature(key, message, dss.signature()).is_ok())
+        {
+            Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for V1Tolerant {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        if !is_x509_v1(end_entity) {
+            return self
+                .inner
+                .verify_client_cert(end_entity, intermediates, now);
+        }
+        self.verify_v1(end_entity, now)
+            .map(|()| rustls::server::danger::ClientCertVerified::assertion())
+            .map_err(|e| {
+                tracing::info!(error = %e, "a version 1 client certificate is refused");
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if is_x509_v1(cert) {
+            return self.verify_signed(message, cert, dss);
+        }
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        if is_x509_v1(cert) {
+            return self.verify_signed(message, cert, dss);
+        }
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Whether a certificate is X.509 version 1 (no extensions).
