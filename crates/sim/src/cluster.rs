@@ -27,6 +27,9 @@
 //!           member's role, never below two voters. A member keeps the configs it activates
 //!           on its disk, as the dynamic config file, and starts from the last; a member a
 //!           config left out starts as a joiner does, from the first config
+//! read-only in a third of the runs (`readonlymode.enabled`), client 3 accepts a read-only
+//!           server: what it reads there may be stale (left out of the histories), and a
+//!           write it sends there must be refused
 //! ```
 //!
 //! Checked: at most one established leader per epoch; one zxid names one txn in every log;
@@ -38,7 +41,7 @@
 //! the end; after the faults, a leader emerges and serves (liveness). With reconfigs: every
 //! member that activates a config version activates the same config; a reconfig's config is
 //! activated only once its txn is durable on a quorum of the old config's voters and one of
-//! the new config's.
+//! the new config's. No read-only member serves a write.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -81,6 +84,8 @@ const FINAL_WITHIN_MS: u64 = 60_000;
 const MAX_EVENTS: u64 = 2_000_000;
 /// The super user of the runs with reconfigs (`super:sim`).
 const SUPER: (&str, &str) = ("super", "sim");
+/// The client that accepts a read-only server in the runs with read-only mode.
+const READ_ONLY_CLIENT: usize = 3;
 const SEARCH_BUDGET: u64 = 2_000_000;
 
 // ---- members ----------------------------------------------------------------------------------
@@ -220,6 +225,8 @@ struct Client {
     ephemeral: Option<String>,
     /// Whether the ephemeral was asked for on this connection.
     ephemeral_asked: bool,
+    /// Connected to a read-only server: its reads may be stale, its writes must fail.
+    read_only: bool,
 }
 
 #[derive(Debug)]
@@ -313,6 +320,8 @@ pub struct Cluster {
     lying_fsync: bool,
     /// `reconfigEnabled`, and client 0 reconfigures.
     reconfig: bool,
+    /// `readonlymode.enabled`, and client 3 accepts a read-only server.
+    read_only: bool,
     /// The first config: every member starts from it (or from its disk's).
     first_config: Vec<ConfigMember>,
     /// Every config version activated anywhere: a hash of its text, and its members.
@@ -433,6 +442,7 @@ impl Cluster {
         let fault_end_ms = rng.range(3_000, 15_000);
         let fsync_fail_permille = rng.below(2) * 2;
         let reconfig = rng.below(2) == 0;
+        let read_only = rng.below(3) == 0;
         let first_config: Vec<ConfigMember> = members
             .iter()
             .map(|(&sid, &observer)| sim_member(sid, observer))
@@ -449,6 +459,7 @@ impl Cluster {
                 armed: [None; KEYS],
                 ephemeral: None,
                 ephemeral_asked: false,
+                read_only: false,
             })
             .collect();
         let mut sim = Cluster {
@@ -477,6 +488,7 @@ impl Cluster {
             txns: BTreeMap::new(),
             lying_fsync: false,
             reconfig,
+            read_only,
             first_config,
             configs: BTreeMap::new(),
             stats: Stats::default(),
@@ -724,7 +736,7 @@ impl Cluster {
                 }),
                 ..CoreConfig::default()
             },
-            read_only_mode: false,
+            read_only_mode: self.read_only,
             layout: Layout::Zk38,
         };
         let now = self.now_of(node);
@@ -1533,7 +1545,7 @@ impl Cluster {
             timeout_ms: SESSION_TIMEOUT_MS,
             session_id: 0,
             passwd: vec![0; 16],
-            read_only: Some(false),
+            read_only: Some(self.read_only && client == READ_ONLY_CLIENT),
         }
         .encode();
         let mut frames = vec![frame];
@@ -1667,6 +1679,8 @@ impl Cluster {
                 (req(r, c), None)
             }
         };
+        // A read-only server's answers are not part of the linearizable history.
+        let op = op.filter(|_| !self.clients[client].read_only);
         let index = op.map(|(k, call)| {
             self.history.push((
                 k,
@@ -1720,11 +1734,14 @@ impl Cluster {
         }
         let body = &frame[4..];
         if !self.clients[client].connected {
-            let ok = ConnectResponse::decode(body).is_ok_and(|r| r.session_id != 0);
-            if !ok {
+            let resp = ConnectResponse::decode(body)
+                .ok()
+                .filter(|r| r.session_id != 0);
+            let Some(resp) = resp else {
                 return self.client_hang_up(client);
-            }
+            };
             self.clients[client].connected = true;
+            self.clients[client].read_only = resp.read_only == Some(true);
             let at = self.clock.now() + 1;
             self.clock.push(at, Ev::ClientStep { client });
             return;
@@ -1745,6 +1762,24 @@ impl Cluster {
         }
         let now = self.clock.now();
         let err = h.err;
+        let write = matches!(
+            want,
+            Want::Write(..)
+                | Want::Cas(..)
+                | Want::MultiCas(..)
+                | Want::Create
+                | Want::CreateEphemeral
+        );
+        if self.clients[client].read_only && write {
+            if err == ErrorCode::Ok as i32 {
+                let (node, _) = self.clients[client].at.unwrap_or_default();
+                let sid = self.nodes[node].sid;
+                self.fail(format!(
+                    "client {client}: read-only member {sid} served a write ({want:?})"
+                ));
+            }
+            self.stats.read_only_refusals += 1;
+        }
         let ret = match want {
             Want::Read(k) => {
                 if err == ErrorCode::Ok as i32 {

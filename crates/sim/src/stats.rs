@@ -57,6 +57,8 @@ pub struct Stats {
     pub reconfigs_asked: u64,
     /// Reconfig txns' configs activated (each counted once, checked against its quorums).
     pub reconfigs: u64,
+    /// Writes a read-only member was sent (each must be refused).
+    pub read_only_refusals: u64,
     /// Learners told to TRUNC their log.
     pub trunc: u64,
     /// SNAP streams sent.
@@ -106,6 +108,7 @@ impl Stats {
             undecided,
             reconfigs_asked,
             reconfigs,
+            read_only_refusals,
         } = o;
         self.runs += runs;
         self.sim_ms += sim_ms;
@@ -135,6 +138,7 @@ impl Stats {
         self.undecided += undecided;
         self.reconfigs_asked += reconfigs_asked;
         self.reconfigs += reconfigs;
+        self.read_only_refusals += read_only_refusals;
     }
 
     /// Faults injected, all kinds together.
@@ -222,6 +226,13 @@ impl fmt::Display for Stats {
                 f,
                 "\n  reconfigs        {} activated and checked ({} answered OK to a client)",
                 self.reconfigs, self.reconfigs_asked
+            )?;
+        }
+        if self.read_only_refusals > 0 {
+            write!(
+                f,
+                "\n  read-only        {} writes sent to read-only members, all refused",
+                self.read_only_refusals
             )?;
         }
         Ok(())
