@@ -31,12 +31,14 @@ def write_jaas(tmp_path, password="member-secret"):
     return str(path)
 
 
-@pytest.mark.parametrize("java", [False, True], ids=["zooid", "mixed"])
+@pytest.mark.parametrize("java", [None, "oracle", "oracle39"],
+                         ids=["zooid", "mixed-3.8", "mixed-3.9"])
 def test_an_ensemble_with_quorum_sasl(tmp_path, java, make_client):
     jaas = write_jaas(tmp_path)
     # zooid reads the key from zoo.cfg too; ZooKeeper only as a JVM property.
     cfg = {**REQUIRED, "java.security.auth.login.config": jaas}
     ens = Ensemble(str(tmp_path / "ens"), extra_cfg=cfg, oracle_sids=(1,) if java else (),
+                   oracle_kind=java or "oracle",
                    oracle_props={"java.security.auth.login.config": jaas})
     try:
         ens.start(3)

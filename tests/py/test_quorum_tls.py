@@ -58,10 +58,12 @@ def replicated(make_client, ens, path, data):
         assert zk.get(path)[0] == data, sid
 
 
-@pytest.mark.parametrize("java", [False, True], ids=["zooid", "mixed"])
+@pytest.mark.parametrize("java", [None, "oracle", "oracle39"],
+                         ids=["zooid", "mixed-3.8", "mixed-3.9"])
 def test_an_ensemble_over_quorum_tls(member_certs, tmp_path, java, make_client):
     cfg = {"sslQuorum": "true", **quorum_tls_cfg(member_certs)}
-    ens = Ensemble(str(tmp_path), extra_cfg=cfg, oracle_sids=(1,) if java else ())
+    ens = Ensemble(str(tmp_path), extra_cfg=cfg, oracle_sids=(1,) if java else (),
+                   oracle_kind=java or "oracle")
     try:
         ens.start(3)
         leader = ens.leader_sid()

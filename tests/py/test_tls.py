@@ -190,6 +190,31 @@ def test_version_1_client_certificates_are_checked_as_java_checks_them(certs, ki
         assert four_letter_tls(certs, port, "ruok") == "imok"
 
 
+@pytest.mark.parametrize("kind", ["zooid", "oracle"])
+def test_expired_client_certificates_are_refused(certs, kind):
+    """A client certificate whose validity ended is refused, v3 (webpki's check) and v1
+    (zooid's own), and the server goes on serving."""
+    faked = {**os.environ, "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+             "FAKETIME": "-40d"}
+    for name, ext in (("expired", ["-extfile", "client.ext"]), ("expired-v1", [])):
+        sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+           "-out", f"{name}.csr", "-subj", f"/CN={name}", cwd=certs)
+        r = subprocess.run(["openssl", "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem",
+                            "-CAkey", "ca.key", "-CAcreateserial", "-out", f"{name}.pem",
+                            "-days", "30", *ext], cwd=certs, env=faked, capture_output=True)
+        assert r.returncode == 0, r.stderr
+    port, cfg = with_secure_port(certs, client_auth="need")
+    cfg["serverCnxnFactory"] = "org.apache.zookeeper.server.NettyServerCnxnFactory"
+    with running_server(kind, extra_cfg=cfg):
+        for name in ("expired", "expired-v1"):
+            with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError, OSError)):
+                with tls_socket(certs, port, cert=name) as s:
+                    s.sendall(b"ruok")
+                    if not s.recv(16):
+                        raise ConnectionResetError("closed")
+        assert four_letter_tls(certs, port, "ruok") == "imok"
+
+
 def test_a_plaintext_client_on_the_tls_port_takes_nothing_down(certs, make_client):
     port, cfg = with_secure_port(certs)
     with running_server("zooid", extra_cfg=cfg):
