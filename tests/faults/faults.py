@@ -2,8 +2,8 @@
 on one bridge, clients recording histories, a seeded schedule of faults, and the same checker
 as the simulation (`zooid-sim --check`) judging what the clients saw.
 
-    python3 tests/faults/faults.py [--members 3|5] [--mixed] [--seconds S] [--runs N]
-                                   [--seed S] [--zooid PATH] [--keep]
+    python3 tests/faults/faults.py [--members 3|5] [--mixed [3.8|3.9]] [--seconds S]
+                                   [--runs N] [--seed S] [--zooid PATH] [--keep]
 
 Topology (needs root: `ip netns`, veth, a bridge, nftables):
 
@@ -29,8 +29,9 @@ its monotonic start and end (an operation whose outcome the client never learned
 After the faults everything heals, every member runs again, a fresh client reads each
 register and lists the sequential nodes, and the history goes to `zooid-sim --check`.
 
-`--mixed` makes one member (two of five) Apache ZooKeeper 3.8.0. Every namespace, link and
-process the run made is removed at its end, whatever happens (unless --keep).
+`--mixed` makes one member (two of five) Apache ZooKeeper 3.8.0 (`--mixed 3.9`: 3.9.3). Every
+namespace, link and process the run made is removed at its end, whatever happens (unless
+--keep).
 """
 
 import argparse
@@ -155,7 +156,7 @@ class Member:
     def __init__(self, run, sid, kind):
         self.run = run
         self.sid = sid
-        self.kind = kind            # "zooid" or "oracle"
+        self.kind = kind            # "zooid", "oracle" (3.8.0) or "oracle39" (3.9.3)
         self.dir = os.path.join(run.dir, f"m{sid}")
         self.data = os.path.join(self.dir, "data")
         os.makedirs(self.data)
@@ -183,7 +184,7 @@ class Member:
             env = dict(os.environ, LD_PRELOAD=LIBFAKETIME, FAKETIME_TIMESTAMP_FILE=self.clock,
                        FAKETIME_NO_CACHE="1", DONT_FAKE_MONOTONIC="1")
         else:
-            cmd = oracle_command(self.cfg, 60000)
+            cmd = oracle_command(self.cfg, 60000, kind=self.kind)
             env = dict(os.environ)
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.run.net.ns(self.sid), *cmd],
@@ -297,7 +298,8 @@ class Run:
         tag = f"zf{os.getpid() % 10000}"
         self.net = Net(n, tag, 100 + os.getpid() % 100)
         java = {1} if n == 3 else {1, 4}
-        self.members = {sid: Member(self, sid, "oracle" if mixed and sid in java else "zooid")
+        # `mixed`: the kind of the Java members (None: every member is zooid).
+        self.members = {sid: Member(self, sid, mixed if mixed and sid in java else "zooid")
                         for sid in range(1, n + 1)}
         self.faults = []
         self.hosts = ",".join(f"{self.net.addr(i)}:{CLIENT_PORT}" for i in range(1, n + 1))
@@ -479,7 +481,7 @@ def one_run(n, mixed, seed, seconds, zooid=ZOOID_BIN, keep=False, out=print):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=3, choices=(3, 5))
-    p.add_argument("--mixed", action="store_true")
+    p.add_argument("--mixed", nargs="?", const="3.8", choices=("3.8", "3.9"), default=None)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
@@ -488,8 +490,9 @@ def main():
     a = p.parse_args()
     first = a.seed if a.seed is not None else random.randrange(1_000_000)
     failed = 0
+    mixed = {None: None, "3.8": "oracle", "3.9": "oracle39"}[a.mixed]
     for i in range(a.runs):
-        ok, verdict, _ = one_run(a.members, a.mixed, first + i, a.seconds, a.zooid, a.keep)
+        ok, verdict, _ = one_run(a.members, mixed, first + i, a.seconds, a.zooid, a.keep)
         failed += not ok
     print(f"{a.runs} runs, {failed} failed")
     sys.exit(1 if failed else 0)
