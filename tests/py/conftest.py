@@ -233,6 +233,18 @@ def wait_ready(server, deadline_s=START_DEADLINE):
     raise RuntimeError(f"{server!r} not ready within {deadline_s}s:\n{server.log_tail()}")
 
 
+def poll(pred, what, timeout=30.0):
+    """`pred()`'s first truthy value, asked every 0.1 s; AssertionError naming `what` if
+    none comes within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)  # polling interval
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def start_server(kind, workdir, container_interval_ms=1000, extra_cfg=None, env=None,
                  props=None, props_env="SERVER_JVMFLAGS"):
     """Start `kind` ("zooid", "oracle" or "oracle39") and wait until ready; `env` is added

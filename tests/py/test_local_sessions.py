@@ -5,26 +5,16 @@ member only (the leader does not count it) until it creates an ephemeral, which 
 member, not to another; closing or expiring it costs the ensemble nothing.
 """
 
-import time
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import EphemeralOnLocalSessionError
 
+from conftest import poll
 from ensemble import Ensemble
 from zkraw import Session
 
 WAIT = 30.0
-
-
-def poll(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)  # polling interval
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def sessions(ens, sid):

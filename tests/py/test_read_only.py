@@ -4,26 +4,16 @@ and `Mode: read-only` to srvr, refuses clients that do not accept it, and serves
 again once the quorum is back. The same scenario runs on zooid and on ZooKeeper 3.8.
 """
 
-import time
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import NotReadOnlyCallError
 
+from conftest import poll
 from ensemble import Ensemble
 from zkraw import ConnectionClosed, ProtocolError, Session, four_letter
 
 WAIT = 30.0
-
-
-def poll(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)  # polling interval
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def isro(m):

@@ -3,17 +3,17 @@ the dynamic config file and the rewritten zoo.cfg, members removed (the leader t
 added. Every scenario runs on zooid and on Apache ZooKeeper 3.9.3 with the same assertions.
 """
 
+import contextlib
 import glob
 import os
 import threading
-import time
 
 import pytest
 from kazoo.client import KazooClient
 from kazoo.exceptions import (BadArgumentsError, BadVersionError, NewConfigNoQuorumError,
                               NoAuthError)
 
-from conftest import SUPER_PASSWORD, SUPER_USER, super_digest
+from conftest import SUPER_PASSWORD, SUPER_USER, poll, super_digest
 from ensemble import Ensemble, pick_ports
 
 WAIT = 30.0
@@ -22,22 +22,18 @@ RECONFIG_CFG = {"reconfigEnabled": "true", "standaloneEnabled": "false",
                 "DigestAuthenticationProvider.superDigest": super_digest()}
 
 
-def poll(pred, what, timeout=WAIT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)  # polling interval
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def client(hosts, auth=True):
+@contextlib.contextmanager
+def connected(hosts, auth=True):
+    """A started KazooClient (the super user with `auth`), always stopped and closed."""
     c = KazooClient(hosts=hosts, timeout=10.0)
     c.start(timeout=WAIT)
-    if auth:
-        c.add_auth("digest", f"{SUPER_USER}:{SUPER_PASSWORD}")
-    return c
+    try:
+        if auth:
+            c.add_auth("digest", f"{SUPER_USER}:{SUPER_PASSWORD}")
+        yield c
+    finally:
+        c.stop()
+        c.close()
 
 
 def parse_config(data):
@@ -73,8 +69,7 @@ def ensemble(request, tmp_path):
 @pytest.mark.parametrize("ensemble", KINDS, indirect=True)
 def test_reconfig_requests_config_node_and_files(ensemble):
     ens = ensemble.start(3)
-    zk = client(ens.hosts)
-    try:
+    with connected(ens.hosts) as zk:
         data, stat = zk.get("/zookeeper/config")
         members, version = parse_config(data)
         assert sorted(members) == [1, 2, 3]
@@ -93,13 +88,9 @@ def test_reconfig_requests_config_node_and_files(ensemble):
 
         # Only the super user may reconfigure; bad input, a stale version, and a new
         # config without a synced quorum are refused.
-        plain = client(ens.hosts, auth=False)
-        try:
+        with connected(ens.hosts, auth=False) as plain:
             with pytest.raises(NoAuthError):
                 plain.reconfig(joining=None, leaving="3", new_members=None)
-        finally:
-            plain.stop()
-            plain.close()
         with pytest.raises(BadArgumentsError):
             zk.reconfig(joining="some thing", leaving=None, new_members=None)
         with pytest.raises(BadVersionError):
@@ -143,24 +134,16 @@ def test_reconfig_requests_config_node_and_files(ensemble):
         # A restarted member starts from the rewritten zoo.cfg and its dynamic file.
         ens.restart(gone)
         ens.wait_for_quorum()
-        other = client(ens.member(gone).hosts)
-        try:
+        with connected(ens.member(gone).hosts) as other:
             other.sync("/")
             assert other.exists("/after-remove")
             assert parse_config(other.get("/zookeeper/config")[0])[1] == version
-        finally:
-            other.stop()
-            other.close()
-    finally:
-        zk.stop()
-        zk.close()
 
 
 @pytest.mark.parametrize("ensemble", KINDS, indirect=True)
 def test_removing_the_leader_hands_over_to_a_remaining_member(ensemble):
     ens = ensemble.start(3)
-    zk = client(ens.hosts_of([s for s in ens.sids if s != ens.leader_sid()]))
-    try:
+    with connected(ens.hosts_of([s for s in ens.sids if s != ens.leader_sid()])) as zk:
         zk.create("/before", b"1")
         leader = ens.leader_sid()
         try:
@@ -177,56 +160,47 @@ def test_removing_the_leader_hands_over_to_a_remaining_member(ensemble):
         assert zk.get("/before")[0] == b"1"
         # The old leader keeps running, following, outside the config.
         poll(lambda: ens.mode(leader) == "follower", "the old leader following")
-    finally:
-        zk.stop()
-        zk.close()
 
 
 @pytest.mark.parametrize("ensemble", KINDS, indirect=True)
 def test_grow_to_five_and_shrink_back_under_writes(ensemble):
     ens = ensemble.start(3)
-    zk = client(ens.hosts)
-    acked, errors, stop = [], [], threading.Event()
+    with connected(ens.hosts) as zk:
+        acked, errors, stop = [], [], threading.Event()
 
-    def writer():
-        w = client(ens.hosts, auth=False)
+        def writer():
+            with connected(ens.hosts, auth=False) as w:
+                i = 0
+                while not stop.is_set() and i < 5000:
+                    try:
+                        w.create(f"/w/{i:06d}", b"v", makepath=True)
+                        acked.append(i)
+                    except Exception as e:  # noqa: BLE001 - a failover loses no acked write
+                        errors.append(repr(e))
+                    i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
         try:
-            i = 0
-            while not stop.is_set() and i < 5000:
-                try:
-                    w.create(f"/w/{i:06d}", b"v", makepath=True)
-                    acked.append(i)
-                except Exception as e:  # noqa: BLE001 - a failover loses no acked write
-                    errors.append(repr(e))
-                i += 1
+            joiners = [ens.join(), ens.join()]
+            for m in joiners:
+                ens.wait_for_mode(m.sid, ("follower",))
+            data, _ = zk.reconfig(joining=",".join(spec(m) for m in joiners), leaving=None,
+                                  new_members=None)
+            assert sorted(parse_config(data)[0]) == [1, 2, 3, 4, 5]
+            poll(lambda: int(ens.mntr(ens.leader_sid()).get("zk_quorum_size", 0)) == 5,
+                 "a quorum of five voters")
+            # Shrink back: remove two of the original three.
+            data, _ = zk.reconfig(joining=None, leaving="1,2", new_members=None)
+            assert sorted(parse_config(data)[0]) == [3, 4, 5]
+            poll(lambda: len(acked) > 50, "writes after the reconfigs")
         finally:
-            w.stop()
-            w.close()
-
-    t = threading.Thread(target=writer)
-    t.start()
-    try:
-        joiners = [ens.join(), ens.join()]
-        for m in joiners:
-            ens.wait_for_mode(m.sid, ("follower",))
-        data, _ = zk.reconfig(joining=",".join(spec(m) for m in joiners), leaving=None,
-                              new_members=None)
-        assert sorted(parse_config(data)[0]) == [1, 2, 3, 4, 5]
-        poll(lambda: int(ens.mntr(ens.leader_sid()).get("zk_quorum_size", 0)) == 5,
-             "a quorum of five voters")
-        # Shrink back: remove two of the original three.
-        data, _ = zk.reconfig(joining=None, leaving="1,2", new_members=None)
-        assert sorted(parse_config(data)[0]) == [3, 4, 5]
-        poll(lambda: len(acked) > 50, "writes after the reconfigs")
-    finally:
-        stop.set()
-        t.join(WAIT)
-    assert not t.is_alive()
-    zk.sync("/")
-    present = {int(c) for c in zk.get_children("/w")}
-    assert set(acked) <= present, f"lost {sorted(set(acked) - present)[:10]}"
-    zk.stop()
-    zk.close()
+            stop.set()
+            t.join(WAIT)
+        assert not t.is_alive()
+        zk.sync("/")
+        present = {int(c) for c in zk.get_children("/w")}
+        assert set(acked) <= present, f"lost {sorted(set(acked) - present)[:10]}"
 
 
 def cli_script(ens, gone):
@@ -293,8 +267,7 @@ def test_reconfig_with_zookeeper_members(kind, joiner, tmp_path):
     other = "zooid" if kind == "oracle39" else "oracle39"
     ens = Ensemble(str(tmp_path), kind=kind, oracle_sids=(2,) if kind == "zooid" else (),
                    oracle_kind="oracle39", extra_cfg=RECONFIG_CFG).start(3)
-    zk = client(ens.hosts)
-    try:
+    with connected(ens.hosts) as zk:
         zk.create("/before", b"1")
         j = ens.join(kind=joiner)
         ens.wait_for_mode(j.sid, ("follower",))
@@ -309,15 +282,8 @@ def test_reconfig_with_zookeeper_members(kind, joiner, tmp_path):
         zk.create("/after", b"2")
         # Every member in the config agrees on it and on the data.
         for sid in (2, 3, 4, 5):
-            c = client(ens.member(sid).hosts, auth=False)
-            try:
+            with connected(ens.member(sid).hosts, auth=False) as c:
                 c.sync("/")
                 assert parse_config(c.get("/zookeeper/config")[0])[1] == version, sid
                 assert c.get("/before")[0] == b"1" and c.get("/after")[0] == b"2", sid
-            finally:
-                c.stop()
-                c.close()
-    finally:
-        zk.stop()
-        zk.close()
         ens.stop_all()

@@ -1852,18 +1852,7 @@ impl Core {
                 && !self.sessions.contains_key(&session)
                 && (session >> 56) as u64 == from =>
             {
-                match Request::decode(op, body) {
-                    Ok(req) if req.is_write() && !matches!(req, Request::CloseSession) => {
-                        let (txn, changes, _) = self.prep_write(session, &req, &auth);
-                        (txn, changes)
-                    }
-                    _ => (
-                        Txn::Error {
-                            err: zooid_proto::ErrorCode::MarshallingError.code(),
-                        },
-                        None,
-                    ),
-                }
+                self.prep_forwarded(session, op, body, &auth, true)
             }
             // ZooKeeper's checkSession: a session the leader does not know has expired, and
             // one attached to another member has moved.
@@ -1881,21 +1870,34 @@ impl Core {
             ),
             _ => {
                 self.touch(session, now_ms);
-                match Request::decode(op, body) {
-                    Ok(req) if req.is_write() => {
-                        let (txn, changes, _) = self.prep_write(session, &req, &auth);
-                        (txn, changes)
-                    }
-                    _ => (
-                        Txn::Error {
-                            err: zooid_proto::ErrorCode::MarshallingError.code(),
-                        },
-                        None,
-                    ),
-                }
+                self.prep_forwarded(session, op, body, &auth, false)
             }
         };
         self.propose(session, cxid, txn, Origin::Internal, changes);
+    }
+
+    /// A forwarded write's txn and changes: MARSHALLINGERROR for a body that is not a write
+    /// (for a learner's local session, not a closeSession either: the learner closes those).
+    fn prep_forwarded(
+        &mut self,
+        session: i64,
+        op: i32,
+        body: &[u8],
+        auth: &[Id],
+        local: bool,
+    ) -> (Txn, Option<prep::Changes>) {
+        match Request::decode(op, body) {
+            Ok(req) if req.is_write() && !(local && matches!(req, Request::CloseSession)) => {
+                let (txn, changes, _) = self.prep_write(session, &req, auth);
+                (txn, changes)
+            }
+            _ => (
+                Txn::Error {
+                    err: zooid_proto::ErrorCode::MarshallingError.code(),
+                },
+                None,
+            ),
+        }
     }
 
     /// The config text a reconfig asks for, numbered `zxid`, checked in ZooKeeper's order:

@@ -357,72 +357,28 @@ impl Learner {
                 self.uncommitted.push_back(entry);
                 self.flush_acks(&mut out);
             }
-            QuorumMessage::Commit { zxid } => {
-                let pending = self.uncommitted.front().map(|e| Zxid(e.header.zxid));
-                if pending != Some(zxid) {
-                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
-                }
-                let entry = self.uncommitted.pop_front().expect("checked above");
-                self.apply(entry, &mut out);
-            }
+            QuorumMessage::Commit { zxid } => self.commit(zxid, None, &mut out)?,
             QuorumMessage::CommitAndActivate {
                 zxid,
                 designated_leader,
-            } if !observer => {
-                let pending = self.uncommitted.front().map(|e| Zxid(e.header.zxid));
-                if pending != Some(zxid) {
-                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
-                }
-                let entry = self.uncommitted.pop_front().expect("checked above");
-                let config = config_of(&entry);
-                self.apply(entry, &mut out);
-                out.extend(config.map(|config| Action::Activate {
-                    config,
-                    designated: Some(designated_leader),
-                }));
-            }
-            QuorumMessage::Inform { zxid, entry }
-            | QuorumMessage::InformAndActivate { zxid, entry, .. }
-                if !observer =>
-            {
+            } if !observer => self.commit(zxid, Some(designated_leader), &mut out)?,
+            QuorumMessage::Inform { .. } | QuorumMessage::InformAndActivate { .. } if !observer => {
                 // Java's follower logs an unknown packet and goes on.
-                let _ = (zxid, entry);
+            }
+            QuorumMessage::Inform { zxid, entry } => {
+                self.inform(PacketType::Inform, zxid, entry, None, &mut out)?
             }
             QuorumMessage::InformAndActivate {
                 zxid,
                 designated_leader,
                 entry,
-            } => {
-                self.check_next(PacketType::InformAndActivate, zxid, &entry)?;
-                if let Some(p) = self.uncommitted.front() {
-                    let pending = Some(Zxid(p.header.zxid));
-                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
-                }
-                if before_newleader {
-                    self.unlogged.push(entry.clone());
-                } else {
-                    self.append(&entry, &mut out);
-                }
-                let config = config_of(&entry);
-                self.apply(entry, &mut out);
-                out.extend(config.map(|config| Action::Activate {
-                    config,
-                    designated: Some(designated_leader),
-                }));
-            }
-            QuorumMessage::Inform { zxid, entry } => {
-                self.check_next(PacketType::Inform, zxid, &entry)?;
-                if let Some(p) = self.uncommitted.front() {
-                    let pending = Some(Zxid(p.header.zxid));
-                    return self.fail(ZabError::UnmatchedCommit { zxid, pending });
-                }
-                if before_newleader {
-                    self.unlogged.push(entry.clone());
-                } else {
-                    self.append(&entry, &mut out);
-                }
-                self.apply(entry, &mut out);
-            }
+            } => self.inform(
+                PacketType::InformAndActivate,
+                zxid,
+                entry,
+                Some(designated_leader),
+                &mut out,
+            )?,
             QuorumMessage::NewLeader { zxid, config } if before_newleader => {
                 self.leader_config = config;
                 let epoch = self.new_epoch.expect("LEADERINFO came first");
@@ -472,6 +428,64 @@ impl Learner {
             other => return self.unexpected(other.packet_type()),
         }
         Ok(out)
+    }
+
+    /// COMMIT (or COMMITANDACTIVATE, naming the leader to follow): the oldest uncommitted
+    /// proposal must be `zxid`; it is applied (and its config offered).
+    fn commit(
+        &mut self,
+        zxid: Zxid,
+        designated: Option<ServerId>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ZabError> {
+        let pending = self.uncommitted.front().map(|e| Zxid(e.header.zxid));
+        if pending != Some(zxid) {
+            self.state = State::Failed;
+            return Err(ZabError::UnmatchedCommit { zxid, pending });
+        }
+        let entry = self.uncommitted.pop_front().expect("checked above");
+        self.apply_and_activate(entry, designated, out);
+        Ok(())
+    }
+
+    /// INFORM (or INFORMANDACTIVATE) to an observer: the next txn, committed; logged (at
+    /// NEWLEADER when it comes before) and applied (and its config offered).
+    fn inform(
+        &mut self,
+        ptype: PacketType,
+        zxid: Zxid,
+        entry: TxnEntry,
+        designated: Option<ServerId>,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ZabError> {
+        self.check_next(ptype, zxid, &entry)?;
+        if let Some(p) = self.uncommitted.front() {
+            let pending = Some(Zxid(p.header.zxid));
+            self.state = State::Failed;
+            return Err(ZabError::UnmatchedCommit { zxid, pending });
+        }
+        if self.state == State::Syncing {
+            self.unlogged.push(entry.clone());
+        } else {
+            self.append(&entry, out);
+        }
+        self.apply_and_activate(entry, designated, out);
+        Ok(())
+    }
+
+    /// Apply a committed txn; one that the leader activated offers its config.
+    fn apply_and_activate(
+        &mut self,
+        entry: TxnEntry,
+        designated: Option<ServerId>,
+        out: &mut Vec<Action>,
+    ) {
+        let config = designated.and_then(|d| config_of(&entry).map(|c| (c, d)));
+        self.apply(entry, out);
+        out.extend(config.map(|(config, d)| Action::Activate {
+            config,
+            designated: Some(d),
+        }));
     }
 
     fn check_next(

@@ -1,6 +1,6 @@
 //! Fixtures shared by the unit tests of the Zab roles.
 
-use zooid_proto::{OpCode, Txn, TxnEntry, TxnHeader};
+use zooid_proto::{Txn, TxnEntry, TxnHeader};
 
 use crate::ids::{Epoch, Zxid};
 
@@ -10,34 +10,29 @@ pub fn z(epoch: i64, counter: u32) -> Zxid {
 
 /// A txn for `zxid`: a createSession, distinct per zxid.
 pub fn entry(zxid: Zxid) -> TxnEntry {
+    entry_of(zxid, Txn::CreateSession { timeout_ms: 1000 })
+}
+
+fn entry_of(zxid: Zxid, txn: Txn) -> TxnEntry {
     TxnEntry {
         header: TxnHeader {
             session_id: 7,
             cxid: zxid.counter() as i32,
             zxid: zxid.0,
             time_ms: 0,
-            op: OpCode::CreateSession.code(),
+            op: txn.op().code(),
         },
-        txn: Txn::CreateSession { timeout_ms: 1000 },
+        txn,
         digest: None,
     }
 }
 
 /// A reconfig txn for `zxid` setting `/zookeeper/config` to `text`.
 pub fn reconfig_entry(zxid: Zxid, text: &str) -> TxnEntry {
-    TxnEntry {
-        header: TxnHeader {
-            session_id: 7,
-            cxid: zxid.counter() as i32,
-            zxid: zxid.0,
-            time_ms: 0,
-            op: OpCode::Reconfig.code(),
-        },
-        txn: Txn::Reconfig {
-            path: "/zookeeper/config".into(),
-            data: Some(text.as_bytes().to_vec()),
-            version: -1,
-        },
-        digest: None,
-    }
+    let txn = Txn::Reconfig {
+        path: "/zookeeper/config".into(),
+        data: Some(text.as_bytes().to_vec()),
+        version: -1,
+    };
+    entry_of(zxid, txn)
 }
