@@ -1027,14 +1027,7 @@ impl Core {
                 // The leader makes the createSession txn; the session is ours once it
                 // comes back committed.
                 self.connecting.insert(session, (conn, req.read_only));
-                self.actions.push(Action::Forward {
-                    session_id: session,
-                    cxid: 0,
-                    op: OpCode::CreateSession.code(),
-                    body: timeout.to_be_bytes().to_vec(),
-                    auth: None,
-                });
-                return;
+                return self.forward_create_session(session, timeout);
             }
             self.propose(
                 session,
@@ -1196,13 +1189,7 @@ impl Core {
             "upgrading a local session to global"
         );
         if self.role == Role::Learner {
-            self.actions.push(Action::Forward {
-                session_id: session,
-                cxid: 0,
-                op: OpCode::CreateSession.code(),
-                body: timeout.to_be_bytes().to_vec(),
-                auth: None,
-            });
+            self.forward_create_session(session, timeout);
         } else {
             let txn = Txn::CreateSession {
                 timeout_ms: timeout,
@@ -1210,6 +1197,17 @@ impl Core {
             let changes = Some(prep::Changes::default());
             self.propose(session, 0, txn, Origin::Internal, changes);
         }
+    }
+
+    /// Learner: ask the leader for `session`'s createSession txn.
+    fn forward_create_session(&mut self, session: i64, timeout_ms: i32) {
+        self.actions.push(Action::Forward {
+            session_id: session,
+            cxid: 0,
+            op: OpCode::CreateSession.code(),
+            body: timeout_ms.to_be_bytes().to_vec(),
+            auth: None,
+        });
     }
 
     fn touch(&mut self, session: i64, now_ms: i64) {
