@@ -437,6 +437,42 @@ def test_stopped_and_wiped_follower_catch_up(make_ensemble, make_client):
     assert ens.wait_for_quorum(WAIT) == leader
 
 
+def test_a_follower_far_behind_is_synced_from_the_leader_s_log(make_ensemble, make_client):
+    """More than the leader's in-memory window (500 txns) behind, with a log small beside
+    the snapshot: the leader reads the missing txns from its log (off its core task) and
+    the follower catches up by DIFF, not SNAP."""
+    # Small preallocated log files: ZooKeeper's budget (a third of the newest snapshot)
+    # counts the files' full length.
+    ens = make_ensemble(3, extra_cfg={"preAllocSize": "64"})
+    lc = client(make_client, ens.member(ens.leader_sid()))
+    lc.create("/big", b"")
+    # A snapshot of some megabytes, so that a log of 700 small txns is worth reading.
+    blob = b"x" * 1000
+    for r in [lc.create_async(f"/big/n{i:04d}", blob) for i in range(4000)]:
+        r.get(timeout=WAIT)
+    for sid in ens.sids:  # each member's start-up snapshot now holds the big tree
+        ens.restart(sid)
+    ens.wait_for_quorum()
+    leader = ens.leader_sid()
+    lagger = [s for s in ens.followers() if s != leader][0]
+    lc = client(make_client, ens.member(leader))
+    # The lagger holds a txn of the new epoch: the leader's log from there is its newest
+    # file only (the older one, of the big tree, is not read).
+    lc.create("/far", b"")
+    fc = client(make_client, ens.member(lagger))
+    fc.sync("/")
+    assert fc.exists("/far")
+    fc.stop()
+    ens.stop(lagger)
+    for r in [lc.create_async(f"/far/n{i:04d}", b"v") for i in range(700)]:
+        r.get(timeout=WAIT)
+    assert ens.restart(lagger) == "follower"
+    fc = client(make_client, ens.member(lagger))
+    assert synced_children(fc, "/far") == {f"n{i:04d}" for i in range(700)}
+    assert "loaded the leader's snapshot" not in ens.log_since_start(lagger)
+    fc.stop()
+
+
 # --------------------------------------------------------------- 6. observers
 
 def test_observer_reads_and_writes(make_ensemble, make_client):

@@ -41,7 +41,7 @@ use zooid_zab::{
     ForwardedRequest, Leader, LeaderConfig, LeaderOutput, LeaderPhase, LeaderStart, Learner,
     LearnerAction, LearnerConfig, LearnerKind, LearnerStart, Notification,
     Output as ElectionOutput, PeerState, QuorumMessage, QuorumVerifier, Role, ServerId, Timing,
-    TxnLogReader, Vote, ZabError, Zxid, DEFAULT_COMMIT_LOG_COUNT,
+    Vote, ZabError, Zxid, DEFAULT_COMMIT_LOG_COUNT,
 };
 
 /// A quorum-port connection. The driver numbers the ones it accepts; the member numbers the
@@ -78,6 +78,9 @@ pub struct MemberConfig {
     pub read_only_mode: bool,
     /// The snapshot layout of SNAP streams this member sends as leader.
     pub layout: Layout,
+    /// Committed txns a leader keeps in memory for DIFFs (`zookeeper.commitLogCount`; at
+    /// most [`DEFAULT_COMMIT_LOG_COUNT`] are remembered); older ones are read from the log.
+    pub commit_log_count: usize,
 }
 
 impl MemberConfig {
@@ -213,6 +216,11 @@ pub enum Event {
     },
     /// The job out has finished.
     Stored(Stored),
+    /// What [`Effect::ReadLog`] read (`None`: the log does not hold it).
+    LogRead {
+        link: LinkId,
+        txns: Option<Vec<TxnEntry>>,
+    },
     /// Timers: election resends, pings, silence, the read-only wait.
     Tick,
 }
@@ -252,6 +260,15 @@ pub enum Effect {
     },
     /// Start this job; nothing waits on the member meanwhile except its own progress.
     Storage(Job),
+    /// Read the committed txns `from..=to` from the txn log for the learner on `link` (it is
+    /// behind the leader's in-memory window), off the member's task; answer with
+    /// [`Event::LogRead`] (`None` when the log does not hold `from`, or reading it is not
+    /// worth it: the learner then gets a SNAP).
+    ReadLog {
+        link: LinkId,
+        from: Zxid,
+        to: Zxid,
+    },
     /// The ensemble's configuration changed (a reconfig committed, or a newer config was
     /// heard): record it as ZooKeeper does (the dynamic config file) and reach the members by
     /// their new addresses.
@@ -341,6 +358,10 @@ pub struct Member {
     serving: bool,
     /// The last zxid handed to the log (or left in the log by a TRUNC or SNAP).
     last_logged: i64,
+    /// The log is durable through this zxid: the newest `Logged` report (everything, after a
+    /// data job, which makes the log durable first, and at start). A new role starts from
+    /// it, so a learner never ACKs NEWLEADER for appends of an earlier role not yet synced.
+    durable: i64,
     /// Txns appended since [`Member::take_appended`] last asked, for the snapshot schedule.
     appended: u64,
     /// When this member was established as leader (monotonic ms).
@@ -359,23 +380,14 @@ pub struct Member {
     job: Option<Waiting>,
     deferred: VecDeque<Event>,
     effects: Vec<Effect>,
-    /// Reads DIFF ranges older than the in-memory window from the leader's log.
-    older: Box<dyn TxnLogReader + Send>,
     /// The newest reconfig txn logged (its zxid and config text): a leader announces it if
     /// it is newer than the config (it may have committed unheard).
     last_seen: Option<(i64, Vec<u8>)>,
 }
 
 impl Member {
-    /// Start looking, from the recovered data. `older` reads committed txns the in-memory
-    /// window no longer holds (a DIFF for a learner far behind); the simulator's and tests'
-    /// [`zooid_zab::NoTxnLog`] makes every such learner take a SNAP.
-    pub fn start(
-        cfg: MemberConfig,
-        data: Recovered,
-        older: Box<dyn TxnLogReader + Send>,
-        now: Now,
-    ) -> Result<Member, StartError> {
+    /// Start looking, from the recovered data.
+    pub fn start(cfg: MemberConfig, data: Recovered, now: Now) -> Result<Member, StartError> {
         if !cfg.members.contains_key(&cfg.my_id) {
             return Err(StartError::NotAMember(cfg.my_id));
         }
@@ -399,6 +411,7 @@ impl Member {
             waiting_links: HashMap::new(),
             serving: false,
             last_logged: last,
+            durable: last,
             appended: 0,
             led_since: None,
             recent: VecDeque::new(),
@@ -410,7 +423,6 @@ impl Member {
             job: None,
             deferred: VecDeque::new(),
             effects: Vec::new(),
-            older,
             last_seen: None,
             cfg,
         };
@@ -657,18 +669,29 @@ impl Member {
                     _ => {}
                 }
             }
-            Event::Logged { zxid } => match &mut self.phase {
-                Phase::Leading { leader, .. } => {
-                    let out = leader.on_persisted(Zxid(zxid), t);
-                    self.steps.extend(out.into_iter().map(Step::Leader));
+            Event::Logged { zxid } => {
+                self.durable = self.durable.max(zxid);
+                match &mut self.phase {
+                    Phase::Leading { leader, .. } => {
+                        let out = leader.on_persisted(Zxid(zxid), t);
+                        self.steps.extend(out.into_iter().map(Step::Leader));
+                    }
+                    Phase::Learning { learner, .. } => {
+                        let out = learner.on_persisted(Zxid(zxid), t);
+                        self.steps.extend(out.into_iter().map(Step::Learner));
+                    }
+                    _ => {}
                 }
-                Phase::Learning { learner, .. } => {
-                    let out = learner.on_persisted(Zxid(zxid), t);
-                    self.steps.extend(out.into_iter().map(Step::Learner));
-                }
-                _ => {}
-            },
+            }
             Event::Stored(r) => self.stored(r, now),
+            Event::LogRead { link, txns } => {
+                if let Phase::Leading { leader, links } = &mut self.phase {
+                    if links.contains(&link) {
+                        let out = leader.on_log_read(LinkConn(link), txns, t);
+                        self.steps.extend(out.into_iter().map(Step::Leader));
+                    }
+                }
+            }
             Event::Tick => self.on_tick(now),
         }
     }
@@ -734,7 +757,7 @@ impl Member {
         let t = ms(now);
         match &mut self.phase {
             Phase::Leading { leader, links } if links.contains(&link) => {
-                let out = leader.on_message(LinkConn(link), msg, t, &*self.older);
+                let out = leader.on_message(LinkConn(link), msg, t);
                 self.steps.extend(out.into_iter().map(Step::Leader));
             }
             Phase::Learning {
@@ -829,11 +852,15 @@ impl Member {
     }
 
     fn lead(&mut self, now: Now) {
+        if !self.cfg.voters().contains(&self.cfg.my_id) {
+            // Elected under a config that a newer one replaced: this member no longer votes.
+            return self.look_again(LookAgain::Reconfigured, now);
+        }
         let lcfg = LeaderConfig {
             my_id: self.cfg.my_id,
             quorum: QuorumVerifier::new(self.cfg.voters(), self.cfg.observers()),
             timing: self.cfg.timing,
-            commit_log_count: DEFAULT_COMMIT_LOG_COUNT,
+            commit_log_count: self.cfg.commit_log_count.clamp(1, DEFAULT_COMMIT_LOG_COUNT),
             force_snapshot_sync: false,
             config_text: self.cfg.config_text.clone(),
             config_version: self.cfg.config_version,
@@ -849,7 +876,7 @@ impl Member {
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
             last_zxid: last,
-            durable_zxid: last,
+            durable_zxid: Zxid(self.durable.min(self.last_logged)),
             history: self.history(),
         };
         let (leader, out) = Leader::new(lcfg, start, ms(now));
@@ -992,7 +1019,7 @@ impl Member {
         let n = self.recent.len();
         self.recent
             .iter()
-            .skip(n.saturating_sub(DEFAULT_COMMIT_LOG_COUNT))
+            .skip(n.saturating_sub(self.cfg.commit_log_count.clamp(1, DEFAULT_COMMIT_LOG_COUNT)))
             .filter(|e| e.header.zxid <= self.last_logged)
             .cloned()
             .collect()
@@ -1078,6 +1105,7 @@ impl Member {
     /// recent window, logged through `last`.
     fn install(&mut self, d: Recovered, last: i64, role: CoreRole, now: Now) {
         self.take_tail(d.tail, last);
+        self.durable = last;
         self.core = self.role_core(d.tree, now, role);
     }
 
@@ -1205,6 +1233,15 @@ impl Member {
                     });
                 }
             }
+            LeaderOutput::ReadLog { conn, from, to } => {
+                if links.contains(&conn.0) {
+                    self.effects.push(Effect::ReadLog {
+                        link: conn.0,
+                        from,
+                        to,
+                    });
+                }
+            }
             LeaderOutput::Close { conn, reason } => {
                 tracing::info!(link = conn.0, ?reason, "closing a learner connection");
                 if links.remove(&conn.0) {
@@ -1309,7 +1346,7 @@ impl Member {
             accepted_epoch: self.accepted_epoch,
             current_epoch: self.current_epoch,
             last_zxid: last,
-            durable_zxid: last,
+            durable_zxid: Zxid(self.durable.min(self.last_logged)),
         };
         let (learner, actions) = Learner::new(lcfg, start, ms(now));
         self.phase = Phase::Learning {
@@ -1431,6 +1468,12 @@ impl Member {
             version,
             text: text.to_vec(),
         });
+        if self.election.state() == PeerState::Looking {
+            let out = self
+                .election
+                .restart(Zxid(self.last_logged), self.current_epoch, ms(now));
+            return self.election_out(out, now);
+        }
         let Phase::Learning {
             leader, learner, ..
         } = &self.phase

@@ -75,6 +75,8 @@ pub struct Peer {
     /// The open quorum links' writers.
     link_out: HashMap<LinkId, Sender<LinkOut>>,
     storage: std::sync::Arc<Storage>,
+    /// Reads DIFF ranges older than the leader's in-memory window, on threads of their own.
+    log_reader: std::sync::Arc<LogReader>,
 }
 
 /// The state the core task shares with the peer: the client connections and the disk.
@@ -107,11 +109,11 @@ impl Peer {
             current_epoch,
         };
         let storage = std::sync::Arc::new(storage);
-        let older = Box::new(LogReader {
+        let log_reader = std::sync::Arc::new(LogReader {
             dir: cfg.log_dir.clone(),
             snap_dir: cfg.snap_dir.clone(),
         });
-        let member = Member::start(cfg.member, data, older, now).map_err(|e| e.to_string())?;
+        let member = Member::start(cfg.member, data, now).map_err(|e| e.to_string())?;
         Ok(Peer {
             member,
             addrs: cfg.addrs,
@@ -122,6 +124,7 @@ impl Peer {
             links,
             link_out: HashMap::new(),
             storage,
+            log_reader,
         })
     }
 
@@ -247,6 +250,7 @@ impl Peer {
                     version,
                     text,
                 } => self.reconfigured(&members, version, &text),
+                Effect::ReadLog { link, from, to } => self.read_log(link, from, to),
                 Effect::Storage(job) => {
                     let quiesce = !matches!(job, Job::WriteEpoch { .. });
                     let storage = self.storage.clone();
@@ -264,6 +268,37 @@ impl Peer {
 }
 
 impl Peer {
+    /// Read a DIFF range from the txn log on a thread of its own (a learner far behind may
+    /// need many megabytes), and hand the txns back as a member event.
+    fn read_log(&self, link: LinkId, from: Zxid, to: Zxid) {
+        let reader = self.log_reader.clone();
+        let events = self.links.events();
+        let spawned = std::thread::Builder::new()
+            .name("zooid-log-read".into())
+            .spawn(move || {
+                let txns = reader.committed_range(from, to);
+                match &txns {
+                    Some(t) => tracing::info!(
+                        link,
+                        from = %from,
+                        txns = t.len(),
+                        "a learner behind the in-memory window: DIFF from the txn log"
+                    ),
+                    None => tracing::info!(
+                        link,
+                        from = %from,
+                        "the txn log cannot serve a learner's DIFF (not held, or over the \
+                         snapshotSizeFactor budget): SNAP"
+                    ),
+                }
+                let _ = events.blocking_send(PeerEvent::Member(Event::LogRead { link, txns }));
+            });
+        if let Err(e) = spawned {
+            // The learner then waits until initLimit closes it, and comes back.
+            tracing::error!(error = %e, link, "cannot start a thread to read the txn log");
+        }
+    }
+
     /// A new configuration: reach its members at their addresses, and record it as
     /// ZooKeeper does, in `<zoo.cfg>.dynamic.<version>` named by a rewritten zoo.cfg.
     fn reconfigured(&mut self, members: &[zooid_zab::ConfigMember], version: i64, text: &[u8]) {
@@ -455,9 +490,10 @@ struct LogReader {
 
 impl TxnLogReader for LogReader {
     fn committed_range(&self, from: Zxid, to: Zxid) -> Option<Vec<TxnEntry>> {
+        // `snapshot_files` lists the newest first.
         let newest = zooid_storage::snapshot::snapshot_files(&self.snap_dir)
             .ok()?
-            .last()
+            .first()
             .and_then(|(_, p)| std::fs::metadata(p).ok())
             .map_or(0, |m| m.len());
         let budget = newest / 3;

@@ -322,6 +322,7 @@ fn ensemble_config(
             core,
             read_only_mode: cfg.read_only_mode_enabled,
             layout,
+            commit_log_count: zooid_zab::DEFAULT_COMMIT_LOG_COUNT,
         },
         addrs: members,
         cnx_timeout: std::time::Duration::from_millis(cfg.cnx_timeout_ms.max(100) as u64),

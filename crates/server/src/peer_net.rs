@@ -618,6 +618,11 @@ pub struct Links {
 }
 
 impl Links {
+    /// Where member events go (for what the driver reads off the core task).
+    pub fn events(&self) -> mpsc::Sender<PeerEvent> {
+        self.events.clone()
+    }
+
     pub fn new(limits: QuorumLimits, events: mpsc::Sender<PeerEvent>, sec: Security) -> Links {
         Links {
             sec,

@@ -4,7 +4,8 @@
 //! speak the client protocol to them. The clients' histories are judged at the end.
 //!
 //! ```text
-//! disk      per member: the txn log (real encoded entries; durable only up to the last
+//! disk      per member: the txn log (real encoded entries, read back for a learner's DIFF
+//!           beyond the leader's window; durable only up to the last
 //!           simulated fsync), the newest snapshot (real snapshot bytes, taken now and then
 //!           from the member's tree or stored from a SNAP), the two epoch files. Storage jobs
 //!           run after a disk latency; recovery decodes the snapshot and replays the log.
@@ -59,7 +60,6 @@ use zooid_storage::snapshot::{FrozenSnapshot, Layout};
 use zooid_tree::DataTree;
 use zooid_zab::{
     ConfigMember, Epoch, Notification, QuorumMessage, QuorumVerifier, Sender, ServerId, Timing,
-    TxnLogReader,
 };
 
 use crate::clock::Clock;
@@ -267,6 +267,13 @@ enum Ev {
         node: usize,
         inc: u64,
     },
+    /// A leader's read of older txns from its log for a learner's DIFF.
+    LogRead {
+        node: usize,
+        inc: u64,
+        link: LinkId,
+        txns: Option<Vec<TxnEntry>>,
+    },
     ToMember {
         node: usize,
         inc: u64,
@@ -322,6 +329,9 @@ pub struct Cluster {
     reconfig: bool,
     /// `readonlymode.enabled`, and client 3 accepts a read-only server.
     read_only: bool,
+    /// The leaders' in-memory committed window: small in some runs, so that learners behind
+    /// it are synced from the log.
+    commit_log_count: usize,
     /// The first config: every member starts from it (or from its disk's).
     first_config: Vec<ConfigMember>,
     /// Every config version activated anywhere: a hash of its text, and its members.
@@ -381,19 +391,6 @@ fn initial_snapshot() -> (i64, Vec<u8>) {
     (zxid, FrozenSnapshot::take(&tree, Layout::Zk38).encode())
 }
 
-/// Committed txns older than the in-memory window: the simulation sends a SNAP instead.
-struct NoOlder;
-
-impl TxnLogReader for NoOlder {
-    fn committed_range(
-        &self,
-        _from: zooid_zab::Zxid,
-        _to: zooid_zab::Zxid,
-    ) -> Option<Vec<TxnEntry>> {
-        None
-    }
-}
-
 impl Cluster {
     pub fn new(seed: u64, voters: usize, trace: bool) -> Cluster {
         let mut rng = Rng(seed ^ ((voters as u64) << 56) ^ 0xc1u64 << 40);
@@ -443,6 +440,11 @@ impl Cluster {
         let fsync_fail_permille = rng.below(2) * 2;
         let reconfig = rng.below(2) == 0;
         let read_only = rng.below(3) == 0;
+        let commit_log_count = if rng.below(2) == 0 {
+            rng.range(2, 40) as usize
+        } else {
+            zooid_zab::DEFAULT_COMMIT_LOG_COUNT
+        };
         let first_config: Vec<ConfigMember> = members
             .iter()
             .map(|(&sid, &observer)| sim_member(sid, observer))
@@ -489,6 +491,7 @@ impl Cluster {
             lying_fsync: false,
             reconfig,
             read_only,
+            commit_log_count,
             first_config,
             configs: BTreeMap::new(),
             stats: Stats::default(),
@@ -659,6 +662,16 @@ impl Cluster {
             Ev::Pump { node, link } => self.pump(node, link),
             Ev::Fsync { node, inc } => self.fsync(node, inc),
             Ev::JobDone { node, inc } => self.job_done(node, inc),
+            Ev::LogRead {
+                node,
+                inc,
+                link,
+                txns,
+            } => {
+                if self.alive(node, inc) {
+                    self.event(node, Event::LogRead { link, txns });
+                }
+            }
             Ev::ToMember {
                 node,
                 inc,
@@ -738,9 +751,10 @@ impl Cluster {
             },
             read_only_mode: self.read_only,
             layout: Layout::Zk38,
+            commit_log_count: self.commit_log_count,
         };
         let now = self.now_of(node);
-        let member = match Member::start(cfg, data, Box::new(NoOlder), now) {
+        let member = match Member::start(cfg, data, now) {
             Ok(m) => m,
             Err(e) => self.fail(format!("member {node} cannot start: {e}")),
         };
@@ -828,6 +842,30 @@ impl Cluster {
                 version,
                 text,
             } => self.reconfigured(node, members, version, text),
+            Effect::ReadLog { link, from, to } => {
+                // What the log holds from `from` on, as the server's reader returns it: the
+                // range starting exactly at `from`, or nothing.
+                let log = &self.nodes[node].disk.log;
+                let txns: Vec<TxnEntry> = log
+                    .iter()
+                    .filter(|(z, _)| *z >= from.0 && *z <= to.0)
+                    .map(|(_, bytes)| TxnEntry::decode(bytes).expect("a logged entry decodes"))
+                    .collect();
+                let txns = (txns.first().map(|e| e.header.zxid) == Some(from.0)).then_some(txns);
+                if txns.is_some() {
+                    self.stats.log_reads += 1;
+                }
+                let at = self.clock.now() + 1 + self.rng.below(self.max_fsync_ms);
+                self.clock.push(
+                    at,
+                    Ev::LogRead {
+                        node,
+                        inc,
+                        link,
+                        txns,
+                    },
+                );
+            }
             Effect::Client(Action::Close { conn }) => {
                 if let Some(to) = self.nodes[node].conns.remove(&conn) {
                     let at = self.clock.now() + 1;
@@ -1136,6 +1174,11 @@ impl Cluster {
                     Ok(m) => m,
                     Err(e) => self.fail(format!("a quorum message does not decode: {e}")),
                 };
+                if self.trace {
+                    let (from, to) = (self.nodes[node].sid, self.nodes[peer].sid);
+                    let what = format!("{:?} {:#x}", msg.packet_type(), packet.zxid.0);
+                    self.log(|| format!("{from} -> {to}: {what}"));
+                }
                 self.event(
                     peer,
                     Event::LinkMessage {
@@ -1982,6 +2025,13 @@ fn describe(ev: &Ev) -> String {
         }
         Ev::Fsync { node, .. } => format!("sid {} fsync done", node + 1),
         Ev::JobDone { node, .. } => format!("sid {} storage job done", node + 1),
+        Ev::LogRead {
+            node, link, txns, ..
+        } => format!(
+            "sid {} read {} txns from its log for link {link}",
+            node + 1,
+            txns.as_ref().map_or(0, Vec::len)
+        ),
         other => format!("{other:?}"),
     }
 }

@@ -59,6 +59,8 @@ pub struct Stats {
     pub reconfigs: u64,
     /// Writes a read-only member was sent (each must be refused).
     pub read_only_refusals: u64,
+    /// DIFFs a leader served from its log, beyond its in-memory window.
+    pub log_reads: u64,
     /// Learners told to TRUNC their log.
     pub trunc: u64,
     /// SNAP streams sent.
@@ -109,6 +111,7 @@ impl Stats {
             reconfigs_asked,
             reconfigs,
             read_only_refusals,
+            log_reads,
         } = o;
         self.runs += runs;
         self.sim_ms += sim_ms;
@@ -139,6 +142,7 @@ impl Stats {
         self.reconfigs_asked += reconfigs_asked;
         self.reconfigs += reconfigs;
         self.read_only_refusals += read_only_refusals;
+        self.log_reads += log_reads;
     }
 
     /// Faults injected, all kinds together.
@@ -210,7 +214,7 @@ impl fmt::Display for Stats {
                 f,
                 "\n  production       {} client operations checked ({} register histories \
                  undecided); {} failed fsyncs, {} wall clock steps, {} disk slowdowns, {} \
-                 snapshots written, {} SNAPs sent, {} TRUNCs",
+                 snapshots written, {} SNAPs sent, {} TRUNCs, {} DIFFs read from a leader's log",
                 self.ops_checked,
                 self.undecided,
                 self.failed_fsyncs,
@@ -218,7 +222,8 @@ impl fmt::Display for Stats {
                 self.slow_disks,
                 self.snapshots,
                 self.snap,
-                self.trunc
+                self.trunc,
+                self.log_reads
             )?;
         }
         if self.reconfigs > 0 {

@@ -284,6 +284,17 @@ impl Election {
         self.begin(my_last_zxid, my_current_epoch, now_ms)
     }
 
+    /// Start a new round while looking: a newer config arrived, and votes counted under the
+    /// old one no longer decide (ZooKeeper restarts its election then).
+    pub fn restart(
+        &mut self,
+        my_last_zxid: Zxid,
+        my_current_epoch: Epoch,
+        now_ms: u64,
+    ) -> Vec<Output> {
+        self.begin(my_last_zxid, my_current_epoch, now_ms)
+    }
+
     /// Once decided, change the state and vote we answer with: `updateElectionVote` sets the
     /// new Zab epoch as peer epoch once synced, and a driver may report another role.
     /// Panics while looking (the election owns the vote then) or when asked to answer LOOKING.

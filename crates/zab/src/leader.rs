@@ -11,7 +11,9 @@
 //! AwaitEpochAcks   ACKEPOCH (lastZxid, currentEpoch|-1): a learner ahead of me is closed;
 //!                  voters with currentEpoch != -1 and lastZxid != -1 count;
 //!                  quorum ─► WriteCurrentEpoch, then sync every learner that acked:
-//!                  DIFF|TRUNC|SNAP(+StreamSnapshot), PROPOSAL+COMMIT..., outstanding
+//!                  (ReadLog first when it is behind the in-memory window; it waits in
+//!                  AwaitLog for `on_log_read`, and the sync is planned again with what
+//!                  was read) DIFF|TRUNC|SNAP(+StreamSnapshot), PROPOSAL+COMMIT..., outstanding
 //!                  PROPOSALs (followers), NEWLEADER e<<32 (config text); live traffic follows
 //! AwaitNewLeaderAcks  first packet after NEWLEADER must be ACK e<<32; quorum of voters
 //!                  (me once my history is durable) ─► Established, UPTODATE to all acked
@@ -149,6 +151,14 @@ pub enum Output {
         conn: ConnId,
         zxid: Zxid,
     },
+    /// The learner on `conn` is behind the in-memory window: read the committed txns
+    /// `from..=to` from the txn log (off the caller's critical path) and answer with
+    /// [`Leader::on_log_read`].
+    ReadLog {
+        conn: ConnId,
+        from: Zxid,
+        to: Zxid,
+    },
     Close {
         conn: ConnId,
         reason: CloseReason,
@@ -212,6 +222,8 @@ enum Stage {
     AwaitAckEpoch,
     /// ACKEPOCH received, waiting for the quorum of them.
     AwaitEpochQuorum,
+    /// Its sync waits for txns read from the log (`Output::ReadLog`).
+    AwaitLog,
     AwaitNewLeaderAck,
     /// NEWLEADER ACKed, waiting for the quorum of them.
     AwaitEstablished,
@@ -224,6 +236,8 @@ struct Peer {
     kind: LearnerKind,
     stage: Stage,
     peer_last_zxid: Zxid,
+    /// What `Output::ReadLog` brought (`Some(None)`: the log could not serve it).
+    log_read: Option<Option<Vec<TxnEntry>>>,
     last_heard_ms: u64,
     /// Proposals sent and not ACKed by this learner: (zxid, sent at).
     unacked: VecDeque<(Zxid, u64)>,
@@ -453,6 +467,7 @@ impl Leader {
             kind: LearnerKind::Follower,
             stage: Stage::AwaitInfo,
             peer_last_zxid: Zxid::NONE,
+            log_read: None,
             last_heard_ms: now_ms,
             unacked: VecDeque::new(),
         });
@@ -473,14 +488,8 @@ impl Leader {
         out.push(Output::Send { conn, msg });
     }
 
-    /// A decoded packet from a learner. `log` serves DIFFs older than the in-memory window.
-    pub fn on_message(
-        &mut self,
-        conn: ConnId,
-        msg: QuorumMessage,
-        now_ms: u64,
-        log: &dyn TxnLogReader,
-    ) -> Vec<Output> {
+    /// A decoded packet from a learner.
+    pub fn on_message(&mut self, conn: ConnId, msg: QuorumMessage, now_ms: u64) -> Vec<Output> {
         let mut out = Vec::new();
         if self.phase == LeaderPhase::Stopped {
             return out;
@@ -494,7 +503,7 @@ impl Leader {
                 QuorumMessage::AckEpoch {
                     zxid,
                     current_epoch,
-                } => self.on_ack_epoch(conn, zxid, current_epoch, now_ms, log, &mut out),
+                } => self.on_ack_epoch(conn, zxid, current_epoch, now_ms, &mut out),
                 _ => self.close(conn, CloseReason::Unexpected, &mut out),
             },
             Stage::AwaitNewLeaderAck => {
@@ -512,7 +521,7 @@ impl Leader {
             }
             // The Java handler is blocked in a wait and reads nothing; a learner has nothing
             // to say here.
-            Stage::AwaitEpoch | Stage::AwaitEpochQuorum => {
+            Stage::AwaitEpoch | Stage::AwaitEpochQuorum | Stage::AwaitLog => {
                 self.close(conn, CloseReason::Unexpected, &mut out)
             }
         }
@@ -569,7 +578,6 @@ impl Leader {
         zxid: Zxid,
         current_epoch: Option<Epoch>,
         now_ms: u64,
-        log: &dyn TxnLogReader,
         out: &mut Vec<Output>,
     ) {
         let peer = self.peers.get_mut(&conn).expect("registered");
@@ -588,31 +596,53 @@ impl Leader {
         peer.peer_last_zxid = zxid;
         peer.stage = Stage::AwaitEpochQuorum;
         if self.phase >= LeaderPhase::AwaitNewLeaderAcks {
-            self.sync_peer(conn, now_ms, log, out);
+            self.sync_peer(conn, now_ms, out);
         } else {
-            self.advance_with(now_ms, log, out);
+            self.advance(now_ms, out);
         }
     }
 
-    /// Queue the sync for one learner, the live traffic it needs, and NEWLEADER.
-    fn sync_peer(
+    /// The txns `Output::ReadLog` asked for (`None`: the log does not hold them): the
+    /// learner's sync goes on.
+    pub fn on_log_read(
         &mut self,
         conn: ConnId,
+        txns: Option<Vec<TxnEntry>>,
         now_ms: u64,
-        log: &dyn TxnLogReader,
-        out: &mut Vec<Output>,
-    ) {
+    ) -> Vec<Output> {
+        let mut out = Vec::new();
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            if peer.stage == Stage::AwaitLog {
+                peer.log_read = Some(txns);
+                self.sync_peer(conn, now_ms, &mut out);
+            }
+        }
+        out
+    }
+
+    /// Queue the sync for one learner, the live traffic it needs, and NEWLEADER; or, for a
+    /// learner behind the in-memory window, ask for the older txns first.
+    fn sync_peer(&mut self, conn: ConnId, now_ms: u64, out: &mut Vec<Output>) {
         let epoch = self.epoch.expect("chosen before any sync");
-        let peer = self.peers.get(&conn).expect("registered");
+        let peer = self.peers.get_mut(&conn).expect("registered");
+        let log = LogRead {
+            read: peer.log_read.take(),
+            wanted: std::cell::Cell::new(None),
+        };
         let plan = plan_sync(
             peer.peer_last_zxid,
             &SyncSource {
                 last_processed: self.last_processed,
                 committed: &self.committed,
                 force_snapshot: self.cfg.force_snapshot_sync,
-                log,
+                log: &log,
             },
         );
+        if let Some((from, to)) = log.wanted.get() {
+            peer.stage = Stage::AwaitLog;
+            out.push(Output::ReadLog { conn, from, to });
+            return;
+        }
         match plan.start {
             SyncStart::Diff(zxid) => Self::send(out, conn, QuorumMessage::Diff { zxid }),
             SyncStart::Trunc(zxid) => Self::send(out, conn, QuorumMessage::Trunc { zxid }),
@@ -716,14 +746,8 @@ impl Leader {
 
     // ---- phases -------------------------------------------------------------------------
 
-    /// `advance_with` where no learner can be waiting for its sync: from a FOLLOWERINFO, a
-    /// NEWLEADER ACK or our own fsync (a learner's ACKEPOCH comes with the log reader).
-    fn advance(&mut self, now_ms: u64, out: &mut Vec<Output>) {
-        self.advance_with(now_ms, &crate::sync::NoTxnLog, out)
-    }
-
     /// Move through the discovery phases as far as the quorums allow.
-    fn advance_with(&mut self, now_ms: u64, log: &dyn TxnLogReader, out: &mut Vec<Output>) {
+    fn advance(&mut self, now_ms: u64, out: &mut Vec<Output>) {
         let me = self.cfg.my_id;
         if self.phase == LeaderPhase::Discovery {
             if !self
@@ -775,7 +799,7 @@ impl Leader {
                 .map(|(c, _)| *c)
                 .collect();
             for conn in waiting {
-                self.sync_peer(conn, now_ms, log, out);
+                self.sync_peer(conn, now_ms, out);
             }
         }
         if self.phase == LeaderPhase::AwaitNewLeaderAcks {
@@ -1165,6 +1189,27 @@ impl Leader {
     }
 }
 
+/// The log as one sync sees it: what a `ReadLog` brought, or else a note of the range the
+/// plan asked for (the caller then reads it and plans again).
+struct LogRead {
+    read: Option<Option<Vec<TxnEntry>>>,
+    wanted: std::cell::Cell<Option<(Zxid, Zxid)>>,
+}
+
+impl TxnLogReader for LogRead {
+    fn committed_range(&self, from: Zxid, to: Zxid) -> Option<Vec<TxnEntry>> {
+        match &self.read {
+            // Read for this learner: the plan checks that it starts at `from` and meets the
+            // window (the window may have moved on meanwhile: then a SNAP).
+            Some(read) => read.clone(),
+            None => {
+                self.wanted.set(Some((from, to)));
+                None
+            }
+        }
+    }
+}
+
 fn leader_info(epoch: Epoch) -> QuorumMessage {
     QuorumMessage::LeaderInfo {
         zxid: Zxid::epoch_start(epoch),
@@ -1176,7 +1221,6 @@ fn leader_info(epoch: Epoch) -> QuorumMessage {
 mod tests {
     use super::*;
     use crate::message::LearnerInfo;
-    use crate::sync::NoTxnLog;
     use crate::testkit::{entry, reconfig_entry, z};
     use zooid_proto::OpCode;
 
@@ -1253,8 +1297,25 @@ mod tests {
         msgs.iter().map(|m| m.packet_type().name()).collect()
     }
 
+    /// A packet to the leader; a ReadLog is answered at once as a leader without a readable
+    /// log would be (`None`: SNAP).
     fn msg(l: &mut Leader, conn: u64, m: QuorumMessage, now: u64) -> Vec<Output> {
-        l.on_message(ConnId(conn), m, now, &NoTxnLog)
+        let out = l.on_message(ConnId(conn), m, now);
+        no_log(l, out, now)
+    }
+
+    fn no_log(l: &mut Leader, out: Vec<Output>, now: u64) -> Vec<Output> {
+        let mut done = Vec::new();
+        for o in out {
+            match o {
+                Output::ReadLog { conn, .. } => {
+                    let more = l.on_log_read(conn, None, now);
+                    done.extend(no_log(l, more, now));
+                }
+                o => done.push(o),
+            }
+        }
+        done
     }
 
     /// A leader of epoch `epoch + 1` established with followers 2 and 3 (conns 2, 3).
@@ -1856,5 +1917,49 @@ mod tests {
             "Reconfigured { designated: ServerId(3) }"
         );
         assert_eq!(l.phase(), LeaderPhase::Stopped);
+    }
+
+    #[test]
+    fn a_learner_behind_the_window_is_synced_from_what_the_log_read_brings() {
+        let history = [z(1, 1), z(1, 2), z(1, 3)];
+        let (mut l, _) = Leader::new(
+            LeaderConfig {
+                commit_log_count: 1,
+                ..cfg(&[1, 2, 3], &[])
+            },
+            start(1, &history),
+            0,
+        );
+        msg(&mut l, 2, follower_info(2, 1), 0);
+        msg(&mut l, 3, follower_info(3, 1), 0);
+        msg(&mut l, 3, ack_epoch(z(1, 3), Some(1)), 0);
+        // Learner 2 has z(1, 1); the window holds z(1, 3) only: ask the log.
+        let out = l.on_message(ConnId(2), ack_epoch(z(1, 1), Some(1)), 0);
+        assert!(
+            matches!(
+                out.last(),
+                Some(Output::ReadLog { conn: ConnId(2), from, to }) if *from == z(1, 1) && *to == z(1, 3)
+            ),
+            "{out:?}"
+        );
+        let read = vec![entry(z(1, 1)), entry(z(1, 2)), entry(z(1, 3))];
+        let out = l.on_log_read(ConnId(2), Some(read), 0);
+        assert_eq!(
+            types(&sent(&out, 2)),
+            [
+                "DIFF",
+                "PROPOSAL",
+                "COMMIT",
+                "PROPOSAL",
+                "COMMIT",
+                "NEWLEADER"
+            ]
+        );
+        // A log that cannot serve it: SNAP.
+        msg(&mut l, 4, follower_info(4, 1), 0);
+        let out = l.on_message(ConnId(4), ack_epoch(z(1, 1), Some(1)), 0);
+        assert!(matches!(out.last(), Some(Output::ReadLog { .. })));
+        let out = l.on_log_read(ConnId(4), None, 0);
+        assert_eq!(types(&sent(&out, 4)), ["SNAP", "NEWLEADER"]);
     }
 }

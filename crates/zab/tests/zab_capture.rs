@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 use zooid_proto::{OpCode, TxnEntry};
 use zooid_zab::{
     ConnId, Decoded, Epoch, Leader, LeaderConfig, LeaderOutput, LeaderStart, Learner,
-    LearnerAction, LearnerConfig, LearnerKind, LearnerStart, NoTxnLog, PacketType, QuorumDecoder,
+    LearnerAction, LearnerConfig, LearnerKind, LearnerStart, PacketType, QuorumDecoder,
     QuorumLimits, QuorumMessage, QuorumVerifier, Sender, ServerId, Timing, Zxid,
     DEFAULT_COMMIT_LOG_COUNT,
 };
@@ -425,6 +425,12 @@ impl LeaderRun {
                 w @ (LeaderOutput::WriteAcceptedEpoch(_) | LeaderOutput::WriteCurrentEpoch(_)) => {
                     self.epoch_writes.push(w)
                 }
+                // The capture's learners were synced by SNAP: the Java leader had no log to
+                // read for them either.
+                LeaderOutput::ReadLog { conn, .. } => {
+                    let out = self.leader.on_log_read(conn, None, 0);
+                    rest.extend(self.handle(out));
+                }
                 other => rest.push(other),
             }
         }
@@ -454,9 +460,7 @@ impl LeaderRun {
                     self.propose_through(*zxid, now);
                 }
             }
-            let out = self
-                .leader
-                .on_message(ConnId(n as u64), m.clone(), now, &NoTxnLog);
+            let out = self.leader.on_message(ConnId(n as u64), m.clone(), now);
             for o in self.handle(out) {
                 match o {
                     LeaderOutput::Request { conn, sid, request } => {
