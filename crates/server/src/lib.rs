@@ -9,6 +9,7 @@ pub mod ensemble;
 pub mod fourlw;
 pub mod lifecycle;
 pub mod metrics;
+pub mod migrate;
 pub mod peer_net;
 pub mod persist;
 pub mod tls;

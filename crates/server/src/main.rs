@@ -19,6 +19,9 @@ const USAGE: &str = "usage:
   zooid snapshot dump [-d] FILE                     print a snapshot (-d: with data)
   zooid txnlog dump [-d] FILE                       print a txn log (-d: with data)
   zooid datadir check DIR [LOGDIR]                  load a data directory and report its state
+  zooid migrate check [zoo.cfg]                     read a ZooKeeper installation (zoo.cfg, JVM
+                                                    flags, JAAS, dataDir) as zooid would and
+                                                    list what zooid would not honour
   zooid cleanup -n N [zoo.cfg | DIR [LOGDIR]]       keep the newest N snapshots (N >= 3) and
                                                     the logs they need; delete the rest
   zooid bench [--server H:P] [--workload W] ...     load a ZooKeeper-protocol server and report
@@ -54,6 +57,9 @@ fn main() -> ExitCode {
         ["datadir", "check", dir] => check_datadir(Path::new(dir), Path::new(dir)),
         ["datadir", "check", dir, logdir] => check_datadir(Path::new(dir), Path::new(logdir)),
         ["cleanup", "-n", n, rest @ ..] => cleanup(n, rest),
+        ["migrate", "check", rest @ ..] if rest.len() <= 1 => {
+            ExitCode::from(zooid_server::migrate::run(rest.first().copied()))
+        }
         ["bench", rest @ ..] => zooid_client::bench::main(rest),
         ["cli", rest @ ..] => zooid_client::shell::main(rest),
         _ => {
