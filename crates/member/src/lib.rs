@@ -14,6 +14,16 @@
 //! ```
 //! Like ZooKeeper, a member that is not serving closes client connections.
 //!
+//! **Configs.** With `reconfigEnabled`, a member takes on a newer config when it applies a
+//! committed reconfig (COMMITANDACTIVATE, INFORMANDACTIVATE, the leader's own commit), from
+//! NEWLEADER at UPTODATE, or from a peer's vote while looking (then its election starts a new
+//! round); [`Effect::Reconfigured`] has the driver record it. It remembers the newest
+//! reconfig it logged: as leader it announces that one if it is newer (it may have committed
+//! unheard). A learner whose role or leader a config changes looks again.
+//!
+//! **Durability.** A new role starts from how far the log is known durable (the `Logged`
+//! reports, whatever the phase), never from how far it was written.
+//!
 //! **Storage jobs.** What must be on disk before the protocol may go on (an epoch file before
 //! ACKEPOCH; a TRUNC or SNAP before the next append; a reload before a role starts) is a
 //! [`Job`]. While one is out, the member holds back: the rest of the role's outputs wait in
@@ -98,6 +108,11 @@ impl MemberConfig {
             .filter(|(_, &o)| o)
             .map(|(&s, _)| s)
             .collect()
+    }
+
+    /// The leader's in-memory committed window (what memory can hold of it).
+    fn commit_window(&self) -> usize {
+        self.commit_log_count.clamp(1, DEFAULT_COMMIT_LOG_COUNT)
     }
 
     fn i_observe(&self) -> bool {
@@ -860,7 +875,7 @@ impl Member {
             my_id: self.cfg.my_id,
             quorum: QuorumVerifier::new(self.cfg.voters(), self.cfg.observers()),
             timing: self.cfg.timing,
-            commit_log_count: self.cfg.commit_log_count.clamp(1, DEFAULT_COMMIT_LOG_COUNT),
+            commit_log_count: self.cfg.commit_window(),
             force_snapshot_sync: false,
             config_text: self.cfg.config_text.clone(),
             config_version: self.cfg.config_version,
@@ -1019,7 +1034,7 @@ impl Member {
         let n = self.recent.len();
         self.recent
             .iter()
-            .skip(n.saturating_sub(self.cfg.commit_log_count.clamp(1, DEFAULT_COMMIT_LOG_COUNT)))
+            .skip(n.saturating_sub(self.cfg.commit_window()))
             .filter(|e| e.header.zxid <= self.last_logged)
             .cloned()
             .collect()
@@ -1505,10 +1520,7 @@ impl Member {
 
 /// The zxid and config text of a reconfig txn.
 fn reconfig_text(e: &TxnEntry) -> Option<(i64, Vec<u8>)> {
-    match &e.txn {
-        zooid_proto::Txn::Reconfig { data: Some(d), .. } => Some((e.header.zxid, d.clone())),
-        _ => None,
-    }
+    zooid_zab::config_text::of_entry(e).map(|d| (e.header.zxid, d.to_vec()))
 }
 
 /// What a leader's core checks reconfig requests against.

@@ -111,6 +111,15 @@ pub fn parse(text: &str) -> Result<(Vec<ConfigMember>, i64), WireError> {
     Ok((members, version.unwrap_or(0)))
 }
 
+/// The config text a reconfig txn sets (`/zookeeper/config`'s new data); None for any other
+/// txn.
+pub fn of_entry(entry: &zooid_proto::TxnEntry) -> Option<&[u8]> {
+    match &entry.txn {
+        zooid_proto::Txn::Reconfig { data: Some(d), .. } => Some(d),
+        _ => None,
+    }
+}
+
 /// One member's value, `host:quorumPort:electionPort[:role][;[clientHost:]clientPort]`, as
 /// Java's `QuorumServer` reads it; a client part that is only a port listens on `0.0.0.0`.
 pub fn parse_member(sid: ServerId, value: &str) -> Result<ConfigMember, WireError> {

@@ -278,14 +278,9 @@ struct PendingConfig {
 
 /// The config text a reconfig txn sets, and its verifier (None for any other txn).
 fn reconfig_of(entry: &TxnEntry) -> Option<(QuorumVerifier, Vec<u8>)> {
-    let zooid_proto::Txn::Reconfig {
-        data: Some(text), ..
-    } = &entry.txn
-    else {
-        return None;
-    };
+    let text = crate::config_text::of_entry(entry)?;
     let (members, _) = crate::config_text::parse(std::str::from_utf8(text).ok()?).ok()?;
-    Some((QuorumVerifier::of_members(&members)?, text.clone()))
+    Some((QuorumVerifier::of_members(&members)?, text.to_vec()))
 }
 
 /// One leadership; see the module docs. Make a new one for each election won.

@@ -480,7 +480,8 @@ impl Learner {
         designated: Option<ServerId>,
         out: &mut Vec<Action>,
     ) {
-        let config = designated.and_then(|d| config_of(&entry).map(|c| (c, d)));
+        let config =
+            designated.and_then(|d| crate::config_text::of_entry(&entry).map(|c| (c.to_vec(), d)));
         self.apply(entry, out);
         out.extend(config.map(|(config, d)| Action::Activate {
             config,
@@ -641,14 +642,6 @@ impl Learner {
             session_id,
             timeout_ms,
         })])
-    }
-}
-
-/// The config text a reconfig txn sets (None for any other txn).
-fn config_of(entry: &TxnEntry) -> Option<Vec<u8>> {
-    match &entry.txn {
-        zooid_proto::Txn::Reconfig { data, .. } => data.clone(),
-        _ => None,
     }
 }
 
