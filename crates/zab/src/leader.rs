@@ -967,19 +967,13 @@ impl Leader {
         while let Some(entry) = self.outstanding.first_entry() {
             let zxid = *entry.key();
             let me_durable = self.durable >= zxid;
-            let acks: BTreeSet<ServerId> = entry
-                .get()
-                .acks
-                .iter()
-                .copied()
-                .chain(me_durable.then_some(me))
-                .collect();
-            let quorums = self.cfg.quorum.has_quorum(&acks)
+            let acks = || entry.get().acks.iter().chain(me_durable.then_some(&me));
+            let quorums = self.cfg.quorum.has_quorum(acks())
                 && entry
                     .get()
                     .also
                     .as_ref()
-                    .is_none_or(|q| q.has_quorum(&acks));
+                    .is_none_or(|q| q.has_quorum(acks()));
             // The fault harness's detection run builds a leader that commits on its own
             // durability alone (`--features fault-commit-alone`): its checks must catch it.
             let alone = cfg!(feature = "fault-commit-alone") && me_durable;
@@ -987,10 +981,10 @@ impl Leader {
                 return;
             }
             let p = entry.remove();
-            let activated = self
-                .pending_config
-                .take_if(|c| c.zxid == zxid)
-                .map(|c| (self.designated_leader(&c.quorum, &acks, zxid), c));
+            let activated = self.pending_config.take_if(|c| c.zxid == zxid).map(|c| {
+                let acks = p.acks.iter().copied().chain(me_durable.then_some(me));
+                (self.designated_leader(&c.quorum, &acks.collect(), zxid), c)
+            });
             assert!(
                 zxid > self.last_committed,
                 "commit order: {zxid} after {}",
