@@ -631,10 +631,6 @@ impl Core {
         self.ensemble = view;
     }
 
-    pub fn ensemble(&self) -> Option<&EnsembleView> {
-        self.ensemble.as_ref()
-    }
-
     /// A core for one role in an ensemble (a fresh one for every role, as ZooKeeper reloads
     /// its database on every role change).
     pub fn with_role(cfg: CoreConfig, tree: DataTree, now: impl Into<Now>, role: Role) -> Core {
