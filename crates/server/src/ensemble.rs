@@ -303,22 +303,13 @@ impl Peer {
     /// ZooKeeper does, in `<zoo.cfg>.dynamic.<version>` named by a rewritten zoo.cfg.
     fn reconfigured(&mut self, members: &[zooid_zab::ConfigMember], version: i64, text: &[u8]) {
         for m in members {
-            let mut addr = MemberAddr {
-                quorum: Vec::new(),
-                election: Vec::new(),
-                observer: m.observer,
-            };
-            for (host, quorum, election) in m.addresses() {
-                let Some(ip) = resolve(host) else {
-                    tracing::warn!(sid = %m.sid, host, "a member's host does not resolve");
+            let addr = match member_addr(m) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a member of the new config cannot be reached");
                     continue;
-                };
-                addr.quorum.push(SocketAddr::new(ip, quorum));
-                addr.election.push(SocketAddr::new(ip, election));
-            }
-            if addr.quorum.is_empty() {
-                continue;
-            }
+                }
+            };
             if let Ok(mut peers) = self.election_peers.write() {
                 peers.insert(m.sid, addr.election.clone());
             }
@@ -359,14 +350,32 @@ impl Peer {
     }
 }
 
-/// A member's host as an address (literal, or looked up).
-pub fn resolve(host: &str) -> Option<std::net::IpAddr> {
+/// A member's addresses, each host looked up once (both its ports are on it); the error
+/// names the server line whose host does not resolve.
+pub fn member_addr(m: &zooid_zab::ConfigMember) -> Result<MemberAddr, String> {
     use std::net::ToSocketAddrs;
-    (host, 0)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .map(|a| a.ip())
+    let mut addr = MemberAddr {
+        quorum: Vec::new(),
+        election: Vec::new(),
+        observer: m.observer,
+    };
+    for (host, quorum, election) in m.addresses() {
+        let ip = (host, 0)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .map(|a| a.ip())
+            .ok_or_else(|| {
+                format!(
+                    "server.{}: the host {host:?} does not resolve to an address (check the \
+                     spelling, /etc/hosts, and that no space trails the value)",
+                    m.sid
+                )
+            })?;
+        addr.quorum.push(SocketAddr::new(ip, quorum));
+        addr.election.push(SocketAddr::new(ip, election));
+    }
+    Ok(addr)
 }
 
 /// Encode a frozen snapshot on a thread of its own, into the slot the link waits on.

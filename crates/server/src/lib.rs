@@ -255,14 +255,6 @@ fn my_id(cfg: &ServerConfig) -> Result<zooid_config::ServerId, StartError> {
 }
 
 /// Resolve a server line's host and port, saying which line when it cannot be.
-fn member_ip(sid: u64, host: &str) -> Result<std::net::IpAddr, StartError> {
-    ensemble::resolve(host).ok_or_else(|| {
-            StartError::Ensemble(format!(
-                "server.{sid}: the host {host:?} does not resolve to an address (check the spelling, /etc/hosts, and that no space trails the value)"
-            ))
-        })
-}
-
 /// The ensemble's members and timing, from zoo.cfg.
 fn ensemble_config(
     cfg: &ServerConfig,
@@ -287,17 +279,7 @@ fn ensemble_config(
             client: s.client_addr.as_ref().map(|(h, p)| format!("{h}:{p}")),
             more: s.more_addresses.clone(),
         };
-        let mut addr = ensemble::MemberAddr {
-            quorum: Vec::new(),
-            election: Vec::new(),
-            observer,
-        };
-        // One lookup per address: both its ports are on the same host.
-        for (host, quorum, election) in member.addresses() {
-            let ip = member_ip(sid.0, host)?;
-            addr.quorum.push(SocketAddr::new(ip, quorum));
-            addr.election.push(SocketAddr::new(ip, election));
-        }
+        let addr = ensemble::member_addr(&member).map_err(StartError::Ensemble)?;
         members.insert(id, addr);
         text_members.push(member);
     }
