@@ -372,14 +372,15 @@ pub fn spawn_election(
                             let peer = stream.peer_addr().ok();
                             let Some(stream) = accept_stream(stream, &sec).await else { return };
                             if let Some((sid, said, mut stream, mut rest)) = read_initial(stream, cnx_timeout).await {
-                                // A member the config did not list (one a reconfig is about to
-                                // add) is called back at the address it gives, as ZooKeeper does.
-                                if let (false, Ok(mut p)) = (said.is_empty(), peers.write()) {
-                                    p.entry(sid).or_insert(said);
-                                }
                                 if let Err(e) = authenticate_as_server(&mut stream, &mut rest, &sec, peer).await {
                                     tracing::warn!(?peer, %sid, error = %e, "election connection: SASL authentication failed; closing");
                                     return;
+                                }
+                                // A member the config did not list (one a reconfig is about to
+                                // add) is called back at the address it gives, as ZooKeeper does,
+                                // once it has authenticated.
+                                if let (false, Ok(mut p)) = (said.is_empty(), peers.write()) {
+                                    p.entry(sid).or_insert(said);
                                 }
                                 let _ = conn_tx.send(ElectionConn::Accepted { sid, stream, rest });
                             }
