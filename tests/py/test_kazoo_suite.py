@@ -19,13 +19,13 @@ from ensemble import _bindable, pick_ports
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUITE_TIMEOUT = 600
 
-try:
-    import kazoo
-    import OpenSSL  # noqa: F401 - kazoo's harness makes its certificates with it
-    import jks  # noqa: F401 - and writes its key stores with it
-    KAZOO_TESTS = os.path.join(os.path.dirname(kazoo.__file__), "tests")
-except ImportError:  # pragma: no cover - scripts/test.sh installs them
-    KAZOO_TESTS = None
+import kazoo
+# kazoo's harness makes its certificates with pyOpenSSL and writes its key stores with pyjks
+# (scripts/test.sh installs both, from tests/py/requirements.txt).
+import OpenSSL  # noqa: F401
+import jks  # noqa: F401
+
+KAZOO_TESTS = os.path.join(os.path.dirname(kazoo.__file__), "tests")
 
 
 def free_offset():
@@ -37,7 +37,6 @@ def free_offset():
     raise RuntimeError("no free ports for kazoo's harness")
 
 
-@pytest.mark.skipif(KAZOO_TESTS is None, reason="pyOpenSSL / pyjks for kazoo's harness missing")
 @pytest.mark.parametrize("tests", [
     # dynamic reconfiguration: add and remove an observer, no super user, bad input
     "test_client.py::TestReconfig",

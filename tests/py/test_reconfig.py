@@ -5,7 +5,6 @@ added. Every scenario runs on zooid and on Apache ZooKeeper 3.9.3 with the same 
 
 import contextlib
 import glob
-import os
 import threading
 
 import pytest
@@ -245,8 +244,6 @@ def normalise_versions(lines):
             for line in lines]
 
 
-@pytest.mark.skipif(not os.access("/usr/share/zookeeper/bin/zkCli.sh", os.X_OK),
-                    reason="Debian's zkCli.sh is not installed")
 def test_cli_reconfig_output_matches_zkcli(tmp_path):
     from test_cli import Output, finish, start_cli
     ens = Ensemble(str(tmp_path), extra_cfg=RECONFIG_CFG).start(3)
