@@ -997,7 +997,9 @@ def test_multiple_addresses_fail_over(kind, tmp_path):
     try:
         ens.start(3)
         from kazoo.client import KazooClient
-        zk = KazooClient(hosts=ens.hosts, timeout=10.0)
+        # A session that outlives the failover: finding the first network silent takes a
+        # few seconds (TCP keepalive and user timeout), then the election runs.
+        zk = KazooClient(hosts=ens.hosts, timeout=30.0)
         zk.start(timeout=30)
         try:
             zk.create("/before", b"1")
