@@ -38,7 +38,7 @@
 //! **Time.** Every input comes with a [`Now`]; deadlines (initLimit for reaching the leader,
 //! the read-only wait) run on its monotonic part.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 
 use zooid_node::core::EnsembleView;
 use zooid_node::core::Now;
@@ -72,13 +72,11 @@ const CONNECT_RETRY_MS: i64 = 200;
 #[derive(Debug, Clone)]
 pub struct MemberConfig {
     pub my_id: ServerId,
-    /// Every member, and whether it observes.
-    pub members: BTreeMap<ServerId, bool>,
     pub timing: Timing,
-    /// The QuorumVerifier text sent in NEWLEADER and notifications.
+    /// The QuorumVerifier text sent in NEWLEADER and notifications (empty: none is sent).
     pub config_text: Vec<u8>,
-    /// The members as that text lists them (reconfig requests start from them; empty: the
-    /// leader refuses reconfigs as UNIMPLEMENTED).
+    /// Every member, its addresses and whether it observes (reconfig requests start from
+    /// them).
     pub config: Vec<ConfigMember>,
     /// The config's version: 0 for a static one, the zxid of the reconfig that made it.
     pub config_version: i64,
@@ -95,19 +93,23 @@ pub struct MemberConfig {
 
 impl MemberConfig {
     fn voters(&self) -> BTreeSet<ServerId> {
-        self.members
+        self.config
             .iter()
-            .filter(|(_, &o)| !o)
-            .map(|(&s, _)| s)
+            .filter(|m| !m.observer)
+            .map(|m| m.sid)
             .collect()
     }
 
     fn observers(&self) -> BTreeSet<ServerId> {
-        self.members
+        self.config
             .iter()
-            .filter(|(_, &o)| o)
-            .map(|(&s, _)| s)
+            .filter(|m| m.observer)
+            .map(|m| m.sid)
             .collect()
+    }
+
+    fn is_member(&self, sid: ServerId) -> bool {
+        self.config.iter().any(|m| m.sid == sid)
     }
 
     /// The leader's in-memory committed window (what memory can hold of it).
@@ -116,7 +118,9 @@ impl MemberConfig {
     }
 
     fn i_observe(&self) -> bool {
-        self.members.get(&self.my_id).copied().unwrap_or(false)
+        self.config
+            .iter()
+            .any(|m| m.sid == self.my_id && m.observer)
     }
 }
 
@@ -403,7 +407,7 @@ pub struct Member {
 impl Member {
     /// Start looking, from the recovered data.
     pub fn start(cfg: MemberConfig, data: Recovered, now: Now) -> Result<Member, StartError> {
-        if !cfg.members.contains_key(&cfg.my_id) {
+        if !cfg.is_member(cfg.my_id) {
             return Err(StartError::NotAMember(cfg.my_id));
         }
         let last = data.tree.last_zxid();
@@ -856,7 +860,7 @@ impl Member {
                 for link in std::mem::take(&mut self.waiting_links).into_keys() {
                     self.effects.push(Effect::CloseLink { link });
                 }
-                if !self.cfg.members.contains_key(&leader) {
+                if !self.cfg.is_member(leader) {
                     return self.look_again(LookAgain::UnknownLeader(leader), now);
                 }
                 if self.fresh_core(CoreRole::Learner, Then::Follow(leader), now) {
@@ -1445,32 +1449,22 @@ impl Member {
         if !self.cfg.core.reconfig_enabled || version <= self.cfg.config_version {
             return;
         }
-        let ecfg = ElectionConfig::new(
-            self.cfg.my_id,
-            members
-                .iter()
-                .filter(|m| !m.observer)
-                .map(|m| m.sid)
-                .collect(),
-            members
-                .iter()
-                .filter(|m| m.observer)
-                .map(|m| m.sid)
-                .collect(),
-            text.to_vec(),
-        );
-        let ecfg = match ecfg {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "a config the election cannot use; ignored");
-                return;
-            }
+        let next = MemberConfig {
+            config: members.clone(),
+            config_text: text.to_vec(),
+            config_version: version,
+            ..self.cfg.clone()
         };
+        let ecfg =
+            match ElectionConfig::new(next.my_id, next.voters(), next.observers(), text.to_vec()) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a config the election cannot use; ignored");
+                    return;
+                }
+            };
         self.election.set_config(ecfg);
-        self.cfg.members = members.iter().map(|m| (m.sid, m.observer)).collect();
-        self.cfg.config = members.clone();
-        self.cfg.config_text = text.to_vec();
-        self.cfg.config_version = version;
+        self.cfg = next;
         self.core.install_config(text, version, now);
         self.drain_core(now);
         tracing::info!(

@@ -292,7 +292,6 @@ fn ensemble_config(
     Ok(ensemble::EnsembleConfig {
         member: zooid_member::MemberConfig {
             my_id: zooid_zab::ServerId(my_id.0 as i64),
-            members: members.iter().map(|(&s, m)| (s, m.observer)).collect(),
             timing: zooid_zab::Timing {
                 tick_ms: cfg.tick_ms.max(1) as u64,
                 init_limit: cfg.init_limit.max(1),

@@ -300,7 +300,6 @@ pub struct Cluster {
     rng: Rng,
     clock: Clock<Ev>,
     nodes: Vec<Node>,
-    members: BTreeMap<ServerId, bool>,
     port: ElectionPort,
     /// Directed cuts: (from, to) cannot deliver.
     cut: BTreeSet<(usize, usize)>,
@@ -332,7 +331,7 @@ pub struct Cluster {
     /// The leaders' in-memory committed window: small in some runs, so that learners behind
     /// it are synced from the log.
     commit_log_count: usize,
-    /// The first config: every member starts from it (or from its disk's).
+    /// The first config: every member starts from it (with reconfigs, or from its disk's).
     first_config: Vec<ConfigMember>,
     /// Every config version activated anywhere: a hash of its text, and its members.
     configs: BTreeMap<i64, (u64, Vec<ConfigMember>)>,
@@ -395,9 +394,6 @@ impl Cluster {
     pub fn new(seed: u64, voters: usize, trace: bool) -> Cluster {
         let mut rng = Rng(seed ^ ((voters as u64) << 56) ^ 0xc1u64 << 40);
         let total = voters + 1;
-        let members: BTreeMap<ServerId, bool> = (0..total)
-            .map(|i| (ServerId(i as i64 + 1), i == voters))
-            .collect();
         let snapshot = initial_snapshot();
         let nodes = (0..total)
             .map(|i| Node {
@@ -445,9 +441,9 @@ impl Cluster {
         } else {
             zooid_zab::DEFAULT_COMMIT_LOG_COUNT
         };
-        let first_config: Vec<ConfigMember> = members
-            .iter()
-            .map(|(&sid, &observer)| sim_member(sid, observer))
+        // The voters, then one observer.
+        let first_config: Vec<ConfigMember> = (0..total)
+            .map(|i| sim_member(ServerId(i as i64 + 1), i == voters))
             .collect();
         let clients = (0..CLIENTS)
             .map(|_| Client {
@@ -470,7 +466,6 @@ impl Cluster {
             rng,
             clock: Clock::default(),
             nodes,
-            members,
             port,
             cut: BTreeSet::new(),
             links: BTreeMap::new(),
@@ -726,16 +721,10 @@ impl Cluster {
                 (self.first_config.clone(), 0, text)
             }
             // Without reconfigs the membership is fixed and not announced.
-            _ => (Vec::new(), 0, Vec::new()),
-        };
-        let members = if config.is_empty() {
-            self.members.clone()
-        } else {
-            config.iter().map(|m| (m.sid, m.observer)).collect()
+            _ => (self.first_config.clone(), 0, Vec::new()),
         };
         let cfg = MemberConfig {
             my_id: sid,
-            members,
             timing: TIMING,
             config_text: text,
             config,
