@@ -93,13 +93,7 @@ fn dump(args: &[&str], f: impl Fn(&Path, bool, &mut String) -> Result<(), String
 
 /// Load a data directory as start-up would (without changing it) and say what is there.
 fn check_datadir(dir: &Path, log_base: &Path) -> ExitCode {
-    let version = |d: &Path| {
-        if d.ends_with("version-2") {
-            d.to_owned()
-        } else {
-            d.join("version-2")
-        }
-    };
+    let version = zooid_storage::recovery::version_dir_of;
     let (snap_dir, log_dir) = (version(dir), version(log_base));
     match zooid_storage::recovery::check(&snap_dir, &log_dir) {
         Ok(r) => {

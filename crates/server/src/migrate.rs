@@ -117,13 +117,7 @@ pub fn check(cfg_path: &Path, env: impl Fn(&str) -> Option<String>) -> Vec<Findi
 
 /// The data and myid, as the server would load them.
 fn check_data(cfg: &ServerConfig, say: &mut impl FnMut(Severity, String)) {
-    let version = |d: &Path| {
-        if d.ends_with("version-2") {
-            d.to_owned()
-        } else {
-            d.join("version-2")
-        }
-    };
+    let version = zooid_storage::recovery::version_dir_of;
     let snap_dir = version(&cfg.data_dir);
     let log_dir = version(cfg.data_log_dir.as_deref().unwrap_or(&cfg.data_dir));
     if !cfg.is_standalone() {

@@ -52,6 +52,16 @@ pub struct Recovered {
     pub layout: snapshot::Layout,
 }
 
+/// The `version-2` directory of `dir`: `dir` itself if it is one, else the one under it.
+/// Nothing is created.
+pub fn version_dir_of(dir: &Path) -> PathBuf {
+    if dir.ends_with("version-2") {
+        dir.to_owned()
+    } else {
+        dir.join("version-2")
+    }
+}
+
 /// The `version-2` directory under a data directory, created if missing.
 pub fn version_dir(base: &Path) -> Result<PathBuf, RecoveryError> {
     let dir = base.join("version-2");
