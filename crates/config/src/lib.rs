@@ -27,6 +27,7 @@ pub use config::ServerConfig;
 pub use error::{ConfigError, Location, Warning};
 pub use jaas::{parse_jaas, read_jaas, Jaas, LoginModule};
 pub use myid::read_myid;
+pub use properties::without_entries;
 pub use sasl::{QuorumSasl, SaslConfig, SASL_PROVIDER};
 pub use server_spec::{PeerRole, ServerId, ServerSpec};
 pub use ssl::{ClientAuth, SslConfig, Store};

@@ -141,6 +141,34 @@ fn syntax_hint(line: &str) -> String {
     "write it as key=value, or start the line with # to make it a comment".to_string()
 }
 
+/// `text` without the entries whose key `drop` selects (and their continuation lines): the
+/// comments, blank lines and other entries stay as written and in order, each line ending in
+/// a newline. For rewriting a config file in place (a reconfig drops zoo.cfg's members).
+pub fn without_entries(text: &str, drop: impl Fn(&str) -> bool) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = String::new();
+    let (mut dropping, mut continuing) = (false, false);
+    for line in physical_lines(text) {
+        let trimmed = line.trim_start_matches(is_java_blank);
+        if !continuing {
+            let entry =
+                !(trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('!'));
+            let key = separator(trimmed)
+                .and_then(|eq| unescape(trimmed[..eq].trim()).ok())
+                .map(|k| k.text.trim().to_string());
+            dropping = entry && key.is_some_and(|k| drop(&k));
+            continuing = entry && continues(trimmed);
+        } else {
+            continuing = continues(trimmed);
+        }
+        if !dropping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Parses properties text. A UTF-8 byte-order mark and CR line endings are
 /// accepted silently; comment lines start with `#` or `!`; a line ending in
 /// `\` continues on the next line.
@@ -361,5 +389,15 @@ mod tests {
     fn equals_in_value_is_kept() {
         let p = pairs("authProvider.1=a=b");
         assert_eq!(p[0].1, "a=b");
+    }
+
+    #[test]
+    fn entries_are_dropped_with_their_continuations_and_the_rest_kept() {
+        let text = "# members\nserver.1=a:1:2\\\n  :participant\ntickTime=2000\n\n\
+                    server.2=b:1:2\n! note\n";
+        assert_eq!(
+            without_entries(text, |k| k.starts_with("server.")),
+            "# members\ntickTime=2000\n\n! note\n"
+        );
     }
 }

@@ -596,15 +596,7 @@ pub fn write_dynamic_config(
     if !bak.exists() {
         write_durably(&bak, original.as_bytes())?;
     }
-    let dropped = |line: &str| {
-        let l = line.trim_start();
-        if l.starts_with('#') || l.starts_with('!') {
-            return false;
-        }
-        let key = l
-            .split(|c: char| c == '=' || c == ':' || c.is_whitespace())
-            .next()
-            .unwrap_or("");
+    let mut rewritten = zooid_config::without_entries(&original, |key| {
         [
             "server.",
             "group",
@@ -615,12 +607,7 @@ pub fn write_dynamic_config(
         .iter()
         .any(|p| key.starts_with(p))
             || (my_client_in_config && key.starts_with("clientPort"))
-    };
-    let mut rewritten: String = original
-        .lines()
-        .filter(|l| !dropped(l))
-        .map(|l| format!("{l}\n"))
-        .collect();
+    });
     rewritten.push_str(&format!("dynamicConfigFile={}\n", dynamic.display()));
     write_durably(&static_file, rewritten.as_bytes())?;
     Ok(dynamic)
